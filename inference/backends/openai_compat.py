@@ -1,0 +1,138 @@
+"""One backend for every OpenAI-compatible server (OpenAI, OpenRouter, vLLM, llama.cpp, Ollama)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from inference.catalogue import ModelSpec
+from inference.errors import (
+    BackendError,
+    BadRequest,
+    ContextTooLong,
+    ModelTimeout,
+    ModelUnavailable,
+    RateLimited,
+    StreamBroken,
+)
+from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta, Usage
+
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length")
+
+
+def _retry_after(response: Any) -> float | None:
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_openai_error(exc: Exception, *, started: bool) -> BackendError:
+    """Translate an `openai` exception into a typed backend error."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeout("request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return StreamBroken("connection lost") if started else ModelUnavailable("cannot connect")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = f"HTTP {status}: {exc.message}"[:300]
+        if status == 429:
+            return RateLimited(detail, retry_after=_retry_after(exc.response))
+        if status == 408:
+            return ModelTimeout(detail)
+        if status >= 500:
+            return ModelUnavailable(detail, retry_after=_retry_after(exc.response))
+        text = f"{exc.code or ''} {exc.message}".lower()
+        if any(marker in text for marker in _CONTEXT_MARKERS):
+            return ContextTooLong(detail)
+        return BadRequest(detail)
+    if isinstance(exc, openai.APIError):  # an error object inside a 200 stream
+        return StreamBroken(str(exc.message)[:300])
+    name = type(exc).__name__
+    return StreamBroken(name) if started else ModelUnavailable(name)
+
+
+class OpenAICompatBackend:
+    """Streams chat completions with usage, connect/first-token/total timeouts and typed errors."""
+
+    def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
+        self.spec = spec
+        timeouts = spec.timeouts
+        self._client = openai.AsyncOpenAI(
+            base_url=spec.base_url,
+            # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client insists on one.
+            api_key=api_key or "no-key",
+            max_retries=0,
+            timeout=openai.Timeout(timeouts.total, connect=timeouts.connect),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(
+        self, messages: list[ChatMessage], params: dict[str, float | int]
+    ) -> AsyncIterator[StreamEvent]:
+        timeouts = self.spec.timeouts
+        loop = asyncio.get_running_loop()
+        first_deadline = loop.time() + timeouts.first_token
+        total_deadline = loop.time() + timeouts.total
+        started = False
+        try:
+            stream = await asyncio.wait_for(
+                self._client.chat.completions.create(
+                    model=self.spec.model,
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **params,  # type: ignore[arg-type]
+                ),
+                timeout=timeouts.first_token,
+            )
+        except TimeoutError:
+            raise ModelTimeout("no response before the first-token timeout") from None
+        except Exception as exc:
+            raise map_openai_error(exc, started=False) from exc
+
+        finish_reason: str | None = None
+        usage = Usage()
+        chunks = stream.__aiter__()
+        try:
+            while True:
+                deadline = total_deadline if started else first_deadline
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), deadline - loop.time())
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    which = "answer" if started else "first token"
+                    raise ModelTimeout(f"no {which} within the timeout") from None
+                _raise_error_object(chunk)
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in (chunk.choices or [])[:1]:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        started = True
+                        yield TextDelta(text)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise map_openai_error(exc, started=started) from exc
+        finally:
+            await stream.close()
+        if finish_reason is None:
+            raise StreamBroken("the stream ended without a finish reason")
+        yield Finished(finish_reason, usage)
+
+
+def _raise_error_object(chunk: Any) -> None:
+    """Older vLLM sends `{"object": "error", ...}` as a chunk; the client passes it through."""
+    if getattr(chunk, "object", None) == "error":
+        extra = getattr(chunk, "model_extra", None) or {}
+        raise StreamBroken(str(extra.get("message", "error inside the stream"))[:300])

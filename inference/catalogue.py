@@ -1,0 +1,115 @@
+"""The model catalogue: which models exist, where they are served and how they are called."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class CatalogueError(Exception):
+    """The catalogue file is missing or invalid; the message is one line for the operator."""
+
+
+class GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+    def as_request(self) -> dict[str, float | int]:
+        return self.model_dump(exclude_none=True)
+
+
+class Timeouts(BaseModel):
+    """Seconds. `first_token` bounds the wait for the first text; `total` the whole answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: float = Field(default=5.0, gt=0)
+    first_token: float = Field(default=60.0, gt=0)
+    total: float = Field(default=300.0, gt=0)
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+    title: str = Field(min_length=1, max_length=60)
+    backend: Literal["openai"] = "openai"
+    base_url: str = Field(pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    context_window: int = Field(default=8192, gt=0)
+    system_prompt: str | None = None
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    enabled: bool = True
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSpec] = Field(min_length=1)
+    default_model: str
+
+    @model_validator(mode="after")
+    def _check_ids(self) -> Catalogue:
+        seen: set[str] = set()
+        for spec in self.models:
+            if spec.id in seen:
+                raise ValueError(f"model id {spec.id!r} is used twice")
+            seen.add(spec.id)
+        if self.default_model not in seen:
+            raise ValueError(f"default_model {self.default_model!r} is not one of the models")
+        return self
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+    @property
+    def enabled(self) -> list[ModelSpec]:
+        return [m for m in self.models if m.enabled]
+
+
+def _describe(error: ValidationError, raw: Any) -> str:
+    """First validation problem as `models[1] (id 'x') → base_url: message`."""
+    first = error.errors()[0]
+    loc = list(first["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        entry = raw.get("models", [])[loc[1]] if isinstance(raw, dict) else None
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        where = f"models[{loc[1]}]" + (f" (id {ident!r})" if ident else "")
+        loc = loc[2:]
+    field = ".".join(str(p) for p in loc)
+    parts = [p for p in (where, field) if p]
+    return f"{' → '.join(parts) + ': ' if parts else ''}{first['msg']}"
+
+
+def parse_catalogue(raw: Any, source: str = "catalogue") -> Catalogue:
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{source}: expected a mapping with `models:` and `default_model:`")
+    try:
+        return Catalogue.model_validate(raw)
+    except ValidationError as exc:
+        raise CatalogueError(f"{source}: {_describe(exc, raw)}") from None
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogueError(
+            f"model catalogue {path} not found: copy models.example.yaml to {path} "
+            "or set MODELS_FILE"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise CatalogueError(f"{path}: not valid YAML{where}") from None
+    return parse_catalogue(raw, str(path))
