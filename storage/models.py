@@ -1,0 +1,107 @@
+"""Users, chats, conversations and the message tree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.base import Base, BigId, CreatedAt, JSONType
+
+
+class User(CreatedAt, Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    username: Mapped[str | None] = mapped_column(sa.String(64))
+    first_name: Mapped[str | None] = mapped_column(sa.String(128))
+    language_code: Mapped[str | None] = mapped_column(sa.String(16))
+    model_id: Mapped[str | None] = mapped_column(sa.String(40))
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
+    )
+
+
+class Chat(CreatedAt, Base):
+    __tablename__ = "chat"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    type: Mapped[str] = mapped_column(sa.String(16))
+    title: Mapped[str | None] = mapped_column(sa.String(256))
+
+
+class Conversation(CreatedAt, Base):
+    """A thread of messages in a chat. At most one open (closed_at IS NULL) per chat."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (
+        sa.Index(
+            "uq_conversation_open_per_chat",
+            "chat_id",
+            unique=True,
+            postgresql_where=sa.text("closed_at IS NULL"),
+            sqlite_where=sa.text("closed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(sa.ForeignKey("chat.id", ondelete="CASCADE"), index=True)
+    started_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    # The message the next turn continues from; the history is the path from it to the root.
+    head_message_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="SET NULL", use_alter=True)
+    )
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Message(CreatedAt, Base):
+    """A node of the conversation tree: siblings share a parent (regenerations, edits)."""
+
+    __tablename__ = "message"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))  # user | assistant
+    author_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    content: Mapped[str] = mapped_column(sa.Text, default="")
+    # complete | cut (error after text reached the user) | stopped (by the user) | error
+    status: Mapped[str] = mapped_column(sa.String(16), default="complete")
+    error_kind: Mapped[str | None] = mapped_column(sa.String(32))
+    # What produced an assistant message, enough to rebuild the exact request.
+    model_id: Mapped[str | None] = mapped_column(sa.String(40))
+    served_model: Mapped[str | None] = mapped_column(sa.String(200))
+    system_prompt: Mapped[str | None] = mapped_column(sa.Text)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    prompt_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    total_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    finish_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class MessageDelivery(Base):
+    """A Telegram message a stored message was received as or delivered in (one per part)."""
+
+    __tablename__ = "message_delivery"
+    __table_args__ = (sa.UniqueConstraint("tg_chat_id", "tg_message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    tg_chat_id: Mapped[int] = mapped_column(sa.BigInteger)
+    tg_message_id: Mapped[int] = mapped_column(sa.BigInteger)
+    part: Mapped[int] = mapped_column(sa.SmallInteger, default=0)

@@ -1,0 +1,76 @@
+"""Telegram users and chats, and each user's model choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Chat, User
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramUser:
+    telegram_id: int
+    username: str | None = None
+    first_name: str | None = None
+    language_code: str | None = None
+
+
+def _upsert(session: AsyncSession, table: sa.Table, values: dict, update: list[str]) -> sa.Insert:
+    dialect = session.bind.dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    stmt = insert(table).values(**values)
+    return stmt.on_conflict_do_update(
+        index_elements=["telegram_id"], set_={name: stmt.excluded[name] for name in update}
+    ).returning(table.c.id)
+
+
+class UserRepository:
+    def __init__(self, sessionmaker: async_sessionmaker) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def touch(self, user: TelegramUser, chat_id: int, chat_type: str,
+                    chat_title: str | None) -> tuple[User, int]:
+        """Create or refresh the user and the chat; returns the user row and the chat's row id."""
+        async with self._sessionmaker.begin() as session:
+            user_id = (
+                await session.execute(
+                    _upsert(
+                        session,
+                        User.__table__,
+                        {
+                            "telegram_id": user.telegram_id,
+                            "username": user.username,
+                            "first_name": user.first_name,
+                            "language_code": user.language_code,
+                        },
+                        ["username", "first_name", "language_code"],
+                    )
+                )
+            ).scalar_one()
+            chat_row_id = (
+                await session.execute(
+                    _upsert(
+                        session,
+                        Chat.__table__,
+                        {"telegram_id": chat_id, "type": chat_type, "title": chat_title},
+                        ["type", "title"],
+                    )
+                )
+            ).scalar_one()
+            row = await session.get(User, user_id, populate_existing=True)
+            assert row is not None
+            return row, chat_row_id
+
+    async def set_model(self, user_id: int, model_id: str) -> None:
+        async with self._sessionmaker.begin() as session:
+            await session.execute(
+                sa.update(User).where(User.id == user_id).values(model_id=model_id)
+            )
+
+    async def get_by_telegram_id(self, telegram_id: int) -> User | None:
+        async with self._sessionmaker() as session:
+            return await session.scalar(sa.select(User).where(User.telegram_id == telegram_id))
