@@ -1,0 +1,178 @@
+"""Composition root: builds the long-lived objects once and hands them to the Dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import BotCommand
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from bot.answering import Answerer
+from bot.handlers import feature_routers
+from bot.middlewares.dedup import DedupMiddleware
+from bot.middlewares.user import UserMiddleware
+from bot.settings import Settings
+from bot.streaming.delivery import RetryAfterMiddleware
+from bot.streaming.stops import StopSignals
+from bot.texts import TEXTS, t
+from inference.catalogue import load_catalogue
+from inference.registry import ModelRegistry
+from storage.db import create_engine, create_sessionmaker
+from storage.repositories.conversations import ConversationRepository
+from storage.repositories.users import UserRepository
+from storage.shared_state import MemoryState, RedisState, SharedState
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 15.0
+USER_COMMANDS = ("start", "help", "model", "new")
+
+
+@dataclass
+class App:
+    """Everything a running bot process holds, closed together."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker
+    registry: ModelRegistry
+    state: SharedState
+    fsm_storage: BaseStorage
+    users: UserRepository
+    conversations: ConversationRepository
+    answerer: Answerer
+    stops: StopSignals = field(default_factory=StopSignals)
+
+    def workflow_data(self) -> dict[str, object]:
+        """What handlers may ask for by parameter name."""
+        return {
+            "settings": self.settings,
+            "registry": self.registry,
+            "users": self.users,
+            "conversations": self.conversations,
+            "answerer": self.answerer,
+            "stops": self.stops,
+            "shared_state": self.state,
+        }
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+        await self.fsm_storage.close()
+        await self.state.aclose()
+        await self.engine.dispose()
+
+
+async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None) -> App:
+    catalogue = load_catalogue(settings.models_file)
+    registry = ModelRegistry(catalogue, os.environ if secrets is None else secrets)
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    state: SharedState
+    fsm_storage: BaseStorage
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        await redis.ping()
+        state = RedisState(redis, settings.redis_prefix)
+        fsm_storage = RedisStorage(
+            Redis.from_url(settings.redis_url),
+            key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
+        )
+    else:
+        state, fsm_storage = MemoryState(), MemoryStorage()
+    conversations = ConversationRepository(sessionmaker)
+    stops = StopSignals()
+    return App(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        registry=registry,
+        state=state,
+        fsm_storage=fsm_storage,
+        users=UserRepository(sessionmaker),
+        conversations=conversations,
+        answerer=Answerer(settings, registry, conversations, state, stops),
+        stops=stops,
+    )
+
+
+def build_bot(settings: Settings) -> Bot:
+    assert settings.bot_token is not None
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
+    return Bot(
+        settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=None),
+    )
+
+
+async def _set_commands(bot: Bot) -> None:
+    languages = {lang for key in USER_COMMANDS for lang in TEXTS[f"cmd_{key}"]}
+    for lang in sorted(languages):
+        commands = [BotCommand(command=c, description=t(f"cmd_{c}", lang)) for c in USER_COMMANDS]
+        await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+
+
+def build_dispatcher(app: App) -> Dispatcher:
+    dp = Dispatcher(storage=app.fsm_storage, **app.workflow_data())
+    dp.update.outer_middleware(DedupMiddleware(app.state))
+    user_middleware = UserMiddleware(app.users)
+    dp.message.outer_middleware(user_middleware)
+    dp.callback_query.outer_middleware(user_middleware)
+    dp.include_routers(*feature_routers())
+
+    async def on_startup(bot: Bot) -> None:
+        me = await bot.me()
+        log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
+        await _set_commands(bot)
+
+    async def on_shutdown() -> None:
+        await app.answerer.drain(SHUTDOWN_GRACE)
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return dp
+
+
+async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
+    """`chatmux run` with a token: long polling until stopped."""
+    app = await build_app(settings)
+    bot = build_bot(settings)
+    dp = build_dispatcher(app)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        await dp.start_polling(
+            bot,
+            handle_signals=handle_signals,
+            allowed_updates=dp.resolve_used_update_types(),
+            polling_timeout=20,
+        )
+    finally:
+        await bot.session.close()
+        await app.aclose()
+
+
+async def run_console_mode(settings: Settings) -> None:
+    """`chatmux console`, or `chatmux run` without a token: the same bot, in the terminal."""
+    from bot.console import run_console
+
+    app = await build_app(settings)
+    dp = build_dispatcher(app)
+    try:
+        await run_console(dp)
+    finally:
+        await app.aclose()
+
+
+__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling"]

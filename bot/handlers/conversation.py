@@ -1,0 +1,26 @@
+"""/new: close the chat's conversation so the next message starts a fresh one."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.texts import t
+from inference.registry import ModelRegistry
+from storage.models import User
+from storage.repositories.conversations import ConversationRepository
+
+
+async def new_conversation(message: Message, db_user: User, chat_row_id: int, lang: str,
+                           conversations: ConversationRepository,
+                           registry: ModelRegistry) -> None:
+    await conversations.close_active(chat_row_id)
+    model = registry.spec(db_user.model_id).title
+    await message.answer(t("new_conversation", lang, model=model), parse_mode=None)
+
+
+def build_router() -> Router:
+    router = Router(name="conversation")
+    router.message.register(new_conversation, Command("new"))
+    return router

@@ -1,0 +1,96 @@
+"""The one place that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is one line saying what is wrong and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite+aiosqlite:///chatmux.db"
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="chatmux", pattern=r"^[\w:.-]+$")
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    models_file: str = "models.yaml"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # Streaming cadence (seconds between frames) and group edit budget.
+    draft_interval: float = Field(default=0.5, gt=0)
+    edit_interval_private: float = Field(default=1.0, gt=0)
+    edit_interval_group: float = Field(default=3.0, gt=0)
+    group_edits_per_minute: int = Field(default=20, gt=0)
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"\d+:[\w-]+", str(value)):
+            raise ValueError("must look like 123456:ABC-DEF… (the token @BotFather gave you)")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL") from None
+        backend = url.get_backend_name()
+        wanted = _ASYNC_DRIVERS.get(backend)
+        if wanted is None:
+            raise ValueError("must be postgresql+asyncpg://… or sqlite+aiosqlite:///…")
+        if url.drivername != wanted:
+            raise ValueError(f"must use the async driver: {wanted}://…")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", str(value)):
+            raise ValueError("must look like redis://host:6379/0")
+        return value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(re.fullmatch(r"-?\d+", p) for p in parts):
+                raise ValueError("must be comma-separated Telegram user ids, e.g. 12345,67890")
+            return frozenset(int(p) for p in parts)
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env and `.env`; raises `ConfigError` with one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{name} {message}") from None

@@ -1,0 +1,176 @@
+"""How a streamed answer appears in Telegram: drafts in private chats, edits in groups."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Protocol
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup
+
+from bot.formatting import Chunk, plain, render_parts
+from bot.streaming.delivery import edit_part, frame_request, send_part
+from storage.shared_state import SharedState
+
+log = logging.getLogger(__name__)
+
+
+class AnswerView(Protocol):
+    async def show(self, markdown: str) -> None:
+        """A progress frame. May be dropped (rate limits); never raises for Telegram reasons."""
+
+    async def keepalive(self) -> None:
+        """Called when nothing new arrived for a while."""
+
+    async def finish(
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> list[int]:
+        """Deliver the final answer; returns the Telegram message ids, in order."""
+
+
+class _Paused:
+    """Drop frames until a 429's retry_after has passed."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+    def hit(self, exc: TelegramRetryAfter) -> None:
+        self._until = time.monotonic() + exc.retry_after
+
+
+class DraftView:
+    """Private chats: animated `sendMessageDraft` frames, then the final `sendMessage`s."""
+
+    def __init__(self, bot: Bot, chat_id: int, *, reply_to: int | None = None,
+                 thread_id: int | None = None) -> None:
+        self.bot, self.chat_id, self.reply_to, self.thread_id = bot, chat_id, reply_to, thread_id
+        self.draft_id = secrets.randbelow(2**31 - 2) + 1
+        self._paused = _Paused()
+        self._last: Chunk | None = None
+        self._disabled = False
+
+    async def _draft(self, part: Chunk, draft_id: int) -> None:
+        if self._disabled or self._paused.active():
+            return
+        for attempt in (part, plain(part)):
+            try:
+                with frame_request():
+                    await self.bot.send_message_draft(
+                        chat_id=self.chat_id, draft_id=draft_id, text=attempt.text,
+                        entities=attempt.entities or None, parse_mode=None, can_stop=True,
+                        message_thread_id=self.thread_id,
+                    )
+                return
+            except TelegramRetryAfter as exc:
+                self._paused.hit(exc)
+                return
+            except TelegramBadRequest as exc:
+                if attempt.entities:
+                    continue
+                log.warning("drafts refused in chat %s (%s); no more frames", self.chat_id,
+                            exc.message)
+                self._disabled = True
+                return
+
+    async def start(self) -> None:
+        """The "Thinking…" placeholder (empty draft text)."""
+        await self._draft(Chunk(""), self.draft_id)
+
+    async def show(self, markdown: str) -> None:
+        parts = render_parts(markdown)
+        if not parts:
+            return
+        # Long answers: the draft shows the part being written; a new id per part replaces it.
+        self._last = parts[-1]
+        await self._draft(parts[-1], self.draft_id + len(parts) - 1)
+
+    async def keepalive(self) -> None:
+        # Drafts expire after ~30 s without an update.
+        await self._draft(self._last or Chunk(""), self.draft_id)
+
+    async def finish(
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> list[int]:
+        parts = render_parts(markdown)
+        ids = []
+        for i, part in enumerate(parts):
+            ids.append(
+                await send_part(
+                    self.bot, self.chat_id, part,
+                    reply_markup=reply_markup if i == len(parts) - 1 else None,
+                    reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                )
+            )
+        return ids
+
+
+class EditView:
+    """Groups (no drafts there): send a message, then edit it as text grows, within budget."""
+
+    def __init__(self, bot: Bot, chat_id: int, state: SharedState, *, edits_per_minute: int,
+                 reply_to: int | None = None, thread_id: int | None = None) -> None:
+        self.bot, self.chat_id, self.state = bot, chat_id, state
+        self.edits_per_minute = edits_per_minute
+        self.reply_to, self.thread_id = reply_to, thread_id
+        self._sent: list[tuple[int, tuple]] = []  # (message id, content key shown)
+        self._paused = _Paused()
+
+    async def _budget(self) -> bool:
+        wait = await self.state.take_slot(f"edits:{self.chat_id}", self.edits_per_minute, 60.0)
+        return wait == 0
+
+    async def _sync(self, parts: list[Chunk], reply_markup: InlineKeyboardMarkup | None,
+                    final: bool) -> None:
+        for i, part in enumerate(parts):
+            markup = reply_markup if final and i == len(parts) - 1 else None
+            key = (part.key(), bool(markup))
+            if i < len(self._sent):
+                message_id, shown = self._sent[i]
+                if shown == key:
+                    continue
+                if not final and not await self._budget():
+                    return
+                await edit_part(self.bot, self.chat_id, message_id, part, reply_markup=markup)
+                self._sent[i] = (message_id, key)
+            else:
+                if not final and not await self._budget():
+                    return
+                message_id = await send_part(
+                    self.bot, self.chat_id, part, reply_markup=markup,
+                    reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                )
+                self._sent.append((message_id, key))
+
+    async def show(self, markdown: str) -> None:
+        if self._paused.active():
+            return
+        try:
+            with frame_request():
+                await self._sync(render_parts(markdown), None, final=False)
+        except TelegramRetryAfter as exc:
+            self._paused.hit(exc)
+        except TelegramBadRequest as exc:
+            log.warning("frame refused in chat %s: %s", self.chat_id, exc.message)
+
+    async def keepalive(self) -> None:
+        return None
+
+    async def finish(
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> list[int]:
+        parts = render_parts(markdown)
+        await self._sync(parts, reply_markup, final=True)
+        # A shorter final rendering leaves stale extra messages: delete them.
+        for message_id, _ in self._sent[len(parts):]:
+            try:
+                await self.bot.delete_message(self.chat_id, message_id)
+            except TelegramBadRequest:
+                log.info("could not delete stale part %s in chat %s", message_id, self.chat_id)
+        del self._sent[len(parts):]
+        return [message_id for message_id, _ in self._sent]
