@@ -1,0 +1,343 @@
+"""Tests for the fake OpenAI-compatible server, driven by the real ``openai.AsyncOpenAI`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from tests.fakes.openai_api import FakeModelServer, count_tokens, split_tokens
+
+KEY = "sk-test"
+MODEL = "fake-model"
+USER_TEXT = "one two three four five six seven"
+MSGS: list[Any] = [{"role": "user", "content": USER_TEXT}]
+DEFAULT_REPLY = f"[{MODEL}] {USER_TEXT}"
+PROMPT_TOKENS = count_tokens(USER_TEXT) + 4
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeModelServer]:
+    server = FakeModelServer({MODEL: 4096, "tiny": 32}, api_key=KEY)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def client(fake: FakeModelServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    c = openai.AsyncOpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=5.0)
+    yield c
+    await c.close()
+
+
+async def collect(stream: Any) -> tuple[str, list[Any]]:
+    chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    return text, chunks
+
+
+def test_tokenizer_round_trips() -> None:
+    for text in ["", "a", "  hello   world \n", "x\n\ny ", "   "]:
+        assert "".join(split_tokens(text)) == text
+    assert split_tokens(" hi there ") == [" hi", " there", " "]
+    assert count_tokens("one two  three") == 3
+
+
+async def test_stream_reassembles_with_usage(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.tokens_per_chunk = 3
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=MSGS, stream=True, stream_options={"include_usage": True}
+    )
+    text, chunks = await collect(stream)
+    assert text == DEFAULT_REPLY
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    n_tokens = count_tokens(DEFAULT_REPLY)
+    assert len(content) == -(-n_tokens // 3) < n_tokens
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finals] == ["stop"]
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.prompt_tokens == PROMPT_TOKENS
+    assert last.usage.completion_tokens == n_tokens
+    assert last.usage.total_tokens == PROMPT_TOKENS + n_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+
+
+async def test_no_usage_without_include_usage(client: openai.AsyncOpenAI):
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    text, chunks = await collect(stream)
+    assert text == DEFAULT_REPLY
+    assert all(c.usage is None and c.choices for c in chunks)
+
+
+async def test_raw_sse_wire_format(fake: FakeModelServer):
+    body = {"model": MODEL, "messages": MSGS, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{fake.base_url}/chat/completions", json=body, headers=headers) as r,
+    ):
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        raw = (await r.read()).decode()
+    events = raw.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]"
+    assert all(e.startswith("data: ") for e in events[:-1])
+
+
+async def test_non_stream_completion(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.set_reply(MODEL, lambda body: f"echo {len(body['messages'])}")
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS, temperature=0.5)
+    assert resp.object == "chat.completion"
+    assert resp.choices[0].message.content == "echo 1"
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.usage is not None and resp.usage.completion_tokens == 2
+    assert resp.usage.prompt_tokens == PROMPT_TOKENS
+    (req,) = fake.chat_requests()
+    assert req["temperature"] == 0.5 and req["messages"] == MSGS
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_list_content_parts_and_models(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    parts = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "here"},
+    ]
+    resp = await client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": parts}]
+    )
+    assert resp.choices[0].message.content == "[tiny] look\nhere"
+    models = await client.models.list()
+    by_id = {m.id: m for m in models.data}
+    assert set(by_id) == {MODEL, "tiny"}
+    assert by_id["tiny"].model_extra == {"max_model_len": 32}
+    assert by_id["tiny"].owned_by == "fake"
+
+
+async def test_health_needs_no_key(fake: FakeModelServer):
+    url = fake.base_url.removesuffix("/v1") + "/health"
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        assert r.status == 200 and await r.read() == b""
+
+
+async def test_unknown_model(client: openai.AsyncOpenAI):
+    with pytest.raises(openai.NotFoundError) as exc:
+        await client.chat.completions.create(model="nope", messages=MSGS)
+    assert exc.value.message.endswith("The model `nope` does not exist.")
+    assert exc.value.type == "NotFoundError"
+
+
+async def test_wrong_or_missing_key(fake: FakeModelServer):
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="bad", max_retries=0) as c:
+        with pytest.raises(openai.AuthenticationError) as exc:
+            await c.chat.completions.create(model=MODEL, messages=MSGS)
+        assert exc.value.code == "invalid_api_key"
+        with pytest.raises(openai.AuthenticationError):
+            await c.models.list()
+    async with aiohttp.ClientSession() as s, s.get(f"{fake.base_url}/models") as r:
+        assert r.status == 401
+    assert len(fake.requests) == 3  # recorded even though rejected
+
+
+async def test_fail_next_500_then_recovers(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.fail_next(500, message="boom", times=2)
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError) as exc:
+            await client.chat.completions.create(model=MODEL, messages=MSGS)
+        assert exc.value.status_code == 500 and "boom" in exc.value.message
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS)
+    assert resp.choices[0].message.content == DEFAULT_REPLY
+
+
+async def test_fail_next_429_retry_after(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.fail_next(429, message="slow down", headers={"Retry-After": "2"}, code="rate_limit")
+    with pytest.raises(openai.RateLimitError) as exc:
+        await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    assert exc.value.response.headers["retry-after"] == "2"
+    assert exc.value.code == "rate_limit" and exc.value.type == "RateLimitError"
+
+
+async def test_fail_next_503(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.fail_next(503)
+    with pytest.raises(openai.InternalServerError) as exc:
+        await client.chat.completions.create(model=MODEL, messages=MSGS)
+    assert exc.value.status_code == 503 and exc.value.type == "ServiceUnavailableError"
+
+
+async def test_context_length_exceeded(client: openai.AsyncOpenAI):
+    long = " ".join(["word"] * 30)  # 30 + 4 tokens > 32
+    with pytest.raises(openai.BadRequestError) as exc:
+        await client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": long}]
+        )
+    assert exc.value.code == "context_length_exceeded"
+    assert "maximum context length is 32 tokens" in exc.value.message
+    assert "(34 in the messages, 0 in the completion)" in exc.value.message
+    with pytest.raises(openai.BadRequestError) as exc:  # prompt fits, prompt + max_tokens not
+        await client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=30
+        )
+    assert "you requested 35 tokens (5 in the messages, 30 in the completion)" in str(exc.value)
+
+
+async def test_max_tokens_truncates(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=3)
+    assert resp.choices[0].message.content == "[fake-model] one two"
+    assert resp.choices[0].finish_reason == "length"
+    assert resp.usage is not None and resp.usage.completion_tokens == 3
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=MSGS, max_completion_tokens=2, stream=True
+    )
+    text, chunks = await collect(stream)
+    assert text == "[fake-model] one"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"temperature": 2.5},
+        {"temperature": -0.1},
+        {"max_tokens": 0},
+        {"max_completion_tokens": -3},
+        {"messages": []},
+        {"messages": [{"role": "wizard", "content": "hi"}]},
+        {"messages": [{"role": "user", "content": 42}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+        {"stream_options": {"include_usage": True}},
+    ],
+)
+async def test_invalid_requests(client: openai.AsyncOpenAI, kwargs: dict[str, Any]):
+    args: dict[str, Any] = {"model": MODEL, "messages": MSGS, **kwargs}
+    with pytest.raises(openai.BadRequestError) as exc:
+        await client.chat.completions.create(**args)
+    assert exc.value.type == "BadRequestError"
+
+
+async def test_invalid_raw_bodies(fake: FakeModelServer):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    url = f"{fake.base_url}/chat/completions"
+    async with aiohttp.ClientSession(headers=headers) as s:
+        for data in [b"{not json", b'{"messages": [{"role": "user", "content": "x"}]}', b"[]"]:
+            async with s.post(url, data=data) as r:
+                assert r.status == 400
+                err = (await r.json())["error"]
+                assert err["type"] == "BadRequestError" and err["param"] is None
+    assert fake.requests[0].json is None and len(fake.requests) == 3
+
+
+async def test_mid_stream_error_event(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.fail_mid_stream_next(after_chunks=2, message="engine died")
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    got: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        async for chunk in stream:
+            got.append(chunk.choices[0].delta.content or "")
+    assert "".join(got) == "[fake-model] one two three"
+    assert exc.value.message == "engine died" and exc.value.code == "500"
+    assert not isinstance(exc.value, openai.APIStatusError)
+    assert fake.cancelled_requests == 0
+
+
+async def test_mid_stream_object_error_is_yielded(
+    fake: FakeModelServer, client: openai.AsyncOpenAI
+):
+    fake.fail_mid_stream_next(after_chunks=1, mode="object_error", message="old vllm")
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    chunks = [c async for c in stream]  # the client does NOT raise for this shape
+    last = chunks[-1]
+    assert last.object == "error" and last.choices is None
+    assert last.model_extra is not None and last.model_extra["message"] == "old vllm"
+    assert all(c.object == "chat.completion.chunk" for c in chunks[:-1])
+
+
+async def test_mid_stream_disconnect(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.fail_mid_stream_next(after_chunks=1, mode="disconnect")
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    got: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for chunk in stream:
+            got.append(chunk.choices[0].delta.content or "")
+    assert "".join(got) == "[fake-model] one"
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS)  # server still fine
+    assert resp.choices[0].message.content == DEFAULT_REPLY
+    assert fake.cancelled_requests == 0  # the server dropped it, the client did not cancel
+
+
+async def test_non_stream_does_not_consume_mid_stream_failure(
+    fake: FakeModelServer, client: openai.AsyncOpenAI
+):
+    fake.fail_mid_stream_next(mode="error_event")
+    await client.chat.completions.create(model=MODEL, messages=MSGS)
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    with pytest.raises(openai.APIError):
+        await collect(stream)
+
+
+async def test_hang_next_times_out(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.hang_next(5.0)
+    start = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        await client.chat.completions.create(model=MODEL, messages=MSGS, timeout=0.3)
+    assert time.monotonic() - start < 2.0
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS)
+    assert resp.choices[0].message.content == DEFAULT_REPLY
+
+
+async def test_delays_are_real(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.tokens_per_chunk, fake.first_token_delay, fake.chunk_delay = 1, 0.2, 0.05
+    start = time.monotonic()
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    arrivals = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic() - start)
+    assert arrivals[0] >= 0.18
+    assert arrivals[-1] - arrivals[0] >= 0.05 * (len(arrivals) - 1) * 0.8
+
+
+async def test_client_closing_stream_is_counted(fake: FakeModelServer, client: openai.AsyncOpenAI):
+    fake.tokens_per_chunk, fake.chunk_delay = 1, 0.05
+    fake.set_reply(MODEL, " ".join(["tok"] * 200))
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    async for chunk in stream:
+        if chunk.choices[0].delta.content:
+            break
+    await stream.close()
+    for _ in range(100):
+        if fake.cancelled_requests:
+            break
+        await asyncio.sleep(0.02)
+    assert fake.cancelled_requests == 1
+    resp = await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=2)
+    assert resp.choices[0].message.content == "tok tok"
+    assert fake.cancelled_requests == 1
+
+
+async def test_stop_with_hung_request_is_quick():
+    server = FakeModelServer(["m"])
+    await server.start()
+    server.hang_next(30)
+    async with openai.AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0) as c:
+        task = asyncio.create_task(c.chat.completions.create(model="m", messages=MSGS))
+        for _ in range(200):
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        start = time.monotonic()
+        await server.stop()
+        assert time.monotonic() - start < 2.0
+        with pytest.raises(openai.APIConnectionError):
+            await task
+    assert server.cancelled_requests == 0
