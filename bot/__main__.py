@@ -35,7 +35,7 @@ async def _migrate(settings: Settings) -> None:
         ) from None
 
 
-async def _run(settings: Settings, console: bool) -> None:
+async def _run(settings: Settings, console: bool, *, handle_signals: bool = True) -> None:
     from bot.app import run_console_mode, run_polling
 
     load_catalogue(settings.models_file)  # fail fast, before touching the database
@@ -44,7 +44,7 @@ async def _run(settings: Settings, console: bool) -> None:
         if console:
             await run_console_mode(settings)
         else:
-            await run_polling(settings)
+            await run_polling(settings, handle_signals=handle_signals)
     except (RedisError, OSError) as exc:
         if settings.redis_url and isinstance(exc, RedisError | ConnectionError):
             raise ConfigError(

@@ -1,0 +1,74 @@
+"""Shared fixtures: real Postgres (a fresh database per test) and Redis, and the fakes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from storage.migrate import upgrade
+from tests.databases import base_url, create_database, drop_database, unique_name
+from tests.fakes.openai_api import FakeModelServer
+from tests.fakes.telegram_api import FakeTelegram
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pg_template() -> AsyncIterator[str]:
+    """A migrated database used as the template for each test's own database."""
+    server = base_url()
+    own = "TEST_DATABASE_URL" not in os.environ
+    name = unique_name("chatmux_test") if own else server.database
+    assert name
+    if own:
+        await create_database(server, name)
+    template = server.set(database=name)
+    await upgrade(template.render_as_string(hide_password=False))
+    yield name
+    if own:
+        await drop_database(server, name)
+
+
+@pytest.fixture
+async def database_url(pg_template: str) -> AsyncIterator[str]:
+    """A fresh, migrated Postgres database for one test (copied from the template)."""
+    server = base_url()
+    name = f"{pg_template}_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server, name, template=pg_template)
+    yield url.render_as_string(hide_password=False)
+    await drop_database(server, name)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own in the real Redis; its keys are deleted afterwards."""
+    prefix = f"chatmux-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[FakeModelServer]:
+    fake = FakeModelServer({"alpha-served": 4096, "beta-served": 4096}, api_key="sk-test-alpha")
+    await fake.start()
+    yield fake
+    await fake.stop()

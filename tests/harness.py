@@ -1,0 +1,92 @@
+"""Runs the real `chatmux run` code path in-process against the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.__main__ import _run
+from bot.settings import Settings, load_settings
+from tests.fakes.openai_api import FakeModelServer
+from tests.fakes.telegram_api import FakeTelegram
+
+
+def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Path:
+    """Two models on the fake server: `alpha` (needs a key from the env) and `beta`."""
+    entries = [
+        {
+            "id": "alpha",
+            "title": "Alpha",
+            "base_url": models.base_url,
+            "model": "alpha-served",
+            "api_key_env": "ALPHA_KEY",
+            "context_window": 4096,
+            "system_prompt": "You are Alpha.",
+            "params": {"temperature": 0.5, "max_tokens": 512},
+            "timeouts": {"connect": 2, "first_token": 3, "total": 20},
+        },
+        {
+            "id": "beta",
+            "title": "Beta",
+            "base_url": models.base_url,
+            "model": "beta-served",
+            "api_key_env": "ALPHA_KEY",
+            "context_window": 4096,
+            "params": {"temperature": 0.2},
+            "timeouts": {"connect": 2, "first_token": 3, "total": 20},
+        },
+    ]
+    for entry in entries:
+        entry.update(overrides.get(entry["id"], {}))
+    path.write_text(yaml.safe_dump({"default_model": "alpha", "models": entries}))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    models: FakeModelServer,
+    database_url: str,
+    redis_prefix: str | None,
+    **env: str,
+) -> AsyncIterator[Settings]:
+    """Start `chatmux run` (settings from the environment, as in production) and stop it."""
+    from tests.conftest import REDIS_URL
+
+    catalogue = write_catalogue(tmp_path / "models.yaml", models)
+    values = {
+        "BOT_TOKEN": telegram.token,
+        "TELEGRAM_API_URL": telegram.base_url,
+        "DATABASE_URL": database_url,
+        "MODELS_FILE": str(catalogue),
+        "ALPHA_KEY": "sk-test-alpha",
+        "DRAFT_INTERVAL": "0.05",
+        "EDIT_INTERVAL_GROUP": "0.2",
+        **env,
+    }
+    if redis_prefix is not None:
+        values.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix)
+    else:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    settings = load_settings()
+    task = asyncio.create_task(_run(settings, console=False, handle_signals=False))
+    try:
+        await telegram.wait_for(lambda: telegram.calls("getUpdates") or task.done(), timeout=20)
+        if task.done():
+            task.result()  # surface a start-up failure
+        yield settings
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

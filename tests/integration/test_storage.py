@@ -1,0 +1,113 @@
+"""Repositories and migrations on real Postgres, and on SQLite (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from storage.base import Base
+from storage.db import create_engine, create_sessionmaker
+from storage.migrate import downgrade, upgrade
+from storage.repositories.conversations import (
+    AlreadyStored,
+    AnswerRecord,
+    ConversationRepository,
+)
+from storage.repositories.users import TelegramUser, UserRepository
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def db_url(request, tmp_path, database_url) -> AsyncIterator[str]:
+    if request.param == "postgres":
+        yield database_url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'chatmux.db'}"
+        await upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def repos(db_url):
+    engine = create_engine(db_url)
+    sessionmaker = create_sessionmaker(engine)
+    yield UserRepository(sessionmaker), ConversationRepository(sessionmaker)
+    await engine.dispose()
+
+
+async def test_schema_from_migrations_matches_the_models(db_url):
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+            )
+        )
+    await engine.dispose()
+    assert diff == []
+
+
+async def test_downgrade_to_base_and_back(db_url):
+    await downgrade(db_url, "base")
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    repo = UserRepository(create_sessionmaker(engine))
+    user, _ = await repo.touch(TelegramUser(1), 1, "private", None)
+    assert user.id
+    await engine.dispose()
+
+
+async def test_users_are_upserted_and_keep_their_model_choice(repos):
+    users, _ = repos
+    user, chat_id = await users.touch(TelegramUser(42, "ann", "Ann", "en"), 42, "private", None)
+    await users.set_model(user.id, "beta")
+    again, chat_again = await users.touch(TelegramUser(42, "ann2", "Ann", "ru"), 42, "private", None)
+    assert again.id == user.id and chat_again == chat_id
+    assert again.username == "ann2" and again.language_code == "ru" and again.model_id == "beta"
+
+
+async def test_message_tree_path_and_head(repos):
+    users, convs = repos
+    user, chat_id = await users.touch(TelegramUser(7), 7, "private", None)
+    conversation = await convs.active(chat_id, user.id)
+    q1 = await convs.add_user_message(conversation.id, user.id, "q1", 7, 1)
+    a1 = await convs.add_answer(
+        q1, AnswerRecord("a1", "alpha", "alpha-served", params={"temperature": 0.5},
+                         prompt_tokens=5, completion_tokens=2, ttft_ms=10, total_ms=20,
+                         finish_reason="stop"), 7, [2, 3],
+    )
+    q2 = await convs.add_user_message(conversation.id, user.id, "q2", 7, 4)
+    assert q2.parent_id == a1.id
+    path = await convs.path_to(q2.id)
+    assert [(m.role, m.content) for m in path] == [("user", "q1"), ("assistant", "a1"),
+                                                   ("user", "q2")]
+    stored = await convs.get_message(a1.id)
+    assert stored.params == {"temperature": 0.5} and stored.model_id == "alpha"
+    assert [d.tg_message_id for d in await convs.deliveries(a1.id)] == [2, 3]
+    # A failed answer is stored but the conversation continues from the user's message.
+    failed = await convs.add_answer(q2, AnswerRecord("", "alpha", "alpha-served", status="error",
+                                                     error_kind="unavailable"), 7, [5])
+    q3 = await convs.add_user_message(conversation.id, user.id, "q3", 7, 6)
+    assert q3.parent_id == q2.id and failed.status == "error"
+
+
+async def test_duplicate_telegram_message_is_refused(repos):
+    users, convs = repos
+    user, chat_id = await users.touch(TelegramUser(8), 8, "private", None)
+    conversation = await convs.active(chat_id, user.id)
+    await convs.add_user_message(conversation.id, user.id, "hi", 8, 1)
+    with pytest.raises(AlreadyStored):
+        await convs.add_user_message(conversation.id, user.id, "hi", 8, 1)
+
+
+async def test_one_open_conversation_per_chat_even_under_races(repos):
+    users, convs = repos
+    user, chat_id = await users.touch(TelegramUser(9), 9, "private", None)
+    opened = await asyncio.gather(*(convs.active(chat_id, user.id) for _ in range(8)))
+    assert len({c.id for c in opened}) == 1
+    assert await convs.close_active(chat_id)
+    fresh = await convs.active(chat_id, user.id)
+    assert fresh.id != opened[0].id

@@ -1,0 +1,124 @@
+"""Settings and catalogue: bad configuration is one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.settings import ConfigError, load_settings
+from inference.catalogue import CatalogueError, load_catalogue
+
+GOOD = {
+    "default_model": "a",
+    "models": [
+        {"id": "a", "title": "A", "base_url": "http://localhost:8000/v1", "model": "m"},
+        {"id": "b", "title": "B", "base_url": "https://api.example.com/v1", "model": "n",
+         "api_key_env": "B_KEY", "params": {"temperature": 0.3, "max_tokens": 100}},
+    ],
+}
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_example_catalogue_is_valid():
+    catalogue = load_catalogue(Path(__file__).parents[2] / "models.example.yaml")
+    backends = {m.base_url.split("/")[2] for m in catalogue.models}
+    assert len(catalogue.models) == 3 and "api.openai.com" in backends
+    assert catalogue.get(catalogue.default_model) is not None
+
+
+def test_good_catalogue(tmp_path):
+    catalogue = load_catalogue(write(tmp_path, GOOD))
+    assert catalogue.get("b").params.as_request() == {"temperature": 0.3, "max_tokens": 100}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["models"][1].pop("base_url"), "models[1] (id 'b') → base_url: Field required"),
+        (lambda d: d["models"][0].update(params={"temperature": 5}),
+         "models[0] (id 'a') → params.temperature"),
+        (lambda d: d.update(default_model="zzz"), "default_model 'zzz' is not one of the models"),
+        (lambda d: d["models"][1].update(id="a"), "model id 'a' is used twice"),
+        (lambda d: d["models"][0].update(backend="mystery"), "models[0] (id 'a') → backend"),
+        (lambda d: d["models"][0].update(api_key="sk-123"), "models[0] (id 'a') → api_key"),
+    ],
+)
+def test_invalid_catalogue_names_entry_and_field(tmp_path, mutate, expected):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    mutate(data)
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(write(tmp_path, data))
+    message = str(caught.value)
+    assert expected in message and "\n" not in message
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(CatalogueError, match="not found: copy models.example.yaml"):
+        load_catalogue(tmp_path / "nope.yaml")
+    with pytest.raises(CatalogueError, match="not valid YAML at line"):
+        load_catalogue(write(tmp_path, "models: [\n  - id: a\n    title: [unclosed\n"))
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATABASE_URL": "postgresql://db/x"}, "DATABASE_URL must use the async driver"),
+        ({"DATABASE_URL": "mysql+aiomysql://db/x"}, "DATABASE_URL must be postgresql+asyncpg"),
+        ({"ADMIN_IDS": "12,abc"}, "ADMIN_IDS must be comma-separated Telegram user ids"),
+        ({"BOT_TOKEN": "not-a-token"}, "BOT_TOKEN must look like"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must look like redis://"),
+        ({"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL must be an http(s) URL"),
+    ],
+)
+def test_bad_settings_are_one_line(monkeypatch, tmp_path, env, expected):
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(expected)
+
+
+def test_settings_defaults_and_parsing(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("ADMIN_IDS=1, 2,3\nTELEGRAM_API_URL=http://127.0.0.1:8081/\n")
+    settings = load_settings()
+    assert settings.admin_ids == {1, 2, 3}
+    assert settings.telegram_api_url == "http://127.0.0.1:8081"
+    assert settings.database_url == "sqlite+aiosqlite:///chatmux.db"
+    assert settings.redis_url is None and settings.bot_token is None
+
+
+def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://x/y"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "chatmux: DATABASE_URL must use the async driver: postgresql+asyncpg://…"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_reports_an_unreachable_database(tmp_path):
+    write(tmp_path, GOOD)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin",
+             "DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/none"},
+    )
+    assert result.returncode == 2
+    assert "cannot migrate the database at 127.0.0.1:9/none" in result.stderr
+    assert "Traceback" not in result.stderr
