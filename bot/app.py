@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -152,12 +154,24 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
     dp = build_dispatcher(app)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
-        await dp.start_polling(
-            bot,
-            handle_signals=handle_signals,
-            allowed_updates=dp.resolve_used_update_types(),
-            polling_timeout=20,
+        polling = asyncio.create_task(
+            dp.start_polling(
+                bot,
+                handle_signals=handle_signals,
+                allowed_updates=dp.resolve_used_update_types(),
+                polling_timeout=20,
+            )
         )
+        try:
+            await asyncio.shield(polling)
+        except asyncio.CancelledError:
+            # Cancelled from outside (an embedding app, tests): stop polling the orderly way,
+            # so shutdown hooks run and no poller outlives the session.
+            with contextlib.suppress(RuntimeError):
+                await asyncio.wait_for(dp.stop_polling(), SHUTDOWN_GRACE + 5)
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+            raise
     finally:
         await bot.session.close()
         await app.aclose()

@@ -68,7 +68,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def models() -> AsyncIterator[FakeModelServer]:
-    fake = FakeModelServer({"alpha-served": 4096, "beta-served": 4096}, api_key="sk-test-alpha")
+    fake = FakeModelServer({"alpha-served": 8192, "beta-served": 4096}, api_key="sk-test-alpha")
     await fake.start()
     yield fake
     await fake.stop()

@@ -26,9 +26,9 @@ def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Pa
             "base_url": models.base_url,
             "model": "alpha-served",
             "api_key_env": "ALPHA_KEY",
-            "context_window": 4096,
+            "context_window": 8192,
             "system_prompt": "You are Alpha.",
-            "params": {"temperature": 0.5, "max_tokens": 512},
+            "params": {"temperature": 0.5, "max_tokens": 2048},
             "timeouts": {"connect": 2, "first_token": 3, "total": 20},
         },
         {

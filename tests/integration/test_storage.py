@@ -64,7 +64,9 @@ async def test_users_are_upserted_and_keep_their_model_choice(repos):
     users, _ = repos
     user, chat_id = await users.touch(TelegramUser(42, "ann", "Ann", "en"), 42, "private", None)
     await users.set_model(user.id, "beta")
-    again, chat_again = await users.touch(TelegramUser(42, "ann2", "Ann", "ru"), 42, "private", None)
+    again, chat_again = await users.touch(
+        TelegramUser(42, "ann2", "Ann", "ru"), 42, "private", None
+    )
     assert again.id == user.id and chat_again == chat_id
     assert again.username == "ann2" and again.language_code == "ru" and again.model_id == "beta"
 

@@ -62,7 +62,7 @@ def test_invalid_catalogue_names_entry_and_field(tmp_path, mutate, expected):
 
 
 def test_missing_and_broken_files(tmp_path):
-    with pytest.raises(CatalogueError, match="not found: copy models.example.yaml"):
+    with pytest.raises(CatalogueError, match=r"not found: copy models\.example\.yaml"):
         load_catalogue(tmp_path / "nope.yaml")
     with pytest.raises(CatalogueError, match="not valid YAML at line"):
         load_catalogue(write(tmp_path, "models: [\n  - id: a\n    title: [unclosed\n"))

@@ -1,0 +1,319 @@
+"""Bot API methods of the fake (all but getUpdates, which lives with the HTTP server)."""
+
+from __future__ import annotations
+
+import math
+import mimetypes
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .errors import NOT_MODIFIED, ApiError, bad_request
+from .formatting import MAX_CAPTION, canonical, prepare_text
+from .markup import scope_key, validate_commands, validate_reply_markup
+from .models import ChatInfo, ChatMessage, DraftFrame
+from .params import Params, Upload
+from .state import World
+from .textutil import utf16_len
+
+CHAT_ACTIONS = frozenset(
+    {
+        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
+        "upload_voice", "upload_document", "choose_sticker", "find_location",
+        "record_video_note", "upload_video_note",
+    }
+)  # fmt: skip
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+Handler = Callable[[Params], Any]
+
+
+class BotMethods:
+    """Synchronous handlers: each takes :class:`Params`, returns a result or raises ApiError."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        group_limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.world, self.group_limit, self.clock = world, group_limit, clock
+        self._group_sends: dict[int, deque[float]] = {}
+
+    def table(self) -> dict[str, Handler]:
+        """camelCase method name -> handler."""
+        return {
+            "getMe": self.get_me,
+            "deleteWebhook": self.delete_webhook,
+            "getWebhookInfo": self.get_webhook_info,
+            "sendMessage": self.send_message,
+            "sendMessageDraft": self.send_message_draft,
+            "editMessageText": self.edit_message_text,
+            "editMessageReplyMarkup": self.edit_message_reply_markup,
+            "deleteMessage": self.delete_message,
+            "deleteMessages": self.delete_messages,
+            "answerCallbackQuery": self.answer_callback_query,
+            "sendChatAction": self.send_chat_action,
+            "setMyCommands": self.set_my_commands,
+            "getMyCommands": self.get_my_commands,
+            "deleteMyCommands": self.delete_my_commands,
+            "sendDocument": self.send_document,
+            "setMyDescription": self.set_my_description,
+            "setMyShortDescription": self.set_my_short_description,
+        }
+
+    # --- helpers -----------------------------------------------------------------
+    def _chat(self, p: Params) -> ChatInfo:
+        chat_id = p.int("chat_id", missing="chat_id is empty")
+        chat = self.world.chats.get(chat_id or 0)
+        if chat is None:
+            raise bad_request("chat not found")
+        if chat.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    def _check_flood(self, chat_id: int) -> None:
+        """Per-group rolling 60 s budget of sends/edits (``group_edit_limit_per_minute``)."""
+        if self.group_limit is None or chat_id >= 0:
+            return
+        now = self.clock()
+        window = self._group_sends.setdefault(chat_id, deque())
+        while window and window[0] <= now - 60:
+            window.popleft()
+        if len(window) >= self.group_limit:
+            wait = max(1, math.ceil(window[0] + 60 - now))
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+
+    def _count_flood(self, chat_id: int) -> None:
+        if self.group_limit is not None and chat_id < 0:
+            self._group_sends.setdefault(chat_id, deque()).append(self.clock())
+
+    def _reply_to(self, chat: ChatInfo, p: Params) -> int | None:
+        params = p.json("reply_parameters")
+        if isinstance(params, dict):
+            message_id, allow = params.get("message_id"), params.get("allow_sending_without_reply")
+            if params.get("chat_id") not in (None, chat.id):
+                raise bad_request("message to be replied not found")
+        else:
+            message_id = p.int("reply_to_message_id")
+            allow = p.flag("allow_sending_without_reply")
+        if message_id is None or self.world.find(chat.id, message_id) is not None:
+            return message_id
+        if allow:
+            return None
+        raise bad_request("message to be replied not found")
+
+    def _text(self, p: Params) -> tuple[str, list[dict[str, Any]]]:
+        text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
+        if not text:
+            raise bad_request("message text is empty")
+        return text, entities
+
+    def _bot_message(self, chat: ChatInfo, p: Params, action: str) -> ChatMessage:
+        if p.get("inline_message_id"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        message_id = p.int("message_id", missing="message identifier is not specified")
+        message = self.world.find(chat.id, message_id or 0)
+        if message is None:
+            raise bad_request(f"message to {action} not found")
+        if not message.from_bot:
+            raise bad_request(f"message can't be {action}ed")
+        return message
+
+    def _show(self, chat: ChatInfo, message: ChatMessage) -> dict[str, Any]:
+        return self.world.message_dict(chat.id, message)
+
+    # --- bot ---------------------------------------------------------------------
+    def get_me(self, p: Params) -> dict[str, Any]:
+        return {
+            **self.world.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def delete_webhook(self, p: Params) -> bool:
+        if p.flag("drop_pending_updates"):
+            self.world.updates.clear()
+        return True
+
+    def get_webhook_info(self, p: Params) -> dict[str, Any]:
+        return {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.world.updates),
+        }
+
+    # --- messages ----------------------------------------------------------------
+    def send_message(self, p: Params) -> dict[str, Any]:
+        chat = self._chat(p)
+        self._check_flood(chat.id)
+        text, entities = self._text(p)
+        markup = validate_reply_markup(p.json("reply_markup"))
+        reply_to = self._reply_to(chat, p)
+        message = ChatMessage(0, True, text, entities, markup, sender=self.world.bot_user)
+        message.reply_to_message_id = reply_to
+        self.world.add_message(chat.id, message)
+        self._count_flood(chat.id)
+        return self._show(chat, message)
+
+    def send_message_draft(self, p: Params) -> bool:
+        chat_id = p.int("chat_id", missing="chat_id is empty") or 0
+        chat = self.world.chats.get(chat_id)
+        if chat is None or chat.type != "private" or chat_id <= 0:
+            raise bad_request("TEXTDRAFT_PEER_INVALID")
+        if chat.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        draft_id = p.int("draft_id")
+        if not draft_id:
+            raise bad_request("TEXTDRAFT_ID_INVALID")
+        text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
+        frame = DraftFrame(
+            draft_id, text, entities, self.clock(), p.flag("can_stop"), p.flag("keep_on_stop")
+        )
+        self.world.drafts.setdefault(chat_id, []).append(frame)
+        return True
+
+    def edit_message_text(self, p: Params) -> dict[str, Any]:
+        chat = self._chat(p)
+        message = self._bot_message(chat, p, "edit")
+        self._check_flood(chat.id)
+        text, entities = self._text(p)
+        markup = validate_reply_markup(p.json("reply_markup"), inline_only=True)
+        if message.text is None:
+            raise bad_request("there is no text in the message to edit")
+        same = message.text == text and canonical(message.entities) == canonical(entities)
+        if same and message.reply_markup == markup:
+            raise ApiError(400, NOT_MODIFIED)
+        message.text, message.entities, message.reply_markup = text, entities, markup
+        self._edited(message)
+        self._count_flood(chat.id)
+        return self._show(chat, message)
+
+    def edit_message_reply_markup(self, p: Params) -> dict[str, Any]:
+        chat = self._chat(p)
+        message = self._bot_message(chat, p, "edit")
+        markup = validate_reply_markup(p.json("reply_markup"), inline_only=True)
+        if message.reply_markup == markup:
+            raise ApiError(400, NOT_MODIFIED)
+        message.reply_markup = markup
+        self._edited(message)
+        return self._show(chat, message)
+
+    def _edited(self, message: ChatMessage) -> None:
+        message.edits += 1
+        message.edit_date = int(time.time())
+
+    def delete_message(self, p: Params) -> bool:
+        chat = self._chat(p)
+        message_id = p.int("message_id", missing="message identifier is not specified")
+        if self.world.messages.get(chat.id, {}).pop(message_id or 0, None) is None:
+            raise bad_request("message to delete not found")
+        return True
+
+    def delete_messages(self, p: Params) -> bool:
+        chat = self._chat(p)
+        ids = p.json("message_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise bad_request("message_ids must contain 1-100 message identifiers")
+        for message_id in ids:
+            self.world.messages.get(chat.id, {}).pop(message_id, None)
+        return True
+
+    def send_document(self, p: Params) -> dict[str, Any]:
+        chat = self._chat(p)
+        self._check_flood(chat.id)
+        document = self._document(p)
+        caption, entities = prepare_text(
+            p.get("caption"),
+            p.get("parse_mode"),
+            p.json("caption_entities"),
+            limit=MAX_CAPTION,
+            too_long="message caption is too long",
+        )
+        markup = validate_reply_markup(p.json("reply_markup"))
+        reply_to = self._reply_to(chat, p)
+        message = ChatMessage(0, True, reply_markup=markup, sender=self.world.bot_user)
+        message.document, message.reply_to_message_id = document, reply_to
+        message.caption, message.caption_entities = caption or None, entities
+        self.world.add_message(chat.id, message)
+        self._count_flood(chat.id)
+        return self._show(chat, message)
+
+    def _document(self, p: Params) -> dict[str, Any]:
+        ref = p.get("document")
+        upload: Upload | None = p.uploads.get("document")
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            upload = p.uploads.get(ref.removeprefix("attach://"))
+            if upload is None:
+                raise bad_request(f"file {ref} not found in the request")
+        elif upload is None and isinstance(ref, str):
+            if ref in self.world.files:
+                return self.world.files[ref]
+            if ref.startswith(("http://", "https://")):
+                raise bad_request("failed to get HTTP URL content")
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if upload is None:
+            raise bad_request("there is no document in the request")
+        if not upload.content:
+            raise bad_request("file must be non-empty")
+        n = self.world.serial()
+        name = upload.filename or "document"
+        mime = mimetypes.guess_type(name)[0] or upload.content_type or "application/octet-stream"
+        document = {
+            "file_id": f"BQACAgIAAxkBAAI{n:08d}",
+            "file_unique_id": f"AgAD{n:08d}",
+            "file_name": name,
+            "mime_type": mime,
+            "size": len(upload.content),
+            "content": upload.content,
+        }
+        self.world.files[document["file_id"]] = document
+        return document
+
+    # --- interaction ---------------------------------------------------------------
+    def answer_callback_query(self, p: Params) -> bool:
+        query_id = str(p.get("callback_query_id") or "")
+        queries = self.world.callback_queries
+        if query_id not in queries or query_id in self.world.callback_answers:
+            raise bad_request(QUERY_INVALID)
+        if utf16_len(str(p.get("text") or "")) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        self.world.callback_answers[query_id] = dict(p.data)
+        return True
+
+    def send_chat_action(self, p: Params) -> bool:
+        chat = self._chat(p)
+        action = p.get("action")
+        if action not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        self.world.chat_actions.setdefault(chat.id, []).append(action)
+        return True
+
+    # --- bot settings --------------------------------------------------------------
+    def set_my_commands(self, p: Params) -> bool:
+        raw = p.json("commands")
+        commands = validate_commands([] if raw is None else raw)
+        self.world.commands[scope_key(p.json("scope"), p.get("language_code"))] = commands
+        return True
+
+    def get_my_commands(self, p: Params) -> list[dict[str, Any]]:
+        return self.world.commands.get(scope_key(p.json("scope"), p.get("language_code")), [])
+
+    def delete_my_commands(self, p: Params) -> bool:
+        self.world.commands.pop(scope_key(p.json("scope"), p.get("language_code")), None)
+        return True
+
+    def set_my_description(self, p: Params) -> bool:
+        return self._describe(p, "description", 512)
+
+    def set_my_short_description(self, p: Params) -> bool:
+        return self._describe(p, "short_description", 120)
+
+    def _describe(self, p: Params, field: str, limit: int) -> bool:
+        value = str(p.get(field) or "")
+        if len(value) > limit:
+            raise bad_request(f"{field} is too long")
+        self.world.descriptions[f"{field}:{p.get('language_code') or ''}"] = value
+        return True

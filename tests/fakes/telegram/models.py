@@ -1,0 +1,77 @@
+"""Records of what the fake Telegram saw and shows: messages, drafts, requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ChatMessage:
+    """A message as the user currently sees it in a chat."""
+
+    message_id: int
+    from_bot: bool
+    text: str | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    reply_markup: dict[str, Any] | None = None
+    document: dict[str, Any] | None = None  # file_id, file_name, size, mime_type, content
+    edits: int = 0
+    caption: str | None = None
+    caption_entities: list[dict[str, Any]] = field(default_factory=list)
+    date: int = 0
+    edit_date: int | None = None
+    sender: dict[str, Any] = field(default_factory=dict)  # the "from" User object
+    reply_to_message_id: int | None = None
+    media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
+
+
+@dataclass(frozen=True)
+class DraftFrame:
+    """One sendMessageDraft call as the user saw it (``time`` is monotonic)."""
+
+    draft_id: int
+    text: str
+    entities: list[dict[str, Any]]
+    time: float
+    can_stop: bool = False
+    keep_on_stop: bool = False
+
+
+@dataclass
+class RecordedRequest:
+    """One Bot API call (``params`` decoded; uploaded files as name/size/mime dicts).
+
+    ``ok`` turns True when a successful answer is sent; a waiting long poll has ``ok`` False
+    and ``error`` None.
+    """
+
+    method: str
+    params: dict[str, Any]
+    ok: bool = False
+    error: str | None = None
+    error_code: int | None = None
+    result: Any = None
+    time: float = 0.0
+
+
+@dataclass
+class ChatInfo:
+    """A chat the bot knows because a user wrote in it."""
+
+    id: int
+    type: str
+    title: str | None = None
+    first_name: str | None = None
+    username: str | None = None
+    blocked: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.type == "private":
+            chat["first_name"] = self.first_name or ""
+            if self.username:
+                chat["username"] = self.username
+        else:
+            chat["title"] = self.title or ""
+        return chat

@@ -1,0 +1,336 @@
+"""``FakeTelegram``: an aiohttp server speaking the Bot API strictly, plus test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from . import simulate
+from .errors import CONFLICT, ApiError
+from .methods import BotMethods
+from .models import ChatMessage, DraftFrame, RecordedRequest
+from .params import MAX_UPLOAD, Params, read_params
+from .state import OPT_IN_UPDATES, World, update_type
+
+T = TypeVar("T")
+_POLL_SLICE = 0.05  # how often a long poll re-checks for a vanished client
+
+
+@dataclass
+class _Failure:
+    error_code: int
+    description: str
+    retry_after: int | None
+    times: int
+
+
+class FakeTelegram:
+    """A local Bot API server: real HTTP, Telegram's limits and error texts, simulated users."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-TOKEN",
+        *,
+        bot_id: int = 123456,
+        bot_username: str = "chatmux_test_bot",
+        bot_first_name: str = "chatmux",
+        group_edit_limit_per_minute: int | None = None,
+    ) -> None:
+        self.token, self.bot_id = token, bot_id
+        bot_user = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+        }
+        self.world = World(bot_user)
+        self.requests: list[RecordedRequest] = []
+        self.internal_errors: list[BaseException] = []
+        self._methods = BotMethods(self.world, group_limit=group_edit_limit_per_minute)
+        handlers: dict[str, Callable[[Params], Any]] = {
+            **self._methods.table(),
+            "getUpdates": self._get_updates,
+        }
+        self._handlers = {name.lower(): (name, fn) for name, fn in handlers.items()}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._allowed_updates: list[str] | None = None
+        self._poller: object | None = None
+        self._runner: web.AppRunner | None = None
+        self._base_url = ""
+        self._closing = False
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (0 = any free port); see :attr:`base_url`."""
+        app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)
+        app.router.add_route("*", "/{segment}/{method}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._base_url = f"http://{bound_host}:{bound_port}"
+
+    async def stop(self) -> None:
+        """Finish pending long polls and shut the server down."""
+        self._closing = True
+        self.world.notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._closing = False
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` for ``TelegramAPIServer.from_base``."""
+        if not self._base_url:
+            raise RuntimeError("FakeTelegram is not started")
+        return self._base_url
+
+    # --- HTTP ----------------------------------------------------------------------
+    @staticmethod
+    def _answer(body: dict[str, Any], status: int = 200) -> web.Response:
+        return web.json_response(body, status=status)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return self._answer(ApiError(404, "Not Found").body(), 404)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        segment, method = request.match_info["segment"], request.match_info["method"]
+        if not segment.startswith("bot"):
+            return await self._not_found(request)
+        if segment.removeprefix("bot") != self.token:
+            return self._answer(ApiError(401, "Unauthorized").body(), 401)
+        name, handler = self._handlers.get(method.lower(), (method, None))
+        record = RecordedRequest(name, {}, time=time.monotonic())
+        try:
+            params = await read_params(request)
+        except ApiError as error:
+            self.requests.append(record)
+            return self._fail(record, error)
+        record.params = params.describe()
+        self.requests.append(record)
+        try:
+            if handler is None:
+                raise ApiError(404, "Not Found")
+            self._inject_failure(name)
+            result = handler(params)
+            if inspect.isawaitable(result):
+                result = await result
+        except ApiError as error:
+            return self._fail(record, error)
+        except Exception as error:  # a bug in the fake: make it loud
+            self.internal_errors.append(error)
+            return self._fail(record, ApiError(500, f"Internal Server Error: {error!r}"))
+        record.ok, record.result = True, result
+        return self._answer({"ok": True, "result": result})
+
+    def _fail(self, record: RecordedRequest, error: ApiError) -> web.Response:
+        record.error, record.error_code = error.description, error.code
+        return self._answer(error.body(), error.code)
+
+    def _inject_failure(self, name: str) -> None:
+        queue = self._failures.get(name.lower())
+        if not queue:
+            return
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        raise ApiError(failure.error_code, failure.description, retry_after=failure.retry_after)
+
+    # --- getUpdates ------------------------------------------------------------------
+    def _allowed(self, update: dict[str, Any]) -> bool:
+        kind = update_type(update)
+        if self._allowed_updates is None:
+            return kind not in OPT_IN_UPDATES
+        return kind in self._allowed_updates
+
+    async def _get_updates(self, p: Params) -> list[dict[str, Any]]:
+        offset, limit, timeout = p.int("offset") or 0, p.int("limit"), p.int("timeout") or 0
+        limit = 100 if limit is None else min(max(limit, 1), 100)
+        allowed = p.json("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = [str(a) for a in allowed] or None
+        self.world.confirm(offset)
+        me = object()
+        if self._poller is not None:
+            self.world.notify()  # the older request gets 409
+        self._poller = me
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0)
+        try:
+            while True:
+                if self._poller is not me:
+                    raise ApiError(409, CONFLICT)
+                event = self.world.event
+                ready = [u for u in self.world.updates if self._allowed(u)][:limit]
+                remaining = deadline - loop.time()
+                if ready or remaining <= 0 or self._closing or _gone(p.request):
+                    return ready
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, _POLL_SLICE))
+        finally:
+            if self._poller is me:
+                self._poller = None
+
+    # --- simulated users -----------------------------------------------------------
+    def user_sends(
+        self,
+        text: str | None = None,
+        *,
+        chat_id: int,
+        user_id: int | None = None,
+        chat_type: str = "private",
+        first_name: str = "Ann",
+        username: str | None = None,
+        language_code: str | None = "en",
+        chat_title: str | None = None,
+        reply_to_message_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        sticker: bool = False,
+        photo: bool = False,
+    ) -> dict[str, Any]:
+        """A user writes in a chat; returns the queued Update."""
+        uid = simulate.resolve_user(chat_id, user_id, chat_type)
+        user = simulate.user_dict(uid, first_name, username, language_code)
+        return simulate.user_sends(
+            self.world,
+            text,
+            chat_id=chat_id,
+            user=user,
+            chat_type=chat_type,
+            chat_title=chat_title,
+            reply_to_message_id=reply_to_message_id,
+            entities=entities,
+            sticker=sticker,
+            photo=photo,
+        )
+
+    def user_presses(
+        self,
+        chat_id: int,
+        message_id: int,
+        callback_data: str,
+        *,
+        user_id: int | None = None,
+        first_name: str = "Ann",
+        language_code: str | None = "en",
+    ) -> str:
+        """A user presses an inline button of a bot message; returns the callback query id."""
+        chat = self.world.chats.get(chat_id)
+        if chat is None:
+            raise ValueError(f"unknown chat {chat_id}")
+        uid = simulate.resolve_user(chat_id, user_id, chat.type)
+        user = simulate.user_dict(uid, first_name, None, language_code)
+        return simulate.user_presses(self.world, chat_id, message_id, callback_data, user)
+
+    def user_stops_generation(self, chat_id: int, draft_id: int) -> dict[str, Any]:
+        """A user presses the stop button of a streamed draft; returns the queued Update."""
+        return simulate.user_stops_generation(self.world, chat_id, draft_id)
+
+    def user_blocks_bot(self, chat_id: int, blocked: bool = True) -> None:
+        """Later calls to this private chat fail with 403 "bot was blocked by the user"."""
+        self.world.chats[chat_id].blocked = blocked
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error_code: int,
+        description: str,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail with this error."""
+        failure = _Failure(error_code, description, retry_after, times)
+        self._failures.setdefault(method.lower(), []).append(failure)
+
+    # --- inspection ----------------------------------------------------------------
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        """Parameters of the calls of ``method`` that did not fail (case-insensitive).
+
+        A long poll still waiting counts: it was accepted (it drops out if it later gets 409).
+        """
+        name = method.lower()
+        return [r.params for r in self.requests if r.error is None and r.method.lower() == name]
+
+    def chat_messages(self, chat_id: int) -> list[ChatMessage]:
+        """What the user sees now in the chat, oldest first (user and bot messages)."""
+        return list(self.world.messages.get(chat_id, {}).values())
+
+    def bot_messages(self, chat_id: int) -> list[ChatMessage]:
+        return [m for m in self.chat_messages(chat_id) if m.from_bot]
+
+    def drafts(self, chat_id: int) -> list[DraftFrame]:
+        """Every sendMessageDraft frame shown in the chat, in order."""
+        return list(self.world.drafts.get(chat_id, []))
+
+    def chat_actions(self, chat_id: int) -> list[str]:
+        return list(self.world.chat_actions.get(chat_id, []))
+
+    def callback_answers(self) -> dict[str, dict[str, Any]]:
+        """callback_query id -> answerCallbackQuery parameters."""
+        return dict(self.world.callback_answers)
+
+    def commands(self) -> dict[str, list[dict[str, Any]]]:
+        """setMyCommands lists by scope key: "default" or scope JSON, plus ":<lang>" if given."""
+        return dict(self.world.commands)
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates not yet confirmed by a getUpdates offset."""
+        return list(self.world.updates)
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+        """Poll ``predicate`` every 20 ms until it is truthy; return its value."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if loop.time() >= deadline:
+                raise AssertionError(
+                    f"condition not met within {timeout} s; recent requests:\n"
+                    + self.describe_requests()
+                )
+            await asyncio.sleep(0.02)
+
+    async def wait_for_bot_messages(
+        self,
+        chat_id: int,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> list[ChatMessage]:
+        """Wait until the chat shows at least ``count`` bot messages; return them all."""
+
+        def enough() -> list[ChatMessage] | None:
+            messages = self.bot_messages(chat_id)
+            return messages if len(messages) >= count else None
+
+        return await self.wait_for(enough, timeout)
+
+    def describe_requests(self, last: int = 20) -> str:
+        """The last non-getUpdates requests, one per line, for assertion messages."""
+        lines = []
+        for r in [r for r in self.requests if r.method != "getUpdates"][-last:]:
+            outcome = "ok" if r.ok else f"{r.error_code} {r.error}"
+            params = {k: v for k, v in r.params.items() if k != "document"}
+            lines.append(f"  {r.method} {params!r:.300} -> {outcome}")
+        return "\n".join(lines) or "  (none)"
+
+
+def _gone(request: web.Request | None) -> bool:
+    """Whether the client of ``request`` hung up (aiogram cancels its long poll on shutdown)."""
+    if request is None:
+        return False
+    transport = request.transport
+    return transport is None or transport.is_closing()

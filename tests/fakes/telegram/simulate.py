@@ -1,0 +1,158 @@
+"""Simulated users: messages, button presses and draft stops, queued as updates."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .models import ChatInfo, ChatMessage
+from .state import World
+from .textutil import utf16_len
+
+_COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@])")
+_MENTION = re.compile(r"(?<![\w@/])@[A-Za-z0-9_]{5,32}(?![\w@])")
+CHAT_TYPES = frozenset({"private", "group", "supergroup"})
+
+
+def auto_entities(text: str) -> list[dict[str, Any]]:
+    """bot_command and mention entities, as Telegram's clients/server add them."""
+    found = [("bot_command", m) for m in _COMMAND.finditer(text)]
+    found += [("mention", m) for m in _MENTION.finditer(text)]
+    entities = [
+        {
+            "type": kind,
+            "offset": utf16_len(text[: m.start()]),
+            "length": utf16_len(m.group()),
+        }
+        for kind, m in found
+    ]
+    return sorted(entities, key=lambda e: e["offset"])
+
+
+def user_dict(
+    user_id: int, first_name: str, username: str | None, language_code: str | None
+) -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if username:
+        user["username"] = username
+    if language_code:
+        user["language_code"] = language_code
+    return user
+
+
+def resolve_user(chat_id: int, user_id: int | None, chat_type: str) -> int:
+    """Check the chat/user ids a test passes are ones Telegram could produce."""
+    if chat_type not in CHAT_TYPES:
+        raise ValueError(f"chat_type must be one of {sorted(CHAT_TYPES)}, not {chat_type!r}")
+    if chat_type == "private":
+        if chat_id <= 0 or user_id not in (None, chat_id):
+            raise ValueError("a private chat has chat_id == user_id > 0")
+        return chat_id
+    if chat_id >= 0:
+        raise ValueError("group chat ids are negative")
+    if user_id is None or user_id <= 0:
+        raise ValueError("user_id (> 0) is required in group chats")
+    return user_id
+
+
+def user_sends(
+    world: World,
+    text: str | None,
+    *,
+    chat_id: int,
+    user: dict[str, Any],
+    chat_type: str,
+    chat_title: str | None,
+    reply_to_message_id: int | None,
+    entities: list[dict[str, Any]] | None,
+    sticker: bool,
+    photo: bool,
+) -> dict[str, Any]:
+    """Store a user's message and queue its ``message`` update."""
+    if sticker and (photo or text is not None):
+        raise ValueError("a sticker message has no text or photo")
+    if text is None and not (sticker or photo):
+        raise ValueError("pass text, sticker=True or photo=True")
+    if reply_to_message_id is not None and world.find(chat_id, reply_to_message_id) is None:
+        raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
+    chat = world.chats.get(chat_id)
+    if chat is not None and chat.type != chat_type:
+        raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
+    if chat_type == "private":
+        world.chats[chat_id] = ChatInfo(
+            chat_id, "private", first_name=user["first_name"], username=user.get("username")
+        )
+    else:
+        title = chat_title or (chat.title if chat else None) or "Test group"
+        world.chats[chat_id] = ChatInfo(chat_id, chat_type, title=title)
+    message = ChatMessage(0, from_bot=False, sender=user, reply_to_message_id=reply_to_message_id)
+    found = auto_entities(text or "") if entities is None else entities
+    if sticker:
+        message.media["sticker"] = _sticker(world.serial())
+    elif photo:
+        message.media["photo"] = _photo(world.serial())
+        message.caption, message.caption_entities = text, found
+    else:
+        message.text, message.entities = text, found
+    world.add_message(chat_id, message)
+    return world.add_update("message", world.message_dict(chat_id, message))
+
+
+def user_presses(
+    world: World, chat_id: int, message_id: int, callback_data: str, user: dict[str, Any]
+) -> str:
+    """Press an inline button that is on the message now; returns the callback query id."""
+    message = world.find(chat_id, message_id)
+    if message is None or not message.from_bot:
+        raise ValueError(f"no bot message {message_id} in chat {chat_id}")
+    rows = (message.reply_markup or {}).get("inline_keyboard", [])
+    if not any(b.get("callback_data") == callback_data for row in rows for b in row):
+        raise ValueError(f"message {message_id} has no button with callback_data={callback_data!r}")
+    query_id = str(4_000_000_000_000_000_000 + world.serial())
+    query = {
+        "id": query_id,
+        "from": user,
+        "message": world.message_dict(chat_id, message),
+        "chat_instance": str(abs(chat_id) * 7919 + 13),
+        "data": callback_data,
+    }
+    world.callback_queries[query_id] = query
+    world.add_update("callback_query", query)
+    return query_id
+
+
+def user_stops_generation(world: World, chat_id: int, draft_id: int) -> dict[str, Any]:
+    """Press the stop button of a streamed draft (needs a draft sent with can_stop=True)."""
+    frames = [f for f in world.drafts.get(chat_id, []) if f.draft_id == draft_id]
+    if not frames:
+        raise ValueError(f"no draft {draft_id} was shown in chat {chat_id}")
+    if not frames[-1].can_stop:
+        raise ValueError(f"draft {draft_id} has no stop button (can_stop was not set)")
+    payload = {"chat": world.chats[chat_id].as_dict(), "draft_id": draft_id}
+    return world.add_update("stopped_message_generation", payload)
+
+
+def _sticker(n: int) -> dict[str, Any]:
+    return {
+        "file_id": f"CAACAgIAAxkBAAI{n:08d}",
+        "file_unique_id": f"AgAD{n:08d}",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "emoji": "👍",
+    }
+
+
+def _photo(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "file_id": f"AgACAgIAAxkBAAI{n:08d}{size}",
+            "file_unique_id": f"AQAD{n:08d}{size}",
+            "width": size,
+            "height": size,
+            "file_size": size * 40,
+        }
+        for size in (90, 320, 800)
+    ]

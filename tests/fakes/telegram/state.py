@@ -1,0 +1,113 @@
+"""The fake's world: chats, messages, pending updates, drafts, callback queries, files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .models import ChatInfo, ChatMessage, DraftFrame
+
+# Update types Telegram leaves out unless they are asked for explicitly.
+OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+
+
+def update_type(update: dict[str, Any]) -> str:
+    """The payload field of an Update ("message", "callback_query", ...)."""
+    return next(k for k in update if k != "update_id")
+
+
+class World:
+    """Everything the fake server knows; mutated by API calls and simulated users."""
+
+    def __init__(self, bot_user: dict[str, Any]) -> None:
+        self.bot_user = bot_user
+        self.chats: dict[int, ChatInfo] = {}
+        self.messages: dict[int, dict[int, ChatMessage]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.drafts: dict[int, list[DraftFrame]] = {}
+        self.chat_actions: dict[int, list[str]] = {}
+        self.callback_queries: dict[str, dict[str, Any]] = {}
+        self.callback_answers: dict[str, dict[str, Any]] = {}
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.descriptions: dict[str, str] = {}
+        self.event = asyncio.Event()
+        self._next_message_id: dict[int, int] = {}
+        self._next_update_id = 1
+        self._serial = 0
+
+    # --- ids and notifications -------------------------------------------------
+    def serial(self) -> int:
+        """A fresh positive number for ids (files, callback queries)."""
+        self._serial += 1
+        return self._serial
+
+    def notify(self) -> None:
+        """Wake long polls waiting on :attr:`event`."""
+        event, self.event = self.event, asyncio.Event()
+        event.set()
+
+    # --- updates -----------------------------------------------------------------
+    def add_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": self._next_update_id, kind: payload}
+        self._next_update_id += 1
+        self.updates.append(update)
+        self.notify()
+        return update
+
+    def confirm(self, offset: int) -> None:
+        """getUpdates ``offset``: forget updates below it (negative: keep the last -offset)."""
+        if offset > 0:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self.updates = self.updates[offset:]
+
+    # --- messages ----------------------------------------------------------------
+    def add_message(self, chat_id: int, message: ChatMessage) -> ChatMessage:
+        """Store ``message`` under the next message_id of the chat (shared by bot and users)."""
+        message.message_id = self._next_message_id.get(chat_id, 1)
+        self._next_message_id[chat_id] = message.message_id + 1
+        message.date = message.date or int(time.time())
+        self.messages.setdefault(chat_id, {})[message.message_id] = message
+        return message
+
+    def find(self, chat_id: int, message_id: int) -> ChatMessage | None:
+        return self.messages.get(chat_id, {}).get(message_id)
+
+    def message_dict(
+        self, chat_id: int, message: ChatMessage, *, with_reply: bool = True
+    ) -> dict[str, Any]:
+        """The Bot API Message object for a stored message."""
+        result: dict[str, Any] = {
+            "message_id": message.message_id,
+            "from": message.sender,
+            "chat": self.chats[chat_id].as_dict(),
+            "date": message.date,
+        }
+        if message.edit_date:
+            result["edit_date"] = message.edit_date
+        replied = self.find(chat_id, message.reply_to_message_id or 0)
+        if with_reply and replied is not None:
+            result["reply_to_message"] = self.message_dict(chat_id, replied, with_reply=False)
+        if message.text is not None:
+            result["text"] = message.text
+            if message.entities:
+                result["entities"] = message.entities
+        if message.document is not None:
+            doc = message.document
+            result["document"] = {
+                "file_id": doc["file_id"],
+                "file_unique_id": doc["file_unique_id"],
+                "file_name": doc["file_name"],
+                "mime_type": doc["mime_type"],
+                "file_size": doc["size"],
+            }
+        result.update(message.media)
+        if message.caption is not None:
+            result["caption"] = message.caption
+            if message.caption_entities:
+                result["caption_entities"] = message.caption_entities
+        if message.reply_markup:
+            result["reply_markup"] = message.reply_markup
+        return result

@@ -1,0 +1,556 @@
+"""Tests for the fake Telegram Bot API server, driven through a real aiogram ``Bot``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.filters import CommandStart
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+)
+
+from tests.fakes.telegram import params as telegram_params
+from tests.fakes.telegram_api import FakeTelegram, utf16_len
+
+pytestmark = pytest.mark.timeout(10)
+
+USER = 1001
+GROUP = -100500
+NOT_MODIFIED = "message is not modified"
+
+
+class _Session(AiohttpSession):
+    """Real aiogram session minus the 250 ms sleep in ``close()`` (keeps the suite fast)."""
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def make_bot(fake: FakeTelegram, token: str | None = None) -> Bot:
+    api = TelegramAPIServer.from_base(fake.base_url)
+    return Bot(token or fake.token, session=_Session(api=api))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+    assert not server.internal_errors
+
+
+@pytest.fixture
+async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    b = make_bot(fake)
+    yield b
+    await b.session.close()
+
+
+@pytest.fixture
+def chat(fake: FakeTelegram) -> int:
+    """A private chat the bot knows about (the user wrote first)."""
+    fake.user_sends("hi", chat_id=USER)
+    return USER
+
+
+def keyboard(*data: str) -> InlineKeyboardMarkup:
+    buttons = [InlineKeyboardButton(text=d, callback_data=d) for d in data]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons])
+
+
+# --- basics ------------------------------------------------------------------------------
+async def test_get_me_wrong_token_and_unknown_method(fake: FakeTelegram, bot: Bot) -> None:
+    me = await bot.get_me()
+    assert (me.id, me.username, me.is_bot) == (123456, "chatmux_test_bot", True)
+    intruder = make_bot(fake, "999:WRONG")
+    with pytest.raises(TelegramUnauthorizedError):
+        await intruder.get_me()
+    await intruder.session.close()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{fake.base_url}/bot{fake.token}/sendTelepathy") as resp:
+            assert resp.status == 404
+            assert await resp.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+        # method names are case-insensitive; JSON bodies and query strings work too
+        async with http.post(f"{fake.base_url}/bot{fake.token}/GETME") as resp:
+            assert (await resp.json())["result"]["username"] == "chatmux_test_bot"
+
+
+async def test_params_from_json_body_and_query_string(fake: FakeTelegram, chat: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = f"{fake.base_url}/bot{fake.token}/sendMessage"
+        async with http.post(url, json={"chat_id": chat, "text": "123"}) as resp:
+            assert (await resp.json())["result"]["text"] == "123"  # stays a string
+        async with http.get(url, params={"chat_id": str(chat), "text": "true"}) as resp:
+            assert (await resp.json())["result"]["text"] == "true"
+    assert [m.text for m in fake.bot_messages(chat)] == ["123", "true"]
+
+
+async def test_send_edit_round_trip_and_not_modified(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    sent = await bot.send_message(chat, "draft", reply_markup=keyboard("a"))
+    user_msg_id = fake.chat_messages(chat)[0].message_id
+    assert sent.message_id == user_msg_id + 1  # one counter per chat for user and bot
+    assert sent.from_user is not None and sent.from_user.id == fake.bot_id
+    edited = await bot.edit_message_text(
+        "final", chat_id=chat, message_id=sent.message_id, reply_markup=keyboard("a")
+    )
+    assert isinstance(edited, Message) and edited.text == "final"
+    with pytest.raises(TelegramBadRequest, match=NOT_MODIFIED):
+        await bot.edit_message_text(
+            "final", chat_id=chat, message_id=sent.message_id, reply_markup=keyboard("a")
+        )
+    # whitespace-only changes are trimmed away by Telegram: still "not modified"
+    with pytest.raises(TelegramBadRequest, match=NOT_MODIFIED):
+        await bot.edit_message_text(
+            "final \n", chat_id=chat, message_id=sent.message_id, reply_markup=keyboard("a")
+        )
+    [shown] = fake.bot_messages(chat)
+    assert (shown.text, shown.edits, shown.reply_markup) == (
+        "final",
+        1,
+        {"inline_keyboard": [[{"text": "a", "callback_data": "a"}]]},
+    )
+    assert [m.from_bot for m in fake.chat_messages(chat)] == [False, True]
+
+
+async def test_edit_without_markup_removes_keyboard(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    sent = await bot.send_message(chat, "pick", reply_markup=keyboard("x", "y"))
+    await bot.edit_message_text("pick", chat_id=chat, message_id=sent.message_id)
+    assert fake.bot_messages(chat)[0].reply_markup is None
+    with pytest.raises(TelegramBadRequest, match=NOT_MODIFIED):
+        await bot.edit_message_reply_markup(chat_id=chat, message_id=sent.message_id)
+    await bot.edit_message_reply_markup(
+        chat_id=chat, message_id=sent.message_id, reply_markup=keyboard("z")
+    )
+    assert fake.bot_messages(chat)[0].reply_markup == {
+        "inline_keyboard": [[{"text": "z", "callback_data": "z"}]]
+    }
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_text("x", chat_id=chat, message_id=999)
+    user_msg = fake.chat_messages(chat)[0].message_id
+    with pytest.raises(TelegramBadRequest, match="message can't be edited"):
+        await bot.edit_message_text("x", chat_id=chat, message_id=user_msg)
+
+
+async def test_chat_reply_and_delete_errors(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.send_message(777, "who?")
+    with pytest.raises(TelegramBadRequest, match="message text is empty"):
+        await bot.send_message(chat, " \n ")
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(chat, "re", reply_to_message_id=555)
+    user_msg = fake.chat_messages(chat)[0].message_id
+    reply = await bot.send_message(chat, "re", reply_to_message_id=user_msg)
+    assert reply.reply_to_message is not None and reply.reply_to_message.text == "hi"
+    assert await bot.delete_message(chat, reply.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to delete not found"):
+        await bot.delete_message(chat, reply.message_id)
+    assert [m.text for m in fake.chat_messages(chat)] == ["hi"]
+    fake.user_blocks_bot(chat)
+    with pytest.raises(TelegramForbiddenError, match="bot was blocked by the user"):
+        await bot.send_message(chat, "still there?")
+
+
+# --- length limits -----------------------------------------------------------------------
+async def test_4096_limit(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    await bot.send_message(chat, "a" * 4096)
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message(chat, "a" * 4097)
+    # the limit applies after entity parsing: markup does not count
+    await bot.send_message(chat, "<b>" + "a" * 4096 + "</b>", parse_mode="HTML")
+    assert len(fake.bot_messages(chat)) == 2
+
+
+async def test_4096_limit_counts_utf16_units(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    assert utf16_len("😀") == 2 and utf16_len("aé") == 2
+    await bot.send_message(chat, "😀" * 2048)
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message(chat, "😀" * 2049)
+    assert fake.bot_messages(chat)[0].text == "😀" * 2048
+
+
+# --- formatting --------------------------------------------------------------------------
+async def test_html_parse_mode(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    msg = await bot.send_message(
+        chat, '😀 <b>bold</b> &lt;<a href="https://example.org">x</a>', parse_mode="HTML"
+    )
+    assert msg.text == "😀 bold <x"
+    assert [(e.type, e.offset, e.length) for e in msg.entities or []] == [
+        ("bold", 3, 4),
+        ("text_link", 9, 1),
+    ]
+    with pytest.raises(TelegramBadRequest, match='Unsupported start tag "foo" at byte offset 2'):
+        await bot.send_message(chat, "a <foo> b", parse_mode="HTML")
+    with pytest.raises(TelegramBadRequest, match="Unsupported start tag"):
+        await bot.send_message(chat, "if a < b", parse_mode="HTML")
+    with pytest.raises(TelegramBadRequest, match="Can't find end tag corresponding to start tag"):
+        await bot.send_message(chat, "<b>open", parse_mode="HTML")
+    with pytest.raises(TelegramBadRequest, match="Unmatched end tag"):
+        await bot.send_message(chat, "<b>x</i>", parse_mode="HTML")
+
+
+async def test_markdown_v2(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    with pytest.raises(TelegramBadRequest, match=r"Character '\.' is reserved and must be escaped"):
+        await bot.send_message(chat, "Done.", parse_mode="MarkdownV2")
+    with pytest.raises(TelegramBadRequest, match="Can't find end of Bold entity at byte offset 0"):
+        await bot.send_message(chat, "*never closed", parse_mode="MarkdownV2")
+    msg = await bot.send_message(
+        chat, "*b* _i_ ||s|| `c.d` Done\\.\n```py\nx = 1\n```", parse_mode="MarkdownV2"
+    )
+    assert msg.text == "b i s c.d Done.\nx = 1"
+    assert [(e.type, e.offset, e.length, e.language) for e in msg.entities or []] == [
+        ("bold", 0, 1, None),
+        ("italic", 2, 1, None),
+        ("spoiler", 4, 1, None),
+        ("code", 6, 3, None),
+        ("pre", 16, 5, "py"),  # trailing newline trimmed, like Telegram
+    ]
+
+
+async def test_legacy_markdown(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    msg = await bot.send_message(chat, "*bold* and a.b!", parse_mode="Markdown")
+    assert msg.text == "bold and a.b!"
+    with pytest.raises(TelegramBadRequest, match="Can't find end of the entity starting at byte"):
+        await bot.send_message(chat, "snake_case", parse_mode="Markdown")
+    with pytest.raises(TelegramBadRequest, match="unsupported parse_mode"):
+        await bot.send_message(chat, "x", parse_mode="RST")
+
+
+async def test_explicit_entities_validated_in_utf16(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    ok = await bot.send_message(
+        chat, "😀 hi", entities=[MessageEntity(type="bold", offset=0, length=5)]
+    )
+    assert ok.entities is not None and ok.entities[0].length == 5
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):  # 4 chars, 5 units
+        await bot.send_message(
+            chat, "😀 hi", entities=[MessageEntity(type="bold", offset=1, length=5)]
+        )
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+        await bot.send_message(
+            chat, "hi", entities=[MessageEntity(type="sparkle", offset=0, length=1)]
+        )
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+        await bot.send_message(
+            chat, "hi", entities=[MessageEntity(type="text_link", offset=0, length=2)]
+        )
+    # entities win over parse_mode: the HTML is not parsed
+    raw = await bot.send_message(
+        chat,
+        "<b>x</b>",
+        parse_mode="HTML",
+        entities=[MessageEntity(type="italic", offset=0, length=3)],
+    )
+    assert raw.text == "<b>x</b>"
+    assert [e.type for e in raw.entities or []] == ["italic"]
+
+
+# --- keyboards and callbacks -------------------------------------------------------------
+async def test_callback_data_limit_is_64_bytes(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    await bot.send_message(chat, "ok", reply_markup=keyboard("é" * 32))  # 64 bytes
+    with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
+        await bot.send_message(chat, "no", reply_markup=keyboard("é" * 33))  # 33 chars, 66 bytes
+    with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
+        await bot.send_message(chat, "no", reply_markup=keyboard("x" * 65))
+    text_only = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="t")]])
+    with pytest.raises(TelegramBadRequest, match="Text buttons are unallowed"):
+        await bot.send_message(chat, "no", reply_markup=text_only)
+    two_actions = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="t", callback_data="a", url="https://x.org")]]
+    )
+    with pytest.raises(TelegramBadRequest, match="exactly one"):
+        await bot.send_message(chat, "no", reply_markup=two_actions)
+    assert len(fake.bot_messages(chat)) == 1
+
+
+async def test_callback_query_answered_once(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    sent = await bot.send_message(chat, "rate", reply_markup=keyboard("up", "down"))
+    with pytest.raises(ValueError, match="no button"):
+        fake.user_presses(chat, sent.message_id, "sideways")
+    query_id = fake.user_presses(chat, sent.message_id, "up")
+    updates = await bot.get_updates(offset=-1)
+    query = updates[-1].callback_query
+    assert query is not None and query.id == query_id and query.data == "up"
+    assert isinstance(query.message, Message) and query.message.message_id == sent.message_id
+    assert query.message.reply_markup is not None
+    assert [
+        [b.callback_data for b in row] for row in query.message.reply_markup.inline_keyboard
+    ] == [["up", "down"]]
+    with pytest.raises(TelegramBadRequest, match="MESSAGE_TOO_LONG"):
+        await bot.answer_callback_query(query_id, text="x" * 201)
+    assert await bot.answer_callback_query(query_id, text="Thanks!")
+    with pytest.raises(TelegramBadRequest, match="query is too old"):
+        await bot.answer_callback_query(query_id, text="again")
+    assert fake.callback_answers()[query_id]["text"] == "Thanks!"
+
+
+# --- failures and flood control ----------------------------------------------------------
+async def test_fail_next_retry_after(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    fake.fail_next(
+        "sendMessage", error_code=429, description="Too Many Requests: retry after 7",
+        retry_after=7, times=2,
+    )  # fmt: skip
+    for _ in range(2):
+        with pytest.raises(TelegramRetryAfter) as caught:
+            await bot.send_message(chat, "x")
+        assert caught.value.retry_after == 7
+    await bot.send_message(chat, "finally")
+    assert [r.ok for r in fake.requests if r.method == "sendMessage"] == [False, False, True]
+    assert [p["text"] for p in fake.calls("sendmessage")] == ["finally"]
+
+
+async def test_group_flood_limit() -> None:
+    fake = FakeTelegram(group_edit_limit_per_minute=3)
+    await fake.start()
+    bot = make_bot(fake)
+    try:
+        fake.user_sends("/ask", chat_id=GROUP, user_id=USER, chat_type="supergroup")
+        first = await bot.send_message(GROUP, "1")
+        await bot.edit_message_text("1!", chat_id=GROUP, message_id=first.message_id)
+        await bot.send_message(GROUP, "2")
+        with pytest.raises(TelegramRetryAfter) as caught:
+            await bot.edit_message_text("1!!", chat_id=GROUP, message_id=first.message_id)
+        assert 1 <= caught.value.retry_after <= 60
+        assert "Too Many Requests: retry after" in caught.value.message
+        fake.user_sends("hi", chat_id=USER)
+        await bot.send_message(USER, "private chats are not limited")
+    finally:
+        await bot.session.close()
+        await fake.stop()
+
+
+# --- drafts ------------------------------------------------------------------------------
+async def test_send_message_draft(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    fake.user_sends("hi all", chat_id=GROUP, user_id=USER, chat_type="group")
+    with pytest.raises(TelegramBadRequest, match="TEXTDRAFT_PEER_INVALID"):
+        await bot.send_message_draft(chat_id=GROUP, draft_id=7, text="x")
+    with pytest.raises(TelegramBadRequest, match="TEXTDRAFT_ID_INVALID"):
+        await bot.send_message_draft(chat_id=chat, draft_id=0, text="x")
+    assert await bot.send_message_draft(chat_id=chat, draft_id=7, text="", can_stop=True)
+    assert await bot.send_message_draft(
+        chat_id=chat, draft_id=7, text="<b>Hel</b>", parse_mode="HTML", can_stop=True
+    )
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message_draft(chat_id=chat, draft_id=7, text="a" * 4097)
+    frames = fake.drafts(chat)
+    assert [(f.draft_id, f.text, f.can_stop) for f in frames] == [(7, "", True), (7, "Hel", True)]
+    assert frames[1].entities == [{"type": "bold", "offset": 0, "length": 3}]
+    assert fake.bot_messages(chat) == []  # drafts are not messages
+
+    fake.user_stops_generation(chat, 7)
+    updates = await bot.get_updates(offset=-1)
+    stopped = updates[-1].stopped_message_generation
+    assert stopped is not None and (stopped.chat.id, stopped.draft_id) == (chat, 7)
+    with pytest.raises(ValueError, match="no draft"):
+        fake.user_stops_generation(chat, 8)
+
+
+# --- getUpdates / polling ----------------------------------------------------------------
+async def test_get_updates_offset_limit_and_allowed_updates(fake: FakeTelegram, bot: Bot) -> None:
+    ids = [fake.user_sends(f"m{i}", chat_id=USER)["update_id"] for i in range(3)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    got = await bot.get_updates(limit=2)
+    assert [u.message.text for u in got if u.message] == ["m0", "m1"]
+    got = await bot.get_updates(offset=ids[1])  # confirms m0
+    assert [u.update_id for u in got] == ids[1:]
+    assert [u["update_id"] for u in fake.pending_updates()] == ids[1:]
+    got = await bot.get_updates(offset=ids[2] + 1, allowed_updates=["callback_query"])
+    assert got == [] and fake.pending_updates() == []
+    fake.user_sends("filtered", chat_id=USER)
+    assert await bot.get_updates() == []  # allowed_updates is remembered
+    assert len(await bot.get_updates(allowed_updates=["message"])) == 1
+
+
+async def test_long_poll_waits_then_times_out(fake: FakeTelegram, bot: Bot) -> None:
+    started = time.monotonic()
+    poll = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.2)
+    assert not poll.done()
+    assert fake.calls("getUpdates") == [{"timeout": 5}]  # an accepted, waiting poll counts
+    fake.user_sends("wake up", chat_id=USER)
+    [update] = await poll
+    assert update.message is not None and update.message.text == "wake up"
+    assert time.monotonic() - started < 1.5
+    started = time.monotonic()
+    assert await bot.get_updates(offset=update.update_id + 1, timeout=1) == []
+    assert 0.9 <= time.monotonic() - started < 2.5
+
+
+async def test_second_get_updates_terminates_first(fake: FakeTelegram, bot: Bot) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await fake.wait_for(lambda: fake.requests)
+    second = asyncio.create_task(bot.get_updates(timeout=5))
+    with pytest.raises(TelegramConflictError, match="terminated by other getUpdates request"):
+        await first
+    fake.user_sends("for the survivor", chat_id=USER)
+    [update] = await second
+    assert update.message is not None and update.message.text == "for the survivor"
+
+
+async def test_cancelled_long_poll_is_released(fake: FakeTelegram, bot: Bot) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=8))
+    record = await fake.wait_for(lambda: fake.requests and fake.requests[-1])
+    poll.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await poll
+    await fake.wait_for(lambda: record.ok, timeout=2)  # server noticed the hang-up quickly
+    fake.user_sends("after cancel", chat_id=USER)
+    [update] = await bot.get_updates(timeout=2)
+    assert update.message is not None and update.message.text == "after cancel"
+
+
+async def test_stop_ends_waiting_long_polls() -> None:
+    fake = FakeTelegram()
+    await fake.start()
+    b = make_bot(fake)
+    poll = asyncio.create_task(b.get_updates(timeout=8))
+    await fake.wait_for(lambda: fake.requests)
+    started = time.monotonic()
+    await fake.stop()
+    assert await poll == []
+    assert time.monotonic() - started < 1
+    await b.session.close()
+
+
+async def test_dispatcher_polling_replies(fake: FakeTelegram, bot: Bot) -> None:
+    dp = Dispatcher()
+
+    @dp.message(CommandStart())
+    async def start(message: Message) -> None:
+        assert message.from_user is not None
+        await message.answer(f"Hello, {message.from_user.first_name}!")
+
+    update = fake.user_sends("/start", chat_id=USER)
+    assert update["message"]["entities"] == [{"type": "bot_command", "offset": 0, "length": 6}]
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=5))
+    try:
+        await fake.wait_for_bot_messages(USER, 1, timeout=5)
+        fake.user_sends("/start", chat_id=USER, first_name="Bob")  # arrives mid long poll
+        replies = await fake.wait_for_bot_messages(USER, 2, timeout=3)
+        await fake.wait_for(lambda: not fake.pending_updates(), timeout=3)
+    finally:
+        await dp.stop_polling()
+        await polling
+    assert [m.text for m in replies] == ["Hello, Ann!", "Hello, Bob!"]
+    assert [m.from_bot for m in fake.chat_messages(USER)] == [False, True, False, True]
+    assert fake.calls("getUpdates")[0]["allowed_updates"] == ["message"]
+
+
+# --- documents, actions, commands --------------------------------------------------------
+async def test_send_document_stores_bytes(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    payload = b"# Answer\n\nprint('hi')\n"
+    msg = await bot.send_document(
+        chat, BufferedInputFile(payload, filename="answer.md"), caption="<i>full</i>",
+        parse_mode="HTML",
+    )  # fmt: skip
+    assert msg.document is not None and msg.document.file_name == "answer.md"
+    assert msg.caption == "full" and msg.document.file_size == len(payload)
+    [shown] = fake.bot_messages(chat)
+    assert shown.document is not None and shown.document["content"] == payload
+    assert shown.document["mime_type"] == "text/markdown"
+    assert shown.caption_entities == [{"type": "italic", "offset": 0, "length": 4}]
+    again = await bot.send_document(chat, msg.document.file_id)  # resend by file_id
+    assert again.document is not None and again.document.file_id == msg.document.file_id
+    with pytest.raises(TelegramBadRequest, match="message caption is too long"):
+        await bot.send_document(chat, BufferedInputFile(b"x", "x.txt"), caption="c" * 1025)
+    with pytest.raises(TelegramBadRequest, match="there is no text in the message to edit"):
+        await bot.edit_message_text("x", chat_id=chat, message_id=msg.message_id)
+
+
+async def test_upload_over_limit_is_413(
+    fake: FakeTelegram, bot: Bot, chat: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram_params, "MAX_UPLOAD", 10)  # stands in for 50 MB
+    await bot.send_document(chat, BufferedInputFile(b"x" * 10, "ok.bin"))
+    with pytest.raises(TelegramEntityTooLarge):
+        await bot.send_document(chat, BufferedInputFile(b"x" * 11, "big.bin"))
+    assert fake.requests[-1].error_code == 413
+
+
+async def test_send_chat_action(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    assert await bot.send_chat_action(chat, "typing")
+    with pytest.raises(TelegramBadRequest, match="wrong parameter action in request"):
+        await bot.send_chat_action(chat, "thinking")
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.send_chat_action(4242, "typing")
+    assert fake.chat_actions(chat) == ["typing"]
+
+
+async def test_my_commands(fake: FakeTelegram, bot: Bot) -> None:
+    cmds = [
+        BotCommand(command="start", description="Start"),
+        BotCommand(command="new", description="New chat"),
+    ]
+    assert await bot.set_my_commands(cmds)
+    assert await bot.set_my_commands(
+        cmds[:1], scope=BotCommandScopeChat(chat_id=5), language_code="de"
+    )
+    stored = fake.commands()
+    assert [c["command"] for c in stored["default"]] == ["start", "new"]
+    assert stored['{"chat_id": 5, "type": "chat"}:de'] == [
+        {"command": "start", "description": "Start"}
+    ]
+    assert [c.command for c in await bot.get_my_commands()] == ["start", "new"]
+    for bad, reason in [
+        (BotCommand(command="Start", description="x"), "BOT_COMMAND_INVALID"),
+        (BotCommand(command="a" * 33, description="x"), "BOT_COMMAND_INVALID"),
+        (BotCommand(command="ok", description=" "), "command description is empty"),
+        (BotCommand(command="ok", description="d" * 257), "command description is too long"),
+    ]:
+        with pytest.raises(TelegramBadRequest, match=reason):
+            await bot.set_my_commands([bad])
+    assert await bot.delete_my_commands()
+    assert "default" not in fake.commands()
+
+
+# --- simulated users and helpers ---------------------------------------------------------
+def test_user_sends_adds_entities_in_utf16(fake: FakeTelegram) -> None:
+    update = fake.user_sends(
+        "😀 /ask@chatmux_test_bot hi @someone", chat_id=GROUP, user_id=USER, chat_type="group"
+    )
+    message: dict[str, Any] = update["message"]
+    assert message["chat"] == {"id": GROUP, "type": "group", "title": "Test group"}
+    assert message["entities"] == [
+        {"type": "bot_command", "offset": 3, "length": 21},
+        {"type": "mention", "offset": 28, "length": 8},
+    ]
+    sticker = fake.user_sends(chat_id=USER, sticker=True)["message"]
+    assert "sticker" in sticker and "text" not in sticker
+    assert sticker["message_id"] == 1  # message ids are per chat
+    with pytest.raises(ValueError):
+        fake.user_sends("x", chat_id=GROUP, chat_type="group")  # no user_id
+
+
+async def test_wait_for_reports_recent_requests(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_message(chat, "bad <tag>", parse_mode="HTML")
+    with pytest.raises(AssertionError, match=r"sendMessage .*Unsupported start tag"):
+        await fake.wait_for(lambda: fake.bot_messages(chat), timeout=0.1)
