@@ -72,14 +72,16 @@ class Answerer:
         self.conversations = conversations
         self.state = state
         self.stops = stops
-        self._active: set[asyncio.Task] = set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def drain(self, grace: float) -> None:
         """On shutdown: let answers being streamed finish for up to `grace` seconds."""
-        pending = {task for task in self._active if not task.done()}
-        if pending:
-            log.info("waiting for %d answers to finish", len(pending))
-            await asyncio.wait(pending, timeout=grace)
+        if self._in_flight:
+            log.info("waiting for %d answers to finish", self._in_flight)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
 
     @contextlib.asynccontextmanager
     async def chat_lock(self, chat_id: int, wait: float = 60.0):  # type: ignore[no-untyped-def]
@@ -110,10 +112,17 @@ class Answerer:
     async def answer(self, bot: Bot, turn: Turn, user_message: Message,
                      model_id: str | None) -> Message:
         """Stream an answer to `user_message` (already stored) and store it."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._active.add(task)
-            task.add_done_callback(self._active.discard)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._answer(bot, turn, user_message, model_id)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _answer(self, bot: Bot, turn: Turn, user_message: Message,
+                      model_id: str | None) -> Message:
         spec = self.registry.spec(model_id)
         params = spec.params.as_request()
         path = await self.conversations.path_to(user_message.id)

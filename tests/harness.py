@@ -56,12 +56,13 @@ async def running_bot(
     models: FakeModelServer,
     database_url: str,
     redis_prefix: str | None,
+    catalogue_overrides: dict[str, dict[str, Any]] | None = None,
     **env: str,
 ) -> AsyncIterator[Settings]:
     """Start `chatmux run` (settings from the environment, as in production) and stop it."""
     from tests.conftest import REDIS_URL
 
-    catalogue = write_catalogue(tmp_path / "models.yaml", models)
+    catalogue = write_catalogue(tmp_path / "models.yaml", models, **(catalogue_overrides or {}))
     values = {
         "BOT_TOKEN": telegram.token,
         "TELEGRAM_API_URL": telegram.base_url,

@@ -1,0 +1,68 @@
+"""The installed `chatmux` command itself: polling Telegram, and the console without a token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import REDIS_URL
+from tests.harness import write_catalogue
+
+CHATMUX = str(Path(sys.executable).with_name("chatmux"))
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "REDIS_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(extra)
+    return env
+
+
+async def test_chatmux_run_serves_telegram_and_stops_on_sigterm(
+    tmp_path, telegram, models, database_url, redis_prefix
+):
+    write_catalogue(tmp_path / "models.yaml", models)
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=base_env(
+            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
+            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
+            ALPHA_KEY="sk-test-alpha",
+        ),
+    )
+    try:
+        telegram.user_sends("hello from a real process", chat_id=2002)
+        [answer] = await telegram.wait_for_bot_messages(2002, 1, timeout=30)
+        assert answer.text == "[alpha-served] hello from a real process"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    log = stderr.decode()
+    assert "Traceback" not in log
+    assert "sk-test-alpha" not in log and telegram.token not in log  # secrets never logged
+
+
+async def test_chatmux_run_without_a_token_starts_the_console(tmp_path, models):
+    """A fresh directory, the README's set-up (a models.yaml), the embedded SQLite default."""
+    write_catalogue(tmp_path / "models.yaml", models)
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=base_env(ALPHA_KEY="sk-test-alpha"),
+    )
+    stdout, stderr = await asyncio.wait_for(
+        process.communicate(b"/start\nhello console\n/model\n2\nand beta?\n"), 60
+    )
+    out, err = stdout.decode(), stderr.decode()
+    assert process.returncode == 0, err
+    assert err.splitlines()[0].startswith("BOT_TOKEN is not set, so chatmux starts in the")
+    assert "Hi, You!" in out
+    assert "chatmux › [alpha-served] hello console" in out
+    assert "[2] Beta" in out
+    assert "chatmux › [beta-served] and beta?" in out
+    assert (tmp_path / "chatmux.db").exists()  # the embedded default database
