@@ -126,7 +126,7 @@ async def test_transcript_keyboard_callback_and_stream() -> None:
     assert start[0] == "start" and start[2] == "de"
     assert [(e.type, e.offset, e.length) for e in start[1]] == [("bot_command", 0, 6)]
     assert picked == ("pick", "llama", "hi")  # callback message = the bot message as rendered
-    assert seen[0] == ("startup", 1, "fake-llm", "hi")  # workflow kwargs + workflow_data
+    assert seen[0] == ("startup", 1000, "fake-llm", "hi")  # workflow kwargs + workflow_data
     assert seen[-1] == ("shutdown", "fake-llm")
 
 
