@@ -1,15 +1,21 @@
-"""One chat turn: store the user's message, stream the model's answer, store the answer."""
+"""Turns: stream a model's answer to a stored user message, store it, deliver it with buttons."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.enums import ChatType
+from aiogram.types import MessageEntity
 
+from bot.formatting import Chunk, utf16_len
+from bot.keyboards.answers import answer_keyboard, retry_keyboard
+from bot.keyboards.arena import battle_keyboard
 from bot.settings import Settings
 from bot.streaming.pacer import StreamOutcome, pump
 from bot.streaming.stops import StopSignals
@@ -20,11 +26,15 @@ from inference.context import fit_to_context
 from inference.errors import BackendError
 from inference.protocol import ChatMessage
 from inference.registry import ModelRegistry
-from storage.models import Message
+from storage.models import Battle, Message
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
+from storage.repositories.feedback import FeedbackRepository
 from storage.shared_state import SharedState
 
 log = logging.getLogger(__name__)
+
+ERROR_KINDS = {"unavailable", "timeout", "rate_limited", "context_too_long", "bad_request",
+               "stream_error"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +71,34 @@ def build_request(spec: ModelSpec, path: list[Message]) -> list[ChatMessage]:
     return fit_to_context(messages, spec.context_window, reserve)
 
 
+def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
+    """What the user sees for a stored answer: its text plus a note on how it ended."""
+    note = {"cut": "answer_cut", "stopped": "answer_stopped"}.get(status)
+    if note is None and finish_reason == "length":
+        note = "answer_length"
+    return f"{content}\n\n{t(note, lang)}" if note else content
+
+
+def arena_header(side: str, lang: str, model_title: str | None = None) -> Chunk:
+    """"Model A" (anonymous) or "Model A: Alpha" (revealed), in bold."""
+    text = (t("arena_revealed", lang, side=side, model=model_title) if model_title
+            else t("arena_side", lang, side=side))
+    return Chunk(text, [MessageEntity(type="bold", offset=0, length=utf16_len(text))])
+
+
 class Answerer:
     """Runs turns. One per process; handlers receive it from the Dispatcher."""
 
     def __init__(self, settings: Settings, registry: ModelRegistry,
-                 conversations: ConversationRepository, state: SharedState,
-                 stops: StopSignals) -> None:
+                 conversations: ConversationRepository, feedback: FeedbackRepository,
+                 state: SharedState, stops: StopSignals, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.conversations = conversations
+        self.feedback = feedback
         self.state = state
         self.stops = stops
+        self.rng = rng or random.Random()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,7 +111,18 @@ class Answerer:
                 await asyncio.wait_for(self._idle.wait(), grace)
 
     @contextlib.asynccontextmanager
-    async def chat_lock(self, chat_id: int, wait: float = 60.0):  # type: ignore[no-untyped-def]
+    async def _tracked(self) -> AsyncIterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def chat_lock(self, chat_id: int, wait: float = 60.0) -> AsyncIterator[bool]:
         """One generation at a time per chat (across processes); yields False if still busy."""
         key = f"gen:{chat_id}"
         ttl = 600.0
@@ -100,86 +138,120 @@ class Answerer:
             if got:
                 await self.state.release(key)
 
-    def _view(self, bot: Bot, turn: Turn) -> AnswerView:
+    def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:
-            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id)
+            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header)
         return EditView(
             bot, turn.chat_id, self.state,
             edits_per_minute=self.settings.group_edits_per_minute,
-            reply_to=turn.reply_to, thread_id=turn.thread_id,
+            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header,
         )
 
-    async def answer(self, bot: Bot, turn: Turn, user_message: Message,
-                     model_id: str | None) -> Message:
-        """Stream an answer to `user_message` (already stored) and store it."""
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            return await self._answer(bot, turn, user_message, model_id)
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
-
-    async def _answer(self, bot: Bot, turn: Turn, user_message: Message,
-                      model_id: str | None) -> Message:
-        spec = self.registry.spec(model_id)
-        params = spec.params.as_request()
+    async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
+                      header: Chunk | None = None) -> tuple[AnswerView, StreamOutcome]:
+        view = self._view(bot, turn, header)
         path = await self.conversations.path_to(user_message.id)
-        view = self._view(bot, turn)
         try:
-            request = build_request(spec, path)
-            events = self.registry.backend(spec.id).stream(request, params)
+            events = self.registry.backend(spec.id).stream(
+                build_request(spec, path), spec.params.as_request()
+            )
         except BackendError as exc:
-            return await self._failed(bot, turn, spec, user_message, StreamOutcome(error=exc))
+            return view, StreamOutcome(error=exc)
         if isinstance(view, DraftView):
             await view.start()
-            interval = self.settings.draft_interval
             with self.stops.watch(turn.chat_id, view.draft_id) as stop:
-                outcome = await pump(events, view, interval=interval, stop=stop)
+                outcome = await pump(events, view, interval=self.settings.draft_interval,
+                                     stop=stop)
         else:
             await bot.send_chat_action(turn.chat_id, "typing", message_thread_id=turn.thread_id)
-            interval = self.settings.edit_interval_group
-            outcome = await pump(events, view, interval=interval)
-        if outcome.error is not None and not outcome.text:
-            return await self._failed(bot, turn, spec, user_message, outcome)
-        return await self._deliver(view, turn, spec, user_message, outcome)
+            outcome = await pump(events, view, interval=self.settings.edit_interval_group)
+        return view, outcome
 
-    async def _deliver(self, view: AnswerView, turn: Turn, spec: ModelSpec,
-                       user_message: Message, outcome: StreamOutcome) -> Message:
-        text = outcome.text
-        status = "complete"
-        if outcome.error is not None:
-            status = "cut"
-            text += f"\n\n{t('answer_cut', turn.lang)}"
-        elif outcome.stopped:
-            status = "stopped"
-            text += f"\n\n{t('answer_stopped', turn.lang)}"
-        elif outcome.finish_reason == "length":
-            text += f"\n\n{t('answer_length', turn.lang)}"
-        ids = await view.finish(text)
-        return await self.conversations.add_answer(
-            user_message, self._record(spec, outcome, status), turn.chat_id, ids
-        )
+    async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
+                     *, origin: str = "original", head: str = "follow") -> Message:
+        """Stream an answer to `user_message` (already stored), store it, deliver it."""
+        async with self._tracked():
+            spec = self.registry.spec(model_id)
+            view, outcome = await self._stream(bot, turn, spec, user_message)
+            if outcome.error is not None and not outcome.text:
+                return await self._failed(bot, turn, spec, user_message, outcome, origin, head)
+            stored = await self.conversations.add_answer(
+                user_message, self._record(spec, outcome), origin=origin, head=head
+            )
+            text = display_text(outcome.text, stored.status, outcome.finish_reason, turn.lang)
+            ids = await view.finish(text, reply_markup=answer_keyboard(stored.id))
+            await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
+            return stored
 
     async def _failed(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                      outcome: StreamOutcome) -> Message:
+                      outcome: StreamOutcome, origin: str, head: str) -> Message:
         error = outcome.error
         assert error is not None
         log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
-        key = f"err_{error.kind}"
-        kind = error.kind if key in _ERROR_KEYS else "unavailable"
+        stored = await self.conversations.add_answer(
+            user_message, self._record(spec, outcome), origin=origin, head=head
+        )
+        kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
         sent = await bot.send_message(
             turn.chat_id, t(f"err_{kind}", turn.lang, model=spec.title), parse_mode=None,
-            message_thread_id=turn.thread_id,
+            message_thread_id=turn.thread_id, reply_markup=retry_keyboard(stored.id),
         )
-        return await self.conversations.add_answer(
-            user_message, self._record(spec, outcome, "error"), turn.chat_id, [sent.message_id]
-        )
+        await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
+        return stored
 
-    def _record(self, spec: ModelSpec, outcome: StreamOutcome, status: str) -> AnswerRecord:
+    async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
+                     chat_row_id: int, pair: tuple[ModelSpec, ModelSpec]) -> Battle | None:
+        """Two anonymous answers, A then B, with the vote buttons under B."""
+        async with self._tracked():
+            spec_a, spec_b = pair
+            view_a, outcome_a = await self._stream(bot, turn, spec_a, user_message,
+                                                   arena_header("A", turn.lang))
+            if outcome_a.error is not None and not outcome_a.text:
+                await self._side_failed(bot, turn, "A")
+                await self.answer(bot, turn, user_message, spec_b.id)
+                return None
+            answer_a = await self.conversations.add_answer(
+                user_message, self._record(spec_a, outcome_a), origin="arena"
+            )
+            ids_a = await view_a.finish(
+                display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason, turn.lang)
+            )
+            await self.conversations.add_deliveries(answer_a.id, turn.chat_id, ids_a)
+
+            view_b, outcome_b = await self._stream(bot, turn, spec_b, user_message,
+                                                   arena_header("B", turn.lang))
+            if outcome_b.error is not None and not outcome_b.text:
+                await self._side_failed(bot, turn, "B")
+                await bot.edit_message_reply_markup(
+                    chat_id=turn.chat_id, message_id=ids_a[-1],
+                    reply_markup=answer_keyboard(answer_a.id),
+                )
+                return None
+            answer_b = await self.conversations.add_answer(
+                user_message, self._record(spec_b, outcome_b), origin="arena", head="keep"
+            )
+            battle = await self.feedback.create_battle(
+                chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
+                answer_a=answer_a, answer_b=answer_b,
+            )
+            ids_b = await view_b.finish(
+                display_text(outcome_b.text, answer_b.status, outcome_b.finish_reason, turn.lang),
+                reply_markup=battle_keyboard(battle.id, turn.lang),
+            )
+            await self.conversations.add_deliveries(answer_b.id, turn.chat_id, ids_b)
+            return battle
+
+    async def _side_failed(self, bot: Bot, turn: Turn, side: str) -> None:
+        await bot.send_message(turn.chat_id, t("arena_side_failed", turn.lang, side=side),
+                               parse_mode=None, message_thread_id=turn.thread_id)
+
+    def _record(self, spec: ModelSpec, outcome: StreamOutcome) -> AnswerRecord:
+        if outcome.error is not None:
+            status = "cut" if outcome.text else "error"
+        else:
+            status = "stopped" if outcome.stopped else "complete"
         return AnswerRecord(
-            content=outcome.text if status != "error" else "",
+            content=outcome.text,
             model_id=spec.id,
             served_model=spec.model,
             status=status,
@@ -192,9 +264,3 @@ class Answerer:
             total_ms=round(outcome.total * 1000),
             finish_reason=outcome.finish_reason,
         )
-
-
-_ERROR_KEYS = {
-    "err_unavailable", "err_timeout", "err_rate_limited", "err_context_too_long",
-    "err_bad_request", "err_stream_error",
-}

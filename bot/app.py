@@ -32,13 +32,14 @@ from inference.catalogue import load_catalogue
 from inference.registry import ModelRegistry
 from storage.db import create_engine, create_sessionmaker
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.feedback import FeedbackRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 15.0
-USER_COMMANDS = ("start", "help", "model", "new")
+USER_COMMANDS = ("start", "help", "model", "new", "arena", "stats", "cancel")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class App:
     fsm_storage: BaseStorage
     users: UserRepository
     conversations: ConversationRepository
+    feedback: FeedbackRepository
     answerer: Answerer
     stops: StopSignals = field(default_factory=StopSignals)
 
@@ -63,6 +65,7 @@ class App:
             "registry": self.registry,
             "users": self.users,
             "conversations": self.conversations,
+            "feedback": self.feedback,
             "answerer": self.answerer,
             "stops": self.stops,
             "shared_state": self.state,
@@ -93,6 +96,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
     conversations = ConversationRepository(sessionmaker)
+    feedback = FeedbackRepository(sessionmaker)
     stops = StopSignals()
     return App(
         settings=settings,
@@ -103,7 +107,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         fsm_storage=fsm_storage,
         users=UserRepository(sessionmaker),
         conversations=conversations,
-        answerer=Answerer(settings, registry, conversations, state, stops),
+        feedback=feedback,
+        answerer=Answerer(settings, registry, conversations, feedback, state, stops),
         stops=stops,
     )
 

@@ -125,3 +125,24 @@ def render_parts(markdown: str, limit: int = MESSAGE_LIMIT) -> list[Chunk]:
 
 def plain(chunk: Chunk) -> Chunk:
     return Chunk(chunk.text, [])
+
+
+def concat(first: Chunk, second: Chunk) -> Chunk:
+    shift = utf16_len(first.text)
+    return Chunk(
+        first.text + second.text,
+        [*first.entities,
+         *(e.model_copy(update={"offset": e.offset + shift}) for e in second.entities)],
+    )
+
+
+def compose(markdown: str, header: Chunk | None = None, limit: int = MESSAGE_LIMIT) -> list[Chunk]:
+    """Parts of an answer, with an optional header line on the first part.
+
+    The header does not move the cuts, so it can later be replaced in place (arena reveals).
+    """
+    if header is None:
+        return render_parts(markdown, limit)
+    head = concat(header, Chunk("\n\n"))
+    parts = render_parts(markdown, limit - utf16_len(head.text))
+    return [concat(head, parts[0]), *parts[1:]] if parts else [header]

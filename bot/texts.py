@@ -24,14 +24,22 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "Commands:\n"
             "/model — choose the model that answers you\n"
             "/new — start a new conversation (the model forgets this one)\n"
+            "/arena — two anonymous models answer; you pick the better one\n"
+            "/stats — your ratings so far\n"
             "/help — this message\n\n"
+            "Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, "
+            "✏️ lets you write a better answer.\n\n"
             "In groups, mention me or reply to my message."
         ),
         "ru": (
             "Команды:\n"
             "/model — выбрать модель, которая вам отвечает\n"
             "/new — начать новый разговор (модель забудет этот)\n"
+            "/arena — отвечают две анонимные модели, вы выбираете лучшую\n"
+            "/stats — ваши оценки\n"
             "/help — эта справка\n\n"
+            "Под каждым ответом: 👍/👎 — оценка, 🔄 — ответить заново, 🔀 — спросить другую "
+            "модель, ✏️ — написать ответ лучше.\n\n"
             "В группах упомяните меня или ответьте на моё сообщение."
         ),
     },
@@ -52,6 +60,106 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "New conversation started. {model} remembers nothing from before.",
         "ru": "Начат новый разговор. {model} не помнит ничего из прошлого.",
     },
+    "back": {"en": "« Back", "ru": "« Назад"},
+    "vote_up": {"en": "👍 Saved — thanks!", "ru": "👍 Сохранено — спасибо!"},
+    "vote_down": {"en": "👎 Saved — thanks!", "ru": "👎 Сохранено — спасибо!"},
+    "vote_removed": {"en": "Vote removed", "ru": "Оценка снята"},
+    "vote_same": {"en": "Already saved", "ru": "Уже сохранено"},
+    "stale_button": {
+        "en": "This button is no longer valid.",
+        "ru": "Эта кнопка больше не действует.",
+    },
+    "not_yours": {
+        "en": "Only the person in this chat can do that.",
+        "ru": "Это может сделать только собеседник бота в этом чате.",
+    },
+    "regenerating": {"en": "🔄 Writing another answer…", "ru": "🔄 Пишу другой ответ…"},
+    "regen_with": {"en": "🔀 Asking {model}…", "ru": "🔀 Спрашиваю {model}…"},
+    "pick_regen_model": {"en": "Pick a model", "ru": "Выберите модель"},
+    "edit_prompt": {
+        "en": "✏️ Send me the improved answer as your next message — it will count as better "
+              "than the original. /cancel to stop.",
+        "ru": "✏️ Пришлите улучшенный ответ следующим сообщением — он будет считаться лучше "
+              "исходного. /cancel — отмена.",
+    },
+    "edit_placeholder": {"en": "The improved answer", "ru": "Улучшенный ответ"},
+    "edit_saved": {
+        "en": "✏️ Saved. Thanks — the conversation continues from your version.",
+        "ru": "✏️ Сохранено. Спасибо — разговор продолжится с вашей версии.",
+    },
+    "edit_unchanged": {
+        "en": "That is the same as the original. Send a changed version, or /cancel.",
+        "ru": "Это совпадает с исходным ответом. Пришлите изменённый вариант или /cancel.",
+    },
+    "edit_not_text": {
+        "en": "Please send the improved answer as text, or /cancel.",
+        "ru": "Пришлите улучшенный ответ текстом или /cancel.",
+    },
+    "cancelled": {"en": "Cancelled.", "ru": "Отменено."},
+    "nothing_to_cancel": {"en": "Nothing to cancel.", "ru": "Отменять нечего."},
+    "arena_on": {
+        "en": "⚔️ Arena mode is on: each question is answered by two anonymous models. "
+              "Vote for the better answer to see who they were. /arena again turns it off.",
+        "ru": "⚔️ Режим арены включён: на каждый вопрос ответят две анонимные модели. "
+              "Проголосуйте за лучший ответ, чтобы узнать, кто это был. /arena — выключить.",
+    },
+    "arena_off": {
+        "en": "Arena mode is off: {model} answers you again.",
+        "ru": "Режим арены выключен: вам снова отвечает {model}.",
+    },
+    "arena_unavailable": {
+        "en": "The arena needs at least two models, and only one is available now.",
+        "ru": "Для арены нужны хотя бы две модели, а сейчас доступна только одна.",
+    },
+    "arena_side": {"en": "Model {side}", "ru": "Модель {side}"},
+    "arena_revealed": {"en": "Model {side}: {model}", "ru": "Модель {side}: {model}"},
+    "arena_side_failed": {
+        "en": "Model {side} failed to answer, so this round is not a battle.",
+        "ru": "Модель {side} не смогла ответить, так что этот раунд не засчитан.",
+    },
+    "winner_a": {"en": "🅰️ A is better", "ru": "🅰️ A лучше"},
+    "winner_b": {"en": "🅱️ B is better", "ru": "🅱️ B лучше"},
+    "winner_tie": {"en": "🤝 Tie", "ru": "🤝 Ничья"},
+    "winner_both_bad": {"en": "👎 Both are bad", "ru": "👎 Оба плохи"},
+    "strength_much_better": {"en": "Much better", "ru": "Намного лучше"},
+    "strength_better": {"en": "Better", "ru": "Лучше"},
+    "strength_slightly_better": {"en": "Slightly better", "ru": "Немного лучше"},
+    "strength_about_same": {"en": "About the same", "ru": "Примерно одинаково"},
+    "battle_voted": {
+        "en": "Thanks! A was {a}, B was {b}.",
+        "ru": "Спасибо! A — это {a}, B — {b}.",
+    },
+    "battle_strength_saved": {"en": "Saved: {strength}", "ru": "Сохранено: {strength}"},
+    "battle_not_yours": {
+        "en": "Only the person who asked can judge this battle.",
+        "ru": "Оценить этот поединок может только тот, кто задал вопрос.",
+    },
+    "battle_final": {
+        "en": "This vote is final now.",
+        "ru": "Этот голос уже окончательный.",
+    },
+    "stats": {
+        "en": "Your contribution so far:\n"
+              "👍 {likes} and 👎 {dislikes} on answers\n"
+              "✏️ {edits} improved answers\n"
+              "⚔️ {battles} arena battles judged{favourite}\n\n"
+              "Every judgement helps make the models better. Thank you!",
+        "ru": "Ваш вклад:\n"
+              "👍 {likes} и 👎 {dislikes} за ответы\n"
+              "✏️ {edits} улучшенных ответов\n"
+              "⚔️ {battles} оценённых поединков на арене{favourite}\n\n"
+              "Каждая оценка помогает сделать модели лучше. Спасибо!",
+    },
+    "stats_favourite": {
+        "en": "\n🏆 your arena favourite: {model}",
+        "ru": "\n🏆 ваш фаворит на арене: {model}",
+    },
+    "cmd_arena": {
+        "en": "Arena: two anonymous models per question",
+        "ru": "Арена: две анонимные модели",
+    },
+    "cmd_stats": {"en": "Your ratings so far", "ru": "Ваши оценки"},
+    "cmd_cancel": {"en": "Cancel the current action", "ru": "Отменить текущее действие"},
     "unknown_command": {
         "en": "I don't know that command. See /help.",
         "ru": "Я не знаю такой команды. Список команд: /help",

@@ -48,6 +48,8 @@ class ModelSpec(BaseModel):
     params: GenerationParams = Field(default_factory=GenerationParams)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     enabled: bool = True
+    # Relative chance of being drawn into an arena battle; 0 keeps the model out of the arena.
+    arena_weight: float = Field(default=1.0, ge=0)
 
 
 class Catalogue(BaseModel):
@@ -55,6 +57,8 @@ class Catalogue(BaseModel):
 
     models: list[ModelSpec] = Field(min_length=1)
     default_model: str
+    # Whether users who never used /arena get two anonymous answers per question.
+    arena_default: bool = False
 
     @model_validator(mode="after")
     def _check_ids(self) -> Catalogue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 
 from inference.backends.openai_compat import OpenAICompatBackend
@@ -36,6 +37,23 @@ class ModelRegistry:
     def enabled(self) -> list[ModelSpec]:
         return self._catalogue.enabled
 
+    @property
+    def arena_default(self) -> bool:
+        return self._catalogue.arena_default
+
+    def arena_models(self) -> list[ModelSpec]:
+        return [m for m in self.enabled() if m.arena_weight > 0]
+
+    def arena_pair(self, rng: random.Random) -> tuple[ModelSpec, ModelSpec] | None:
+        """Two different models drawn by arena weight (without replacement), in random order."""
+        pool = self.arena_models()
+        if len(pool) < 2:
+            return None
+        first = rng.choices(pool, weights=[m.arena_weight for m in pool])[0]
+        rest = [m for m in pool if m.id != first.id]
+        second = rng.choices(rest, weights=[m.arena_weight for m in rest])[0]
+        return first, second
+
     def spec(self, model_id: str | None) -> ModelSpec:
         """The model, or the default one when `model_id` is unknown, disabled or None."""
         spec = self._catalogue.get(model_id) if model_id else None
@@ -43,6 +61,15 @@ class ModelRegistry:
             spec = self._catalogue.get(self.default_id)
         assert spec is not None  # the catalogue validates its default
         return spec
+
+    def title(self, model_id: str | None) -> str:
+        """A model's display name, even for one no longer in the catalogue."""
+        spec = self._catalogue.get(model_id) if model_id else None
+        return spec.title if spec else (model_id or "?")
+
+    def is_enabled(self, model_id: str | None) -> bool:
+        spec = self._catalogue.get(model_id) if model_id else None
+        return spec is not None and spec.enabled
 
     def backend(self, model_id: str) -> ChatBackend:
         spec = self._catalogue.get(model_id)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Filter
-from aiogram.types import Message, MessageGenerationStopped
+from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.answering import Answerer, Turn
+from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
 from bot.texts import t
+from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
 
@@ -42,7 +44,8 @@ async def unknown_command(message: Message, lang: str) -> None:
 
 
 async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_row_id: int,
-                  lang: str, answerer: Answerer, conversations: ConversationRepository) -> None:
+                  lang: str, answerer: Answerer, conversations: ConversationRepository,
+                  registry: ModelRegistry) -> None:
     prompt = prompt.strip()
     if not prompt:
         await message.reply(t("empty", lang), parse_mode=None)
@@ -66,12 +69,22 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
             # Stored, so it is part of the conversation; the model sees it with the next turn.
             await message.reply(t("busy", lang), parse_mode=None)
             return
-        await answerer.answer(bot, turn, stored, db_user.model_id)
+        pair = registry.arena_pair(answerer.rng) if arena_on(db_user, registry) else None
+        if pair is not None:
+            await answerer.battle(bot, turn, stored, asker_id=db_user.id,
+                                  chat_row_id=chat_row_id, pair=pair)
+        else:
+            await answerer.answer(bot, turn, stored, db_user.model_id)
 
 
 async def not_text(message: Message, lang: str) -> None:
     """Stickers, photos, voice… in private chats get a polite line instead of silence."""
     await message.answer(t("not_text", lang), parse_mode=None)
+
+
+async def stale_button(query: CallbackQuery, lang: str = "en") -> None:
+    """Buttons nothing else understood: malformed, forged or from an older version."""
+    await query.answer(t("stale_button", lang), show_alert=True)
 
 
 async def on_stop(event: MessageGenerationStopped, stops: StopSignals) -> None:
@@ -84,4 +97,5 @@ def build_router() -> Router:
     router.message.register(on_text, F.text, AddressedToBot())
     router.message.register(not_text, F.chat.type == ChatType.PRIVATE)
     router.stopped_message_generation.register(on_stop)
+    router.callback_query.register(stale_button)
     return router

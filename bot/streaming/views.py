@@ -11,7 +11,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.formatting import Chunk, plain, render_parts
+from bot.formatting import Chunk, compose, plain
 from bot.streaming.delivery import edit_part, frame_request, send_part
 from storage.shared_state import SharedState
 
@@ -48,8 +48,9 @@ class DraftView:
     """Private chats: animated `sendMessageDraft` frames, then the final `sendMessage`s."""
 
     def __init__(self, bot: Bot, chat_id: int, *, reply_to: int | None = None,
-                 thread_id: int | None = None) -> None:
+                 thread_id: int | None = None, header: Chunk | None = None) -> None:
         self.bot, self.chat_id, self.reply_to, self.thread_id = bot, chat_id, reply_to, thread_id
+        self.header = header
         self.draft_id = secrets.randbelow(2**31 - 2) + 1
         self._paused = _Paused()
         self._last: Chunk | None = None
@@ -79,11 +80,11 @@ class DraftView:
                 return
 
     async def start(self) -> None:
-        """The "Thinking…" placeholder (empty draft text)."""
-        await self._draft(Chunk(""), self.draft_id)
+        """The "Thinking…" placeholder (empty draft text), or the header alone."""
+        await self._draft(self.header or Chunk(""), self.draft_id)
 
     async def show(self, markdown: str) -> None:
-        parts = render_parts(markdown)
+        parts = compose(markdown, self.header)
         if not parts:
             return
         # Long answers: the draft shows the part being written; a new id per part replaces it.
@@ -97,7 +98,7 @@ class DraftView:
     async def finish(
         self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> list[int]:
-        parts = render_parts(markdown)
+        parts = compose(markdown, self.header)
         ids = []
         for i, part in enumerate(parts):
             ids.append(
@@ -114,8 +115,10 @@ class EditView:
     """Groups (no drafts there): send a message, then edit it as text grows, within budget."""
 
     def __init__(self, bot: Bot, chat_id: int, state: SharedState, *, edits_per_minute: int,
-                 reply_to: int | None = None, thread_id: int | None = None) -> None:
+                 reply_to: int | None = None, thread_id: int | None = None,
+                 header: Chunk | None = None) -> None:
         self.bot, self.chat_id, self.state = bot, chat_id, state
+        self.header = header
         self.edits_per_minute = edits_per_minute
         self.reply_to, self.thread_id = reply_to, thread_id
         self._sent: list[tuple[int, tuple]] = []  # (message id, content key shown)
@@ -152,7 +155,7 @@ class EditView:
             return
         try:
             with frame_request():
-                await self._sync(render_parts(markdown), None, final=False)
+                await self._sync(compose(markdown, self.header), None, final=False)
         except TelegramRetryAfter as exc:
             self._paused.hit(exc)
         except TelegramBadRequest as exc:
@@ -164,7 +167,7 @@ class EditView:
     async def finish(
         self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> list[int]:
-        parts = render_parts(markdown)
+        parts = compose(markdown, self.header)
         await self._sync(parts, reply_markup, final=True)
         # A shorter final rendering leaves stale extra messages: delete them.
         for message_id, _ in self._sent[len(parts):]:

@@ -32,6 +32,17 @@ class AnswerRecord:
     finish_reason: str | None = None
 
 
+async def set_head(
+    session: AsyncSession, conversation_id: int, message_id: int,
+    only_if_head: int | None = None,
+) -> None:
+    """Make `message_id` the message the conversation's next turn continues from."""
+    stmt = sa.update(Conversation).where(Conversation.id == conversation_id)
+    if only_if_head is not None:
+        stmt = stmt.where(Conversation.head_message_id == only_if_head)
+    await session.execute(stmt.values(head_message_id=message_id))
+
+
 class AlreadyStored(Exception):
     """This Telegram message was stored before (Telegram delivered the update twice)."""
 
@@ -112,15 +123,22 @@ class ConversationRepository:
             return message
 
     async def add_answer(
-        self, parent: Message, answer: AnswerRecord, tg_chat_id: int,
-        tg_message_ids: Sequence[int],
+        self, parent: Message, answer: AnswerRecord, *, origin: str = "original",
+        head: str = "follow",
     ) -> Message:
-        """Store an answer under `parent`. It becomes the head unless it failed with no text."""
+        """Store an answer under `parent`.
+
+        `head`: "follow" makes it the head if the parent was (a normal turn); "take" makes it
+        the head unconditionally (a regenerated answer: the conversation continues from the
+        newest sibling); "keep" leaves the head alone (arena's second answer). An answer that
+        failed with no text never becomes the head.
+        """
         async with self._sessionmaker.begin() as session:
             message = Message(
                 conversation_id=parent.conversation_id,
                 parent_id=parent.id,
                 role="assistant",
+                origin=origin,
                 content=answer.content,
                 status=answer.status,
                 error_kind=answer.error_kind,
@@ -136,22 +154,24 @@ class ConversationRepository:
             )
             session.add(message)
             await session.flush()
+            if answer.content and head != "keep":
+                await set_head(
+                    session, parent.conversation_id, message.id,
+                    only_if_head=parent.id if head == "follow" else None,
+                )
+            return message
+
+    async def add_deliveries(
+        self, message_id: int, tg_chat_id: int, tg_message_ids: Sequence[int]
+    ) -> None:
+        """Record the Telegram messages a stored message was delivered as, in order."""
+        async with self._sessionmaker.begin() as session:
             session.add_all(
                 MessageDelivery(
-                    message_id=message.id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
+                    message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
                 )
                 for part, tg_id in enumerate(tg_message_ids)
             )
-            if answer.content:
-                await session.execute(
-                    sa.update(Conversation)
-                    .where(
-                        Conversation.id == parent.conversation_id,
-                        Conversation.head_message_id == parent.id,
-                    )
-                    .values(head_message_id=message.id)
-                )
-            return message
 
     async def path_to(self, message_id: int) -> list[Message]:
         """The message and its ancestors, root first: the history a turn was answered with."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import dialect_insert
 from storage.models import Chat, User
 
 
@@ -20,9 +20,7 @@ class TelegramUser:
 
 
 def _upsert(session: AsyncSession, table: sa.Table, values: dict, update: list[str]) -> sa.Insert:
-    dialect = session.bind.dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    stmt = insert(table).values(**values)
+    stmt = dialect_insert(session)(table).values(**values)
     return stmt.on_conflict_do_update(
         index_elements=["telegram_id"], set_={name: stmt.excluded[name] for name in update}
     ).returning(table.c.id)
@@ -69,6 +67,12 @@ class UserRepository:
         async with self._sessionmaker.begin() as session:
             await session.execute(
                 sa.update(User).where(User.id == user_id).values(model_id=model_id)
+            )
+
+    async def set_arena_mode(self, user_id: int, enabled: bool) -> None:
+        async with self._sessionmaker.begin() as session:
+            await session.execute(
+                sa.update(User).where(User.id == user_id).values(arena_mode=enabled)
             )
 
     async def get_by_telegram_id(self, telegram_id: int) -> User | None:

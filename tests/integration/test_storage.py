@@ -79,8 +79,9 @@ async def test_message_tree_path_and_head(repos):
     a1 = await convs.add_answer(
         q1, AnswerRecord("a1", "alpha", "alpha-served", params={"temperature": 0.5},
                          prompt_tokens=5, completion_tokens=2, ttft_ms=10, total_ms=20,
-                         finish_reason="stop"), 7, [2, 3],
+                         finish_reason="stop"),
     )
+    await convs.add_deliveries(a1.id, 7, [2, 3])
     q2 = await convs.add_user_message(conversation.id, user.id, "q2", 7, 4)
     assert q2.parent_id == a1.id
     path = await convs.path_to(q2.id)
@@ -91,7 +92,7 @@ async def test_message_tree_path_and_head(repos):
     assert [d.tg_message_id for d in await convs.deliveries(a1.id)] == [2, 3]
     # A failed answer is stored but the conversation continues from the user's message.
     failed = await convs.add_answer(q2, AnswerRecord("", "alpha", "alpha-served", status="error",
-                                                     error_kind="unavailable"), 7, [5])
+                                                     error_kind="unavailable"))
     q3 = await convs.add_user_message(conversation.id, user.id, "q3", 7, 6)
     assert q3.parent_id == q2.id and failed.status == "error"
 

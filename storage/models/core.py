@@ -20,6 +20,8 @@ class User(CreatedAt, Base):
     first_name: Mapped[str | None] = mapped_column(sa.String(128))
     language_code: Mapped[str | None] = mapped_column(sa.String(16))
     model_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # None: follow the catalogue's arena default; True/False: the user's /arena choice.
+    arena_mode: Mapped[bool | None] = mapped_column(sa.Boolean)
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
@@ -73,6 +75,10 @@ class Message(CreatedAt, Base):
         sa.ForeignKey("message.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[str] = mapped_column(sa.String(16))  # user | assistant
+    # original | regenerated (a new sibling answer) | edited (written by a user) | arena
+    origin: Mapped[str] = mapped_column(
+        sa.String(16), default="original", server_default="original"
+    )
     author_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )

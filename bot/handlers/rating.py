@@ -1,0 +1,212 @@
+"""Buttons under answers: 👍/👎 votes, 🔄 regenerate, 🔀 regenerate with another model, ✏️ edit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
+
+from bot.answering import Answerer, Turn
+from bot.handlers.callbacks import pressed_answer, replace_markup
+from bot.keyboards.answers import (
+    VOTES,
+    AnswerAction,
+    RegenWith,
+    answer_keyboard,
+    regen_models_keyboard,
+)
+from bot.texts import t
+from inference.registry import ModelRegistry
+from storage.models import User
+from storage.repositories.conversations import ConversationRepository
+from storage.repositories.feedback import FeedbackRepository, StoredAnswer
+from storage.shared_state import SharedState
+
+# Identical presses closer together than this are one tap (double taps, client retries).
+TAP_WINDOW = 1.5
+# Keyboard count updates are coalesced over this window (bursts of votes in groups).
+REFRESH_WINDOW = 0.3
+
+
+class EditingAnswer(StatesGroup):
+    waiting = State()
+
+
+async def _keyboard_with_counts(
+    answer_id: int, feedback: FeedbackRepository
+) -> InlineKeyboardMarkup:
+    likes, dislikes = await feedback.vote_counts(answer_id)
+    return answer_keyboard(answer_id, likes, dislikes)
+
+
+async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_user: User,
+               chat_row_id: int, lang: str, feedback: FeedbackRepository,
+               shared_state: SharedState) -> None:
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    if answer is None:
+        return
+    if answer.message.status == "error":
+        await query.answer(t("stale_button", lang), show_alert=True)
+        return
+    value = VOTES[callback_data.action]
+    tap = f"tap:{db_user.id}:{answer.message.id}:{value}"
+    if not await shared_state.claim(tap, TAP_WINDOW):
+        await query.answer(t("vote_same", lang))
+        return
+    stored = await feedback.toggle_vote(answer.message.id, db_user.id, chat_row_id, value)
+    key = {1: "vote_up", -1: "vote_down", None: "vote_removed"}[stored]
+    await query.answer(t(key, lang))
+    # One keyboard refresh per burst: the first voter in the window refreshes after it.
+    tg_message_id = query.message.message_id  # type: ignore[union-attr]
+    if await shared_state.claim(f"kb:{answer.message.id}", REFRESH_WINDOW):
+        await asyncio.sleep(REFRESH_WINDOW)
+        markup = await _keyboard_with_counts(answer.message.id, feedback)
+        await replace_markup(bot, query.message.chat.id, tg_message_id, markup)  # type: ignore[union-attr]
+
+
+async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, model_id: str,
+                      lang: str, answerer: Answerer, conversations: ConversationRepository,
+                      registry: ModelRegistry) -> None:
+    message = query.message
+    assert isinstance(message, Message) and answer.message.parent_id is not None
+    if not registry.is_enabled(model_id):
+        await query.answer(t("model_gone", lang), show_alert=True)
+        return
+    question = await conversations.get_message(answer.message.parent_id)
+    assert question is not None
+    same = model_id == answer.message.model_id
+    await query.answer(t("regenerating", lang) if same
+                       else t("regen_with", lang, model=registry.title(model_id)))
+    reply_to = None
+    if message.chat.type != ChatType.PRIVATE:
+        asked = await conversations.deliveries(question.id)
+        reply_to = asked[0].tg_message_id if asked else None
+    turn = Turn(chat_id=message.chat.id, chat_type=message.chat.type,
+                thread_id=message.message_thread_id if message.is_topic_message else None,
+                reply_to=reply_to, lang=lang)
+    async with answerer.chat_lock(message.chat.id) as free:
+        if not free:
+            await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None)
+            return
+        await answerer.answer(bot, turn, question, model_id, origin="regenerated", head="take")
+
+
+async def regenerate(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
+                     chat_row_id: int, lang: str, feedback: FeedbackRepository,
+                     answerer: Answerer, conversations: ConversationRepository,
+                     registry: ModelRegistry) -> None:
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    if answer is None:
+        return
+    model_id = answer.message.model_id or registry.default_id
+    await _regenerate(query, bot, answer, model_id, lang, answerer, conversations, registry)
+
+
+async def regenerate_with(query: CallbackQuery, callback_data: RegenWith, bot: Bot,
+                          chat_row_id: int, lang: str, feedback: FeedbackRepository,
+                          answerer: Answerer, conversations: ConversationRepository,
+                          registry: ModelRegistry) -> None:
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    if answer is None:
+        return
+    markup = await _keyboard_with_counts(answer.message.id, feedback)
+    await replace_markup(bot, query.message.chat.id, query.message.message_id, markup)  # type: ignore[union-attr]
+    await _regenerate(query, bot, answer, callback_data.model_id, lang, answerer,
+                      conversations, registry)
+
+
+async def show_models(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
+                      chat_row_id: int, lang: str, feedback: FeedbackRepository,
+                      registry: ModelRegistry) -> None:
+    """🔀 swaps the answer's buttons for the model list; « Back swaps them back."""
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    if answer is None:
+        return
+    message = query.message
+    if callback_data.action == "switch":
+        markup = regen_models_keyboard(answer.message.id, registry.enabled(),
+                                       answer.message.model_id, lang)
+        await query.answer(t("pick_regen_model", lang))
+    else:
+        markup = await _keyboard_with_counts(answer.message.id, feedback)
+        await query.answer()
+    await replace_markup(bot, message.chat.id, message.message_id, markup)  # type: ignore[union-attr]
+
+
+async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
+                     chat_row_id: int, lang: str, feedback: FeedbackRepository,
+                     state: FSMContext) -> None:
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    if answer is None:
+        return
+    if answer.message.status == "error":
+        await query.answer(t("stale_button", lang), show_alert=True)
+        return
+    await state.set_state(EditingAnswer.waiting)
+    await state.update_data(answer_id=answer.message.id)
+    await query.answer()
+    message = query.message
+    await bot.send_message(
+        message.chat.id, t("edit_prompt", lang), parse_mode=None,  # type: ignore[union-attr]
+        reply_markup=ForceReply(input_field_placeholder=t("edit_placeholder", lang),
+                                selective=message.chat.type != ChatType.PRIVATE),  # type: ignore[union-attr]
+        reply_parameters=ReplyParameters(message_id=message.message_id),  # type: ignore[union-attr]
+    )
+
+
+async def receive_edit(message: Message, db_user: User, chat_row_id: int, lang: str,
+                       state: FSMContext, feedback: FeedbackRepository,
+                       conversations: ConversationRepository) -> None:
+    data = await state.get_data()
+    answer = await feedback.answer_in_chat(int(data.get("answer_id", 0)), chat_row_id,
+                                           message.chat.id)
+    if answer is None:  # the conversation was deleted meanwhile
+        await state.clear()
+        await message.reply(t("stale_button", lang), parse_mode=None)
+        return
+    text = (message.text or "").strip()
+    if text == answer.message.content.strip():
+        await message.reply(t("edit_unchanged", lang), parse_mode=None)
+        return
+    edited = await feedback.add_edit(answer.message, db_user.id, chat_row_id, text)
+    await conversations.add_deliveries(edited.id, message.chat.id, [message.message_id])
+    await state.clear()
+    await message.reply(t("edit_saved", lang), parse_mode=None)
+
+
+async def edit_not_text(message: Message, lang: str) -> None:
+    await message.reply(t("edit_not_text", lang), parse_mode=None)
+
+
+async def cancel(message: Message, lang: str, state: FSMContext) -> None:
+    if await state.get_state() is None:
+        await message.answer(t("nothing_to_cancel", lang), parse_mode=None)
+        return
+    await state.clear()
+    await message.answer(t("cancelled", lang), parse_mode=None)
+
+
+def build_router() -> Router:
+    router = Router(name="rating")
+    router.message.register(cancel, Command("cancel"))
+    waiting = StateFilter(EditingAnswer.waiting)
+    router.message.register(receive_edit, waiting, F.text, ~F.text.startswith("/"))
+    router.message.register(edit_not_text, waiting, ~F.text)
+    router.callback_query.register(vote, AnswerAction.filter(F.action.in_(VOTES)))
+    router.callback_query.register(regenerate, AnswerAction.filter(F.action == "regen"))
+    router.callback_query.register(show_models,
+                                   AnswerAction.filter(F.action.in_({"switch", "back"})))
+    router.callback_query.register(start_edit, AnswerAction.filter(F.action == "edit"))
+    router.callback_query.register(regenerate_with, RegenWith.filter())
+    return router
