@@ -1,4 +1,5 @@
-"""Drops updates Telegram delivers twice (it re-sends after timeouts and non-2xx answers)."""
+"""Drops updates Telegram delivers twice (it re-sends after timeouts and non-2xx answers),
+and callback queries a client sends twice."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ class DedupMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         bot: Bot = data["bot"]
-        key = f"update:{bot.id}:{getattr(event, 'update_id', '')}"
-        if isinstance(event, Update) and not await self.state.claim(key, SEEN_TTL):
-            return None
+        if isinstance(event, Update):
+            keys = [f"update:{bot.id}:{event.update_id}"]
+            if event.callback_query is not None:  # a client may send the same query again
+                keys.append(f"callback:{bot.id}:{event.callback_query.id}")
+            for key in keys:
+                if not await self.state.claim(key, SEEN_TTL):
+                    return None
         return await handler(event, data)

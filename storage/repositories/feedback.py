@@ -97,7 +97,7 @@ class FeedbackRepository:
                 .where(Vote.message_id == message_id)
                 .group_by(Vote.value)
             )
-            counts = dict(rows.tuples().all())
+            counts = {value: count for value, count in rows.all()}
             return counts.get(1, 0), counts.get(-1, 0)
 
     async def add_edit(self, original: Message, user_id: int, chat_row_id: int,
@@ -187,7 +187,7 @@ class FeedbackRepository:
                         .where(Vote.user_id == user_id)
                         .group_by(Vote.value)
                     )
-                ).tuples().all()
+                ).all()
             )
             edits = await session.scalar(
                 sa.select(sa.func.count()).select_from(AnswerEdit)

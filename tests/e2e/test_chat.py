@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
-import sqlalchemy as sa
-
 from bot.formatting import render
+from tests.e2e.helpers import rows
 from tests.fakes.openai_api import count_tokens
 
 PRIVATE = 1001
-
-
-async def rows(db, query: str, count: int | None = None, **params):
-    """Rows of `query`; with `count`, waits until the bot has committed that many."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while True:
-        await db.rollback()  # see what the bot committed since the last look
-        found = (await db.execute(sa.text(query), params)).mappings().all()
-        if count is None or len(found) >= count or loop.time() > deadline:
-            return found
-        await asyncio.sleep(0.05)
 
 
 async def test_answer_streams_as_drafts_then_one_final_message_and_is_stored(
@@ -146,7 +132,8 @@ async def test_ten_thousand_character_markdown_answer_arrives_as_several_valid_m
     assert joined.count("x_39 = 39") == 4
     [answer] = await rows(db, "SELECT id FROM message WHERE role = 'assistant'", 1)
     deliveries = await rows(db, "SELECT tg_message_id FROM message_delivery "
-                                "WHERE message_id = :id ORDER BY part", id=answer["id"])
+                                "WHERE message_id = :id ORDER BY part", len(messages),
+                            id=answer["id"])
     assert [d["tg_message_id"] for d in deliveries] == [m.message_id for m in messages]
 
 

@@ -224,14 +224,24 @@ class FakeTelegram:
         user_id: int | None = None,
         first_name: str = "Ann",
         language_code: str | None = "en",
+        forged: bool = False,
     ) -> str:
-        """A user presses an inline button of a bot message; returns the callback query id."""
+        """A user presses an inline button of a bot message; returns the callback query id.
+
+        With `forged`, the data need not match a button shown (a modified client).
+        """
         chat = self.world.chats.get(chat_id)
         if chat is None:
             raise ValueError(f"unknown chat {chat_id}")
         uid = simulate.resolve_user(chat_id, user_id, chat.type)
         user = simulate.user_dict(uid, first_name, None, language_code)
-        return simulate.user_presses(self.world, chat_id, message_id, callback_data, user)
+        return simulate.user_presses(
+            self.world, chat_id, message_id, callback_data, user, forged=forged
+        )
+
+    def resend_callback(self, query_id: str) -> str:
+        """The same callback query arrives again in a new update (a client retry)."""
+        return simulate.resend_callback(self.world, query_id)
 
     def user_stops_generation(self, chat_id: int, draft_id: int) -> dict[str, Any]:
         """A user presses the stop button of a streamed draft; returns the queued Update."""

@@ -99,14 +99,20 @@ def user_sends(
 
 
 def user_presses(
-    world: World, chat_id: int, message_id: int, callback_data: str, user: dict[str, Any]
+    world: World, chat_id: int, message_id: int, callback_data: str, user: dict[str, Any],
+    *, forged: bool = False,
 ) -> str:
-    """Press an inline button that is on the message now; returns the callback query id."""
+    """Press an inline button that is on the message now; returns the callback query id.
+
+    `forged`: send `callback_data` whether or not such a button is shown (a modified client,
+    or a button from an older keyboard).
+    """
     message = world.find(chat_id, message_id)
     if message is None or not message.from_bot:
         raise ValueError(f"no bot message {message_id} in chat {chat_id}")
     rows = (message.reply_markup or {}).get("inline_keyboard", [])
-    if not any(b.get("callback_data") == callback_data for row in rows for b in row):
+    shown = any(b.get("callback_data") == callback_data for row in rows for b in row)
+    if not shown and not forged:
         raise ValueError(f"message {message_id} has no button with callback_data={callback_data!r}")
     query_id = str(4_000_000_000_000_000_000 + world.serial())
     query = {
@@ -117,6 +123,13 @@ def user_presses(
         "data": callback_data,
     }
     world.callback_queries[query_id] = query
+    world.add_update("callback_query", query)
+    return query_id
+
+
+def resend_callback(world: World, query_id: str) -> str:
+    """The client sends the same callback query again (a retry after a timeout)."""
+    query = world.callback_queries[query_id]
     world.add_update("callback_query", query)
     return query_id
 
