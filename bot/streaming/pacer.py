@@ -45,6 +45,10 @@ async def pump(
 
     async def read() -> None:
         async for event in events:
+            # Checked as well as cancelled: on Python 3.11 a cancellation that races with a
+            # chunk arriving inside `asyncio.wait_for` can be lost.
+            if stop.is_set():
+                break
             if isinstance(event, TextDelta):
                 if outcome.ttft is None:
                     outcome.ttft = time.monotonic() - started
@@ -64,7 +68,6 @@ async def pump(
             )
             waiter.cancel()
             if stop.is_set():
-                outcome.stopped = True
                 reader.cancel()
                 break
             if reader.done():
@@ -87,6 +90,7 @@ async def pump(
                 await reader
         with contextlib.suppress(Exception):
             await events.aclose()  # type: ignore[attr-defined]
+    outcome.stopped = stop.is_set() and outcome.finish_reason is None
     outcome.text = "".join(parts)
     outcome.total = time.monotonic() - started
     return outcome
