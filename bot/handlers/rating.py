@@ -16,6 +16,7 @@ from aiogram.types import (
     Message,
     ReplyParameters,
 )
+from aiogram.utils.formatting import Text, TextMention
 
 from bot.answering import Answerer, Turn
 from bot.handlers.callbacks import pressed_answer, replace_markup
@@ -157,11 +158,17 @@ async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot
     await state.update_data(answer_id=answer.message.id)
     await query.answer()
     message = query.message
+    assert isinstance(message, Message)
+    group = message.chat.type != ChatType.PRIVATE
+    # In groups the forced reply must target the editor: `selective` + a mention of them.
+    text = (Text(TextMention(query.from_user.first_name, user=query.from_user), ", ",
+                 t("edit_prompt", lang)) if group else Text(t("edit_prompt", lang)))
     await bot.send_message(
-        message.chat.id, t("edit_prompt", lang), parse_mode=None,  # type: ignore[union-attr]
+        message.chat.id,
+        **text.as_kwargs(),
         reply_markup=ForceReply(input_field_placeholder=t("edit_placeholder", lang),
-                                selective=message.chat.type != ChatType.PRIVATE),  # type: ignore[union-attr]
-        reply_parameters=ReplyParameters(message_id=message.message_id),  # type: ignore[union-attr]
+                                selective=group),
+        reply_parameters=ReplyParameters(message_id=message.message_id),
     )
 
 

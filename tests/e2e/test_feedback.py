@@ -224,3 +224,24 @@ async def test_a_burst_of_200_rating_callbacks_from_50_users_loses_and_duplicate
             )[0] == f"👍 {e}",
             timeout=10,
         )
+
+
+async def test_group_edit_prompt_targets_the_editor(bot, telegram, db):
+    group = -100555
+    telegram.user_sends("@chatmux_test_bot hi", chat_id=group, user_id=41, chat_type="group",
+                        first_name="Kim")
+    answer = await telegram.wait_for(
+        lambda: (m := telegram.bot_messages(group)) and labels(m[0]) and m[0]
+    )
+    await toast(telegram, telegram.user_presses(group, answer.message_id, button(answer, "✏️"),
+                                                user_id=42, first_name="Lee"))
+    [prompt] = (await telegram.wait_for_bot_messages(group, 2))[-1:]
+    assert prompt.text.startswith("Lee, ")
+    assert prompt.entities[0]["type"] == "text_mention" and prompt.entities[0]["user"]["id"] == 42
+    assert telegram.calls("sendMessage")[-1]["reply_markup"]["selective"] is True
+    telegram.user_sends("Hello!", chat_id=group, user_id=42, chat_type="group",
+                        reply_to_message_id=prompt.message_id)
+    [edit] = await rows(db, "SELECT * FROM answer_edit", 1)
+    [editor] = await rows(db, "SELECT telegram_id FROM user_account WHERE id = :id",
+                          id=edit["user_id"])
+    assert editor["telegram_id"] == 42

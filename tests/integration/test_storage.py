@@ -114,3 +114,35 @@ async def test_one_open_conversation_per_chat_even_under_races(repos):
     assert await convs.close_active(chat_id)
     fresh = await convs.active(chat_id, user.id)
     assert fresh.id != opened[0].id
+
+
+async def test_battle_votes_are_final_after_the_change_window(repos, db_url):
+    from datetime import timedelta
+
+    from storage.repositories.feedback import BattleVoteRefused, FeedbackRepository
+
+    users, convs = repos
+    engine = create_engine(db_url)
+    feedback = FeedbackRepository(create_sessionmaker(engine))
+    user, chat_id = await users.touch(TelegramUser(11), 11, "private", None)
+    other, _ = await users.touch(TelegramUser(12), 12, "private", None)
+    conversation = await convs.active(chat_id, user.id)
+    prompt = await convs.add_user_message(conversation.id, user.id, "q", 11, 1)
+    a = await convs.add_answer(prompt, AnswerRecord("a", "alpha", "x"), origin="arena")
+    b = await convs.add_answer(prompt, AnswerRecord("b", "beta", "y"), origin="arena",
+                               head="keep")
+    battle = await feedback.create_battle(chat_row_id=chat_id, user_id=user.id, prompt=prompt,
+                                          answer_a=a, answer_b=b)
+    with pytest.raises(BattleVoteRefused):
+        await feedback.vote_battle(battle.id, other.id, "a", timedelta(minutes=5))
+    voted, changed = await feedback.vote_battle(battle.id, user.id, "b", timedelta(minutes=5))
+    assert changed and voted.winner == "b"
+    _, changed = await feedback.vote_battle(battle.id, user.id, "b", timedelta(0))
+    assert not changed  # the same vote again is a no-op, not an error
+    with pytest.raises(BattleVoteRefused, match="final"):
+        await feedback.vote_battle(battle.id, user.id, "a", timedelta(0))
+    with pytest.raises(BattleVoteRefused, match="final"):
+        await feedback.set_battle_strength(battle.id, user.id, "better", timedelta(0))
+    stats = await feedback.user_stats(user.id)
+    assert stats.battles == 1 and stats.favourite_model == "beta"
+    await engine.dispose()
