@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -34,13 +34,26 @@ class Timeouts(BaseModel):
     total: float = Field(default=300.0, gt=0)
 
 
+class SpeculativeConfig(BaseModel):
+    """How a vLLM replica set was launched: a draft model proposes, the target verifies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "draft_model"
+    draft: str = Field(min_length=1)
+    num_speculative_tokens: int = Field(default=4, gt=0, le=32)
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
     title: str = Field(min_length=1, max_length=60)
-    backend: Literal["openai"] = "openai"
+    # openai: any OpenAI-compatible API; vllm: vLLM replicas (adds /metrics scraping).
+    backend: Literal["openai", "vllm"] = "openai"
     base_url: str = Field(pattern=r"^https?://")
+    # More replicas serving the same model (base_url is the first); requests are routed.
+    replicas: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
     model: str = Field(min_length=1)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     context_window: int = Field(default=8192, gt=0)
@@ -50,6 +63,14 @@ class ModelSpec(BaseModel):
     enabled: bool = True
     # Relative chance of being drawn into an arena battle; 0 keeps the model out of the arena.
     arena_weight: float = Field(default=1.0, ge=0)
+    speculative: SpeculativeConfig | None = None
+    # Models to try, in order, when every replica of this one fails before the first token.
+    fallback: list[str] = Field(default_factory=list)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every replica's base URL, base_url first, without duplicates."""
+        return list(dict.fromkeys([self.base_url, *self.replicas]))
 
 
 class Catalogue(BaseModel):
@@ -69,6 +90,10 @@ class Catalogue(BaseModel):
             seen.add(spec.id)
         if self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not one of the models")
+        for spec in self.models:
+            unknown = [f for f in spec.fallback if f not in seen or f == spec.id]
+            if unknown:
+                raise ValueError(f"model {spec.id!r}: fallback {unknown[0]!r} is not another model")
         return self
 
     def get(self, model_id: str) -> ModelSpec | None:

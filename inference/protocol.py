@@ -40,10 +40,14 @@ StreamEvent = TextDelta | Finished
 
 
 class ChatBackend(Protocol):
-    """Streams one chat completion. Raises `inference.errors.BackendError` subclasses."""
+    """Streams one chat completion. Raises `inference.errors.BackendError` subclasses.
+
+    `key` identifies the conversation (routing keeps one on the same replica, for its cache).
+    """
 
     def stream(
-        self, messages: list[ChatMessage], params: dict[str, float | int]
+        self, messages: list[ChatMessage], params: dict[str, float | int],
+        *, key: str | None = None,
     ) -> AsyncIterator[StreamEvent]: ...
 
     async def aclose(self) -> None: ...

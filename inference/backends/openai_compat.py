@@ -59,11 +59,12 @@ def map_openai_error(exc: Exception, *, started: bool) -> BackendError:
 class OpenAICompatBackend:
     """Streams chat completions with usage, connect/first-token/total timeouts and typed errors."""
 
-    def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
+    def __init__(self, spec: ModelSpec, api_key: str | None, base_url: str | None = None) -> None:
         self.spec = spec
+        self.base_url = base_url or spec.base_url
         timeouts = spec.timeouts
         self._client = openai.AsyncOpenAI(
-            base_url=spec.base_url,
+            base_url=self.base_url,
             # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client insists on one.
             api_key=api_key or "no-key",
             max_retries=0,
@@ -74,7 +75,8 @@ class OpenAICompatBackend:
         await self._client.close()
 
     async def stream(
-        self, messages: list[ChatMessage], params: dict[str, float | int]
+        self, messages: list[ChatMessage], params: dict[str, float | int],
+        *, key: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         timeouts = self.spec.timeouts
         loop = asyncio.get_running_loop()
