@@ -23,7 +23,7 @@ from bot.streaming.views import AnswerView, DraftView, EditView
 from bot.texts import t
 from inference.catalogue import ModelSpec
 from inference.context import fit_to_context
-from inference.errors import BackendError
+from inference.errors import BackendError, ModelUnavailable
 from inference.protocol import ChatMessage
 from inference.registry import ModelRegistry
 from storage.models import Battle, Message
@@ -147,13 +147,13 @@ class Answerer:
             reply_to=turn.reply_to, thread_id=turn.thread_id, header=header,
         )
 
-    async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                      header: Chunk | None = None) -> tuple[AnswerView, StreamOutcome]:
+    async def _stream_once(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
+                           header: Chunk | None) -> tuple[AnswerView, StreamOutcome]:
         view = self._view(bot, turn, header)
         path = await self.conversations.path_to(user_message.id)
         try:
             events = self.registry.backend(spec.id).stream(
-                build_request(spec, path), spec.params.as_request()
+                build_request(spec, path), spec.params.as_request(), key=str(turn.chat_id)
             )
         except BackendError as exc:
             return view, StreamOutcome(error=exc)
@@ -167,12 +167,34 @@ class Answerer:
             outcome = await pump(events, view, interval=self.settings.edit_interval_group)
         return view, outcome
 
+    async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
+                      header: Chunk | None = None,
+                      ) -> tuple[ModelSpec, AnswerView, StreamOutcome]:
+        """Stream from `spec`, or from its fallback models in turn when it is unavailable
+        before any text (with a one-line note to the user). Returns the model that answered."""
+        chain = [spec, *(m for f in spec.fallback
+                         if (m := self.registry.get(f)) is not None and m.enabled)]
+        for current, following in zip(chain, [*chain[1:], None], strict=True):
+            view, outcome = await self._stream_once(bot, turn, current, user_message, header)
+            unavailable = isinstance(outcome.error, ModelUnavailable) and not outcome.text
+            if not unavailable or following is None:
+                return current, view, outcome
+            log.warning("model %s unavailable (%s); falling back to %s", current.id,
+                        outcome.error, following.id)
+            await bot.send_message(
+                turn.chat_id,
+                t("fallback_note", turn.lang, model=current.title, fallback=following.title),
+                parse_mode=None, message_thread_id=turn.thread_id,
+            )
+        raise AssertionError("unreachable")
+
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
                      *, origin: str = "original", head: str = "follow") -> Message:
         """Stream an answer to `user_message` (already stored), store it, deliver it."""
         async with self._tracked():
-            spec = self.registry.spec(model_id)
-            view, outcome = await self._stream(bot, turn, spec, user_message)
+            spec, view, outcome = await self._stream(
+                bot, turn, self.registry.spec(model_id), user_message
+            )
             if outcome.error is not None and not outcome.text:
                 return await self._failed(bot, turn, spec, user_message, outcome, origin, head)
             stored = await self.conversations.add_answer(
@@ -204,8 +226,8 @@ class Answerer:
         """Two anonymous answers, A then B, with the vote buttons under B."""
         async with self._tracked():
             spec_a, spec_b = pair
-            view_a, outcome_a = await self._stream(bot, turn, spec_a, user_message,
-                                                   arena_header("A", turn.lang))
+            view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
+                                                        arena_header("A", turn.lang))
             if outcome_a.error is not None and not outcome_a.text:
                 await self._side_failed(bot, turn, "A")
                 await self.answer(bot, turn, user_message, spec_b.id)
@@ -218,8 +240,8 @@ class Answerer:
             )
             await self.conversations.add_deliveries(answer_a.id, turn.chat_id, ids_a)
 
-            view_b, outcome_b = await self._stream(bot, turn, spec_b, user_message,
-                                                   arena_header("B", turn.lang))
+            view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
+                                                        arena_header("B", turn.lang))
             if outcome_b.error is not None and not outcome_b.text:
                 await self._side_failed(bot, turn, "B")
                 await bot.edit_message_reply_markup(

@@ -13,10 +13,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import BotCommand
+from aiogram.types import BotCommand, BotCommandScopeChat
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -24,6 +25,7 @@ from bot.answering import Answerer
 from bot.handlers import feature_routers
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.model_sync import ModelSync
 from bot.settings import Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
@@ -31,6 +33,7 @@ from bot.texts import TEXTS, t
 from inference.catalogue import load_catalogue
 from inference.registry import ModelRegistry
 from storage.db import create_engine, create_sessionmaker
+from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.repositories.users import UserRepository
@@ -40,6 +43,13 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 15.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "stats", "cancel")
+ADMIN_COMMANDS = (
+    ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
+    ("rmmodel", "Remove a model"),
+    ("enable", "Enable a model"),
+    ("disable", "Disable a model"),
+    ("models", "Models, replicas and their health"),
+)
 
 
 @dataclass
@@ -56,6 +66,8 @@ class App:
     conversations: ConversationRepository
     feedback: FeedbackRepository
     answerer: Answerer
+    admin: AdminRepository
+    model_sync: ModelSync
     stops: StopSignals = field(default_factory=StopSignals)
 
     def workflow_data(self) -> dict[str, object]:
@@ -69,9 +81,12 @@ class App:
             "answerer": self.answerer,
             "stops": self.stops,
             "shared_state": self.state,
+            "admin": self.admin,
+            "model_sync": self.model_sync,
         }
 
     async def aclose(self) -> None:
+        await self.model_sync.aclose()
         await self.registry.aclose()
         await self.fsm_storage.close()
         await self.state.aclose()
@@ -85,6 +100,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     sessionmaker = create_sessionmaker(engine)
     state: SharedState
     fsm_storage: BaseStorage
+    redis: Redis | None = None
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
@@ -97,6 +113,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         state, fsm_storage = MemoryState(), MemoryStorage()
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
+    admin = AdminRepository(sessionmaker)
     stops = StopSignals()
     return App(
         settings=settings,
@@ -109,6 +126,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         conversations=conversations,
         feedback=feedback,
         answerer=Answerer(settings, registry, conversations, feedback, state, stops),
+        admin=admin,
+        model_sync=ModelSync(registry, admin, redis, settings.redis_prefix),
         stops=stops,
     )
 
@@ -124,11 +143,21 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
-async def _set_commands(bot: Bot) -> None:
+async def _set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
     languages = {lang for key in USER_COMMANDS for lang in TEXTS[f"cmd_{key}"]}
     for lang in sorted(languages):
         commands = [BotCommand(command=c, description=t(f"cmd_{c}", lang)) for c in USER_COMMANDS]
         await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+    # Admin commands appear only in admins' own chats (the menu is cosmetic; handlers check).
+    user_commands = [BotCommand(command=c, description=t(f"cmd_{c}", "en"))
+                     for c in USER_COMMANDS]
+    admin_commands = [BotCommand(command=c, description=d) for c, d in ADMIN_COMMANDS]
+    for admin_id in sorted(admin_ids):
+        try:
+            await bot.set_my_commands(user_commands + admin_commands,
+                                      scope=BotCommandScopeChat(chat_id=admin_id))
+        except TelegramBadRequest as exc:  # the admin has not started the bot yet
+            log.warning("no admin command menu for %s: %s", admin_id, exc.message)
 
 
 def build_dispatcher(app: App) -> Dispatcher:
@@ -142,7 +171,8 @@ def build_dispatcher(app: App) -> Dispatcher:
     async def on_startup(bot: Bot) -> None:
         me = await bot.me()
         log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
-        await _set_commands(bot)
+        await _set_commands(bot, app.settings.admin_ids)
+        await app.model_sync.start()
 
     async def on_shutdown() -> None:
         await app.answerer.drain(SHUTDOWN_GRACE)

@@ -160,6 +160,14 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     },
     "cmd_stats": {"en": "Your ratings so far", "ru": "Ваши оценки"},
     "cmd_cancel": {"en": "Cancel the current action", "ru": "Отменить текущее действие"},
+    "model_retired": {
+        "en": "{old} is no longer available, so {model} answers you now. /model to choose.",
+        "ru": "{old} больше недоступна, теперь вам отвечает {model}. Выбрать другую: /model",
+    },
+    "fallback_note": {
+        "en": "⚠️ {model} is unavailable right now; {fallback} answers instead.",
+        "ru": "⚠️ {model} сейчас недоступна; вместо неё отвечает {fallback}.",
+    },
     "unknown_command": {
         "en": "I don't know that command. See /help.",
         "ru": "Я не знаю такой команды. Список команд: /help",

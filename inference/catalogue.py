@@ -57,6 +57,7 @@ class ModelSpec(BaseModel):
     model: str = Field(min_length=1)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     context_window: int = Field(default=8192, gt=0)
+    vision: bool = False  # accepts images (used once image input lands)
     system_prompt: str | None = None
     params: GenerationParams = Field(default_factory=GenerationParams)
     timeouts: Timeouts = Field(default_factory=Timeouts)

@@ -1,10 +1,16 @@
-"""Live set of models and their backends."""
+"""The live set of models: the catalogue file plus admins' changes, with a backend each."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 from inference.backends.openai_compat import OpenAICompatBackend
 from inference.catalogue import Catalogue, ModelSpec
@@ -13,9 +19,38 @@ from inference.protocol import ChatBackend
 
 log = logging.getLogger(__name__)
 
+# A replaced backend may still be streaming answers; it is closed after this long.
+RETIRE_AFTER = 600.0
+
 
 class UnknownModel(BadRequest):
     kind = "unknown_model"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An admin's change to one model id (the database wins over the file)."""
+
+    model_id: str
+    spec: dict[str, Any] | None  # a whole entry for a model added in chat
+    enabled: bool = True
+    removed: bool = False
+
+
+def make_backend(spec: ModelSpec, api_key: str | None) -> ChatBackend:
+    """vLLM models and replica sets get the routing backend; single APIs a plain client."""
+    if spec.backend == "vllm" or len(spec.urls) > 1:
+        from inference.replicas import ReplicaSetBackend
+
+        return ReplicaSetBackend(spec, api_key)
+    return OpenAICompatBackend(spec, api_key)
+
+
+def _same_serving(a: ModelSpec | None, b: ModelSpec | None) -> bool:
+    """Whether two entries can share a backend (enabling or disabling does not change it)."""
+    if a is None or b is None:
+        return False
+    return a.model_copy(update={"enabled": True}) == b.model_copy(update={"enabled": True})
 
 
 class ModelRegistry:
@@ -24,22 +59,74 @@ class ModelRegistry:
     def __init__(self, catalogue: Catalogue, secrets: Mapping[str, str]) -> None:
         self._catalogue = catalogue
         self._secrets = secrets
+        self._models: dict[str, ModelSpec] = {m.id: m for m in catalogue.models}
         self._backends: dict[str, ChatBackend] = {}
+        self._retiring: set[asyncio.Task] = set()
         for spec in catalogue.models:
-            if spec.api_key_env and not secrets.get(spec.api_key_env):
-                # Named, never shown: the key itself is not logged.
-                log.warning("model %s: env var %s is not set", spec.id, spec.api_key_env)
+            self._warn_missing_key(spec)
+
+    def _warn_missing_key(self, spec: ModelSpec) -> None:
+        if spec.api_key_env and not self._secrets.get(spec.api_key_env):
+            # Named, never shown: the key itself is not logged.
+            log.warning("model %s: env var %s is not set", spec.id, spec.api_key_env)
+
+    def apply(self, overrides: list[Override]) -> None:
+        """Rebuild the live set from the file plus `overrides`. Backends of models whose entry
+        changed are replaced; answers already streaming from the old ones finish."""
+        models = {m.id: m for m in self._catalogue.models}
+        for item in overrides:
+            if item.removed:
+                models.pop(item.model_id, None)
+                continue
+            spec = models.get(item.model_id)
+            if item.spec is not None:
+                try:
+                    spec = ModelSpec.model_validate({**item.spec, "id": item.model_id})
+                except ValidationError as exc:
+                    log.error("stored model %s is invalid, skipped: %s", item.model_id, exc)
+                    continue
+            if spec is not None:
+                models[item.model_id] = spec.model_copy(update={"enabled": item.enabled})
+        for model_id in list(self._backends):
+            if not _same_serving(models.get(model_id), self._models.get(model_id)):
+                self._retire(self._backends.pop(model_id))
+        for spec in models.values():
+            if spec != self._models.get(spec.id):
+                self._warn_missing_key(spec)
+        self._models = models
+
+    def _retire(self, backend: ChatBackend) -> None:
+        async def close_later() -> None:
+            await asyncio.sleep(RETIRE_AFTER)
+            await backend.aclose()
+
+        try:
+            task = asyncio.get_running_loop().create_task(close_later())
+        except RuntimeError:  # no loop: nothing can be streaming
+            return
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @property
     def default_id(self) -> str:
-        return self._catalogue.default_model
-
-    def enabled(self) -> list[ModelSpec]:
-        return self._catalogue.enabled
+        default = self._models.get(self._catalogue.default_model)
+        if default is not None and default.enabled:
+            return default.id
+        enabled = self.enabled()
+        return enabled[0].id if enabled else self._catalogue.default_model
 
     @property
     def arena_default(self) -> bool:
         return self._catalogue.arena_default
+
+    def all(self) -> list[ModelSpec]:
+        return list(self._models.values())
+
+    def enabled(self) -> list[ModelSpec]:
+        return [m for m in self._models.values() if m.enabled]
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        return self._models.get(model_id)
 
     def arena_models(self) -> list[ModelSpec]:
         return [m for m in self.enabled() if m.arena_weight > 0]
@@ -56,32 +143,38 @@ class ModelRegistry:
 
     def spec(self, model_id: str | None) -> ModelSpec:
         """The model, or the default one when `model_id` is unknown, disabled or None."""
-        spec = self._catalogue.get(model_id) if model_id else None
+        spec = self._models.get(model_id) if model_id else None
         if spec is None or not spec.enabled:
-            spec = self._catalogue.get(self.default_id)
-        assert spec is not None  # the catalogue validates its default
+            spec = self._models.get(self.default_id) or self._catalogue.models[0]
         return spec
 
     def title(self, model_id: str | None) -> str:
         """A model's display name, even for one no longer in the catalogue."""
-        spec = self._catalogue.get(model_id) if model_id else None
+        spec = self._models.get(model_id) if model_id else None
         return spec.title if spec else (model_id or "?")
 
     def is_enabled(self, model_id: str | None) -> bool:
-        spec = self._catalogue.get(model_id) if model_id else None
+        spec = self._models.get(model_id) if model_id else None
         return spec is not None and spec.enabled
 
     def backend(self, model_id: str) -> ChatBackend:
-        spec = self._catalogue.get(model_id)
+        spec = self._models.get(model_id)
         if spec is None:
             raise UnknownModel(model_id)
         backend = self._backends.get(model_id)
         if backend is None:
             key = self._secrets.get(spec.api_key_env) if spec.api_key_env else None
-            backend = self._backends[model_id] = OpenAICompatBackend(spec, key)
+            backend = self._backends[model_id] = make_backend(spec, key)
         return backend
 
+    def live_backends(self) -> dict[str, ChatBackend]:
+        return dict(self._backends)
+
     async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()

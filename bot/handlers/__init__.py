@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import arena, chat, conversation, errors, models, rating, start, stats
+from bot.handlers import admin, arena, chat, conversation, errors, models, rating, start, stats
 
 
 def feature_routers() -> list[Router]:
@@ -15,6 +15,7 @@ def feature_routers() -> list[Router]:
         models.build_router(),
         conversation.build_router(),
         stats.build_router(),
+        admin.build_router(),
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question
         chat.build_router(),

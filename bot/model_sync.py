@@ -1,0 +1,72 @@
+"""Keeps every bot process's model registry in step with admins' changes.
+
+Changes are written to the database, then announced on a Redis channel; each process reloads
+from the database when it hears one (and every `refresh` seconds, in case a message was lost).
+Without Redis there is one process, which reloads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+from inference.registry import ModelRegistry, Override
+from storage.repositories.admin import AdminRepository
+
+log = logging.getLogger(__name__)
+
+
+class ModelSync:
+    def __init__(self, registry: ModelRegistry, admin: AdminRepository, redis: Redis | None,
+                 prefix: str, refresh: float = 30.0) -> None:
+        self.registry = registry
+        self.admin = admin
+        self.redis = redis
+        self.channel = f"{prefix}:models:changed"
+        self.refresh = refresh
+        self._task: asyncio.Task | None = None
+
+    async def reload(self) -> None:
+        rows = await self.admin.overrides()
+        self.registry.apply([Override(r.model_id, r.spec, r.enabled, r.removed) for r in rows])
+
+    async def changed(self) -> None:
+        """Call after writing a change: this process reloads now, the others on the message."""
+        await self.reload()
+        if self.redis is not None:
+            await self.redis.publish(self.channel, "reload")
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                if self.redis is None:
+                    await asyncio.sleep(self.refresh)
+                    await self.reload()
+                    continue
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    await self.reload()  # anything missed while (re)subscribing
+                    while True:
+                        # A change message, or `refresh` seconds of quiet: reload either way.
+                        await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=self.refresh
+                        )
+                        await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("model sync failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

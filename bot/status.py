@@ -1,0 +1,48 @@
+"""The /models report: every model, its replicas and how they are doing."""
+
+from __future__ import annotations
+
+from bot.formatting import MESSAGE_LIMIT
+from inference.registry import ModelRegistry
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def models_report(registry: ModelRegistry) -> list[str]:
+    """Plain-text lines, packed into messages under Telegram's limit."""
+    lines: list[str] = []
+    backends = registry.live_backends()
+    for spec in registry.all():
+        state = "enabled" if spec.enabled else "disabled"
+        head = f"• {spec.id} — {spec.title} [{state}] {spec.backend}, serves {spec.model}"
+        if spec.speculative:
+            sd = spec.speculative
+            head += f"; speculative: {sd.method}, draft {sd.draft}, k={sd.num_speculative_tokens}"
+        if spec.fallback:
+            head += f"; fallback → {', '.join(spec.fallback)}"
+        lines.append(head)
+        status = getattr(backends.get(spec.id), "status", None)
+        if status is None:
+            for url in spec.urls:
+                lines.append(f"    {url}: not routed (single API endpoint)")
+            continue
+        for replica in status():
+            line = (f"    {replica.url}: {replica.state}, in flight {replica.in_flight}, "
+                    f"TTFT p50 {_fmt(replica.median_ttft, 's')}, "
+                    f"{_fmt(replica.tokens_per_s, ' tok/s', 1)}")
+            if replica.waiting is not None:
+                line += f", running {replica.running}, waiting {replica.waiting}"
+            if replica.acceptance_rate is not None:
+                line += (f", acceptance {_fmt(replica.acceptance_rate * 100, '%', 0)}, "
+                         f"mean accepted length {_fmt(replica.mean_acceptance_length)}")
+            lines.append(line)
+    messages, current = [], ""
+    for line in lines or ["no models"]:
+        if current and len(current) + len(line) + 1 > MESSAGE_LIMIT:
+            messages.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    messages.append(current)
+    return messages
