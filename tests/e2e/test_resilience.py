@@ -61,3 +61,29 @@ async def test_messages_sent_while_answering_wait_their_turn(bot, telegram, mode
     assert [m["content"] for m in second][1:] == [
         "first", " ".join(f"w{i}" for i in range(20)), "second"
     ]
+
+
+async def test_fallback_chain_answers_with_a_note_when_a_model_is_down(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
+):
+    from tests.e2e.helpers import labels
+
+    overrides = {"alpha": {"base_url": "http://127.0.0.1:9/v1", "fallback": ["beta"]}}
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           catalogue_overrides=overrides):
+        telegram.user_sends("anyone home?", chat_id=3010)
+        note, answer = await telegram.wait_for_bot_messages(3010, 2, timeout=8)
+        assert note.text == "⚠️ Alpha is unavailable right now; Beta answers instead."
+        assert answer.text == "[beta-served] anyone home?"
+        assert labels(answer)[:2] == ["👍", "👎"]
+
+
+async def test_a_cut_answer_keeps_its_text_and_offers_regenerate(bot, telegram, models):
+    from tests.e2e.helpers import labels
+
+    models.set_reply("alpha-served", " ".join(f"w{i}" for i in range(30)))
+    models.fail_mid_stream_next(after_chunks=3, mode="disconnect")
+    telegram.user_sends("go on", chat_id=3011)
+    [answer] = await telegram.wait_for_bot_messages(3011, 1)
+    assert answer.text.startswith("w0") and "cut off" in answer.text
+    assert "🔄" in labels(answer)
