@@ -1,18 +1,22 @@
 """Strict fake OpenAI-compatible chat server, shaped like vLLM's and OpenAI's, for tests.
 
-Speaks ``GET /v1/models``, ``GET /health`` and ``POST /v1/chat/completions`` (plain and SSE),
-validates requests like the real servers, and can inject failures: HTTP errors, errors after a
-200 (in-stream error objects or a dropped connection) and stuck requests.
+Speaks ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM's Prometheus text) and
+``POST /v1/chat/completions`` (plain and SSE), validates requests like the real servers, and can
+inject failures: HTTP errors (also at random, ``fail_rate``), errors after a 200 (in-stream error
+objects or a dropped connection), stuck requests and an unhealthy ``/health``. ``max_num_seqs``
+bounds concurrent answers like vLLM's batch; the others wait (``vllm:num_requests_waiting``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -137,6 +141,7 @@ class FakeModelServer:
         tokens_per_chunk: int = 2,
         chunk_delay: float = 0.0,
         first_token_delay: float = 0.0,
+        max_num_seqs: int | None = None,
     ) -> None:
         if models is None:
             models = {"fake-model": DEFAULT_MAX_MODEL_LEN}
@@ -149,6 +154,15 @@ class FakeModelServer:
         self.first_token_delay = first_token_delay
         self.requests: list[RecordedRequest] = []
         self.cancelled_requests = 0  # requests whose client went away before the end
+        self.healthy = True  # False: /health answers 503 (vLLM's EngineDeadError)
+        self.fail_rate = 0.0  # chance that a chat request gets a 500 (drawn from ``rng``)
+        self.rng = random.Random(0)
+        # Extra /metrics samples, e.g. {"vllm:num_requests_waiting": 3,
+        # "vllm:spec_decode_num_drafts_total": 10}; they override the live running/waiting.
+        self.metrics: dict[str, float] = {}
+        self.running = 0  # chat requests being answered now
+        self.waiting = 0  # chat requests queued for a free slot (see max_num_seqs)
+        self._slots = asyncio.Semaphore(max_num_seqs) if max_num_seqs else None
         self._replies: dict[str, Reply] = {}
         self._failures: list[_ApiError] = []
         self._mid_stream: list[_MidStreamFailure] = []
@@ -164,6 +178,7 @@ class FakeModelServer:
         """Start listening; ``port=0`` picks a free port."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/chat/completions", self._chat)
         self._runner = web.AppRunner(
@@ -283,7 +298,37 @@ class FakeModelServer:
             self._tasks.discard(task)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
+        return web.Response(status=200 if self.healthy else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        values = {
+            "vllm:num_requests_running": self.running,
+            "vllm:num_requests_waiting": self.waiting,
+            **self.metrics,
+        }
+        labels = f'{{engine="0",model_name="{next(iter(self.models), "")}"}}'
+        lines: list[str] = []
+        for name, value in values.items():
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# TYPE {name.removesuffix('_total')} {kind}", f"{name}{labels} {value}"]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of ``max_num_seqs`` answer slots; queued requests count as waiting."""
+        self.waiting += 1
+        try:
+            if self._slots is not None:
+                await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            if self._slots is not None:
+                self._slots.release()
 
     async def _list_models(self, request: web.Request) -> web.Response:
         data = [
@@ -344,7 +389,15 @@ class FakeModelServer:
             await asyncio.sleep(self._hangs.pop(0))
         if self._failures:
             raise self._failures.pop(0)
+        if self.fail_rate and self.rng.random() < self.fail_rate:
+            raise _ApiError(500, "fake random failure")
         body, limit = self._validate(request)
+        async with self._slot():
+            return await self._answer(request, body, limit)
+
+    async def _answer(
+        self, request: web.Request, body: dict[str, Any], limit: int | None
+    ) -> web.StreamResponse:
         model = body["model"]
         max_len = self.models[model]
         prompt = sum(count_tokens(_text_of(m.get("content"))) for m in body["messages"])

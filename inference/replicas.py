@@ -1,0 +1,344 @@
+"""One model served by several replicas: health checks, breakers, retries before the first token.
+
+Each replica is an `OpenAICompatBackend`; the choice of replica is `routing.choose` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+import openai
+
+from inference.backends.openai_compat import OpenAICompatBackend
+from inference.breaker import CircuitBreaker
+from inference.catalogue import ModelSpec
+from inference.errors import BackendError, BadRequest, ModelUnavailable, RateLimited
+from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
+from inference.routing import ReplicaView, answer_speed, backoff, choose
+from inference.vllm_metrics import EngineStats, SpecDecodeTracker, parse_metrics
+
+log = logging.getLogger(__name__)
+
+ReplicaState = Literal["ready", "warming", "down", "circuit_open", "cooling"]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    health_interval: float = 5.0  # seconds between health checks (and /metrics scrapes)
+    health_timeout: float = 3.0
+    max_attempts: int = 3  # replicas tried per request, before the first token only
+    max_in_flight: int = 8  # our requests on the sticky replica before it counts as overloaded
+    breaker_threshold: int = 5
+    breaker_open_seconds: float = 30.0
+    backoff_base: float = 0.2
+    backoff_cap: float = 2.0
+    overload_cooldown: float = 5.0  # after a 429/503 without Retry-After
+    max_retry_wait: float = 5.0  # longest cooldown worth waiting for when no replica is free
+    stats_window: float = 300.0  # TTFT, tokens/s and acceptance are over this many seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    url: str
+    state: ReplicaState
+    in_flight: int
+    running: int | None
+    waiting: int | None
+    kv_cache_usage: float | None
+    median_ttft: float | None  # seconds
+    tokens_per_s: float | None  # median, completion tokens per second after the first token
+    acceptance_rate: float | None
+    mean_acceptance_length: float | None
+
+
+class RollingSamples:
+    """Values observed in the last `window` seconds."""
+
+    def __init__(self, window: float, clock: Clock) -> None:
+        self.window, self._clock = window, clock
+        self._items: deque[tuple[float, float]] = deque()
+
+    def _prune(self, now: float) -> None:
+        while self._items and self._items[0][0] < now - self.window:
+            self._items.popleft()
+
+    def add(self, value: float) -> None:
+        now = self._clock()
+        self._items.append((now, value))
+        self._prune(now)
+
+    def median(self) -> float | None:
+        self._prune(self._clock())
+        return statistics.median(v for _, v in self._items) if self._items else None
+
+
+class Replica:
+    """One replica's live state: health, breaker, cooldown, in-flight count and samples."""
+
+    def __init__(
+        self, url: str, backend: OpenAICompatBackend, settings: RoutingSettings, clock: Clock
+    ) -> None:
+        self.url = url
+        self.root = url.rstrip("/").removesuffix("/v1")
+        self.backend = backend
+        self.breaker = CircuitBreaker(
+            settings.breaker_threshold, settings.breaker_open_seconds, clock
+        )
+        self.health: Literal["warming", "ready", "down"] = "warming"
+        self.in_flight = 0
+        self.stats = EngineStats()
+        self.spec_decode = SpecDecodeTracker(settings.stats_window)
+        self.ttft = RollingSamples(settings.stats_window, clock)
+        self.tokens_per_s = RollingSamples(settings.stats_window, clock)
+        self._cooling_until = float("-inf")
+        self._clock = clock
+
+    def cool_down(self, seconds: float) -> None:
+        """Route nothing here for `seconds` (overload: 429/503), without touching the breaker."""
+        self._cooling_until = max(self._cooling_until, self._clock() + seconds)
+
+    def cooling_left(self) -> float:
+        return max(0.0, self._cooling_until - self._clock())
+
+    def view(self) -> ReplicaView:
+        return ReplicaView(
+            id=self.url, ready=self.health == "ready", breaker_allows=self.breaker.available(),
+            cooling=self.cooling_left() > 0, in_flight=self.in_flight, waiting=self.stats.waiting,
+            speed=answer_speed(self.ttft.median(), self.tokens_per_s.median()),
+        )
+
+    def state(self) -> ReplicaState:
+        if self.health != "ready":
+            return self.health
+        if self.breaker.state != "closed":
+            return "circuit_open"
+        return "cooling" if self.cooling_left() > 0 else "ready"
+
+    def status(self) -> ReplicaStatus:
+        return ReplicaStatus(
+            url=self.url, state=self.state(), in_flight=self.in_flight,
+            running=self.stats.running, waiting=self.stats.waiting,
+            kv_cache_usage=self.stats.kv_cache_usage, median_ttft=self.ttft.median(),
+            tokens_per_s=self.tokens_per_s.median(),
+            acceptance_rate=self.spec_decode.acceptance_rate,
+            mean_acceptance_length=self.spec_decode.mean_acceptance_length,
+        )
+
+
+class ReplicaSetBackend:
+    """A `ChatBackend` over `spec.urls`: sticky, load-aware choice, retries before any text."""
+
+    def __init__(
+        self, spec: ModelSpec, api_key: str | None, *,
+        settings: RoutingSettings = RoutingSettings(), clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.replicas = [
+            Replica(url, OpenAICompatBackend(spec, api_key, base_url=url), settings, clock)
+            for url in spec.urls
+        ]
+        self._by_url = {r.url: r for r in self.replicas}
+        self._session: aiohttp.ClientSession | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self._closed = False
+
+    # --- lifecycle and health -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check every replica once, then keep checking in the background. Idempotent;
+        `stream` calls it, so a backend nobody started still routes."""
+        async with self._start_lock:
+            if self._closed:
+                raise ModelUnavailable("backend closed")
+            if self._session is not None:
+                return
+            timeout = aiohttp.ClientTimeout(total=self.settings.health_timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+            await self.refresh()
+            self._loop_task = asyncio.create_task(self._health_loop())
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._session is not None:
+            await self._session.close()
+        for replica in self.replicas:
+            await replica.backend.aclose()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Check every replica now: `/models` lists the model and `/health` says 200."""
+        await asyncio.gather(*(self._check(r) for r in self.replicas))
+
+    async def _check(self, replica: Replica) -> None:
+        try:
+            ready = await self._probe(replica)
+        except Exception as exc:  # any failure to answer properly means not ready
+            log.debug("health check of %s failed: %r", replica.url, exc)
+            ready = False
+        if ready:
+            replica.health = "ready"
+        elif replica.health == "ready":
+            replica.health = "down"  # "warming" stays so until the first good check
+
+    async def _probe(self, replica: Replica) -> bool:
+        session = self._session
+        assert session is not None
+        async with session.get(f"{replica.url.rstrip('/')}/models", headers=self._headers) as r:
+            listing = await r.json(content_type=None) if r.status == 200 else {}
+        listed = any(m.get("id") == self.spec.model for m in listing.get("data") or [])
+        async with session.get(f"{replica.root}/health") as r:
+            # External APIs have no /health: for them only a 404 is as good as a 200.
+            alive = r.status == 200 or (r.status == 404 and self.spec.backend == "openai")
+        if self.spec.backend == "vllm":
+            replica.stats = EngineStats()  # no stale queue figures if the scrape fails
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # not a health signal
+                async with session.get(f"{replica.root}/metrics") as r:
+                    replica.stats = parse_metrics(await r.text() if r.status == 200 else "")
+            replica.spec_decode.observe(replica.stats, self._clock())
+        return listed and alive
+
+    def status(self) -> list[ReplicaStatus]:
+        return [r.status() for r in self.replicas]
+
+    # --- streaming ------------------------------------------------------------------------
+
+    async def stream(
+        self, messages: list[ChatMessage], params: dict[str, float | int],
+        *, key: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        await self.start()
+        tried: set[str] = set()
+        last: BackendError | None = None
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                delay = self._retry_delay(attempt - 1, key)
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+            replica = self._pick(key, tried)
+            if replica is None:
+                break
+            tried.add(replica.url)
+            sent_text = False
+            try:
+                async with contextlib.aclosing(
+                    self._attempt(replica, messages, params, key)
+                ) as events:
+                    async for event in events:
+                        sent_text = sent_text or isinstance(event, TextDelta)
+                        yield event
+                return
+            except BadRequest:
+                raise
+            except BackendError as exc:
+                if sent_text:
+                    raise  # the caller keeps the text and says the answer was cut
+                log.info("replica %s failed before the first token: %s", replica.url, exc)
+                last = exc
+        detail = "no healthy replica" + (f" (last error: {last})" if last else "")
+        kind = type(last) if isinstance(last, ModelUnavailable) else ModelUnavailable
+        raise kind(detail, retry_after=self._soonest_cooldown()) from last
+
+    def _views(self, key: str | None) -> list[ReplicaView]:
+        views = [r.view() for r in self.replicas]
+        if key is None:
+            self._rng.shuffle(views)  # spread ties between idle replicas
+        return views
+
+    def _pick(self, key: str | None, tried: set[str]) -> Replica | None:
+        order = choose(self._views(key), key, max_in_flight=self.settings.max_in_flight)
+        for view in sorted(order, key=lambda v: v.id in tried):  # untried first, order kept
+            replica = self._by_url[view.id]
+            if replica.breaker.allow():
+                return replica
+        return None
+
+    def _soonest_cooldown(self) -> float | None:
+        waits = [r.cooling_left() for r in self.replicas
+                 if r.health == "ready" and r.breaker.available() and r.cooling_left() > 0]
+        return min(waits) if waits else None
+
+    def _retry_delay(self, attempt: int, key: str | None) -> float | None:
+        """Jittered backoff; when every replica is cooling down, wait for the first to be free
+        (Retry-After is honoured), unless that is longer than `max_retry_wait`."""
+        s = self.settings
+        if choose(self._views(key), key, max_in_flight=s.max_in_flight):
+            return backoff(attempt, base=s.backoff_base, cap=s.backoff_cap, rng=self._rng)
+        wait = self._soonest_cooldown()
+        if wait is None or wait > s.max_retry_wait:
+            return None
+        return backoff(attempt, base=s.backoff_base, cap=s.backoff_cap, rng=self._rng,
+                       retry_after=wait + 0.01)
+
+    async def _attempt(
+        self, replica: Replica, messages: list[ChatMessage], params: dict[str, float | int],
+        key: str | None,
+    ) -> AsyncIterator[StreamEvent]:
+        """One try on one replica, with its bookkeeping (in flight, samples, breaker)."""
+        replica.in_flight += 1
+        started, first = self._clock(), None
+        judged = False
+        try:
+            async with contextlib.aclosing(
+                replica.backend.stream(messages, params, key=key)  # type: ignore[type-var]
+            ) as events:
+                async for event in events:
+                    now = self._clock()
+                    if isinstance(event, TextDelta) and first is None:
+                        first = now
+                        replica.ttft.add(now - started)
+                    elif isinstance(event, Finished):
+                        tokens = event.usage.completion_tokens
+                        if first is not None and tokens and now > first:
+                            replica.tokens_per_s.add(tokens / (now - first))
+                    yield event
+            replica.breaker.record_success()
+            judged = True
+        except BackendError as exc:
+            judged = self._judge(replica, exc)
+            raise
+        finally:
+            replica.in_flight -= 1
+            if not judged:
+                replica.breaker.release()
+
+    def _judge(self, replica: Replica, exc: BackendError) -> bool:
+        """Account a failed try; True when the breaker got a verdict."""
+        cause = exc.__cause__  # the openai exception the typed error was made from
+        if isinstance(exc, RateLimited) or getattr(cause, "status_code", None) == 503:
+            replica.cool_down(exc.retry_after or self.settings.overload_cooldown)
+            return False
+        if isinstance(exc, BadRequest):
+            replica.breaker.record_success()  # it answered: the replica itself is fine
+            return True
+        replica.breaker.record_failure()
+        if isinstance(cause, openai.APIConnectionError) and not isinstance(
+            cause, openai.APITimeoutError
+        ):
+            replica.health = "down"  # refused or dropped: until the next good health check
+        return True
