@@ -61,12 +61,15 @@ def rendezvous_order(replica_ids: list[str], key: str,
 
 
 def speed_weights(replicas: list[ReplicaView]) -> dict[str, float]:
-    """Rendezvous weights from measured speed; replicas not yet measured count as average."""
+    """Rendezvous weights from measured speed relative to the average (replicas not yet
+    measured count as average)."""
     known = [r.speed for r in replicas if r.speed]
     if not known:
         return {}
     average = sum(known) / len(known)
-    return {r.id: (r.speed or average) / average for r in replicas}
+    # Rounded to powers of two, so measurement noise between similar replicas does not move
+    # conversations; only real differences in speed do.
+    return {r.id: 2.0 ** round(math.log2((r.speed or average) / average)) for r in replicas}
 
 
 def is_overloaded(replica: ReplicaView, max_in_flight: int) -> bool:
