@@ -32,6 +32,7 @@ class ModelSync:
     async def reload(self) -> None:
         rows = await self.admin.overrides()
         self.registry.apply([Override(r.model_id, r.spec, r.enabled, r.removed) for r in rows])
+        await self.registry.warm()
 
     async def changed(self) -> None:
         """Call after writing a change: this process reloads now, the others on the message."""

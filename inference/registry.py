@@ -167,6 +167,14 @@ class ModelRegistry:
             backend = self._backends[model_id] = make_backend(spec, key)
         return backend
 
+    async def warm(self) -> None:
+        """Start health checks of routed models now, so /models has data before first use."""
+        for spec in self.enabled():
+            if spec.backend == "vllm" or len(spec.urls) > 1:
+                start = getattr(self.backend(spec.id), "start", None)
+                if start is not None:
+                    await start()
+
     def live_backends(self) -> dict[str, ChatBackend]:
         return dict(self._backends)
 
