@@ -42,11 +42,12 @@ async def toggle_arena(message: Message, db_user: User, lang: str, users: UserRe
 
 
 async def _battle_under(query: CallbackQuery, battle_id: int, chat_row_id: int, lang: str,
-                        feedback: FeedbackRepository,
-                        conversations: ConversationRepository) -> Battle | None:
-    """The battle whose buttons were pressed, if they really sit under its answer B here."""
+                        feedback: FeedbackRepository, conversations: ConversationRepository,
+                        *, valid: bool) -> Battle | None:
+    """The battle whose buttons were pressed, if the payload is `valid` and the buttons really
+    sit under its answer B here; otherwise an error toast and None."""
     message = query.message
-    battle = await feedback.battle_in_chat(battle_id, chat_row_id)
+    battle = await feedback.battle_in_chat(battle_id, chat_row_id) if valid else None
     if battle is None or not isinstance(message, Message):
         await query.answer(t("stale_button", lang), show_alert=True)
         return None
@@ -77,14 +78,16 @@ async def _reveal(bot: Bot, chat_id: int, battle: Battle, lang: str,
             await replace_markup(bot, chat_id, parts[-1].tg_message_id, keyboard)
 
 
+async def _refused(query: CallbackQuery, exc: BattleVoteRefused, lang: str) -> None:
+    key = "battle_final" if str(exc) == "final" else "battle_not_yours"
+    await query.answer(t(key, lang), show_alert=True)
+
+
 async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot, db_user: User,
                       chat_row_id: int, lang: str, feedback: FeedbackRepository,
                       conversations: ConversationRepository, registry: ModelRegistry) -> None:
-    if callback_data.winner not in WINNERS:
-        await query.answer(t("stale_button", lang), show_alert=True)
-        return
     battle = await _battle_under(query, callback_data.battle_id, chat_row_id, lang, feedback,
-                                 conversations)
+                                 conversations, valid=callback_data.winner in WINNERS)
     if battle is None:
         return
     try:
@@ -92,8 +95,7 @@ async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot,
             battle.id, db_user.id, callback_data.winner, CHANGE_WINDOW
         )
     except BattleVoteRefused as exc:
-        key = "battle_final" if str(exc) == "final" else "battle_not_yours"
-        await query.answer(t(key, lang), show_alert=True)
+        await _refused(query, exc, lang)
         return
     await query.answer(t("battle_voted", lang, a=registry.title(battle.model_a),
                          b=registry.title(battle.model_b)))
@@ -105,11 +107,8 @@ async def battle_strength(query: CallbackQuery, callback_data: BattleStrength, b
                           db_user: User, chat_row_id: int, lang: str,
                           feedback: FeedbackRepository,
                           conversations: ConversationRepository) -> None:
-    if callback_data.strength not in STRENGTHS:
-        await query.answer(t("stale_button", lang), show_alert=True)
-        return
     battle = await _battle_under(query, callback_data.battle_id, chat_row_id, lang, feedback,
-                                 conversations)
+                                 conversations, valid=callback_data.strength in STRENGTHS)
     if battle is None:
         return
     try:
@@ -117,8 +116,7 @@ async def battle_strength(query: CallbackQuery, callback_data: BattleStrength, b
             battle.id, db_user.id, callback_data.strength, CHANGE_WINDOW
         )
     except BattleVoteRefused as exc:
-        key = "battle_final" if str(exc) == "final" else "battle_not_yours"
-        await query.answer(t(key, lang), show_alert=True)
+        await _refused(query, exc, lang)
         return
     await query.answer(t("battle_strength_saved", lang,
                          strength=t(f"strength_{callback_data.strength}", lang)))

@@ -13,9 +13,11 @@ from storage.repositories.feedback import FeedbackRepository, StoredAnswer
 
 
 async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
-                         feedback: FeedbackRepository, lang: str) -> StoredAnswer | None:
+                         feedback: FeedbackRepository, lang: str,
+                         *, with_text: bool = False) -> StoredAnswer | None:
     """The answer a button refers to, if the button really sits under it in this chat and the
-    presser may judge it; otherwise the query is answered with an error toast and None."""
+    presser may judge it; otherwise the query is answered with an error toast and None.
+    `with_text`: also refuse a failed answer that has no text (nothing to rate or edit)."""
     message = query.message
     if not isinstance(message, Message):
         await query.answer(t("stale_button", lang), show_alert=True)
@@ -24,7 +26,8 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
         await query.answer(t("not_yours", lang), show_alert=True)
         return None
     answer = await feedback.answer_in_chat(answer_id, chat_row_id, message.chat.id)
-    if answer is None or message.message_id not in answer.tg_message_ids:
+    if (answer is None or message.message_id not in answer.tg_message_ids
+            or (with_text and answer.message.status == "error")):
         await query.answer(t("stale_button", lang), show_alert=True)
         return None
     return answer

@@ -54,11 +54,9 @@ async def _keyboard_with_counts(
 async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_user: User,
                chat_row_id: int, lang: str, feedback: FeedbackRepository,
                shared_state: SharedState) -> None:
-    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang,
+                                  with_text=True)
     if answer is None:
-        return
-    if answer.message.status == "error":
-        await query.answer(t("stale_button", lang), show_alert=True)
         return
     value = VOTES[callback_data.action]
     tap = f"tap:{db_user.id}:{answer.message.id}:{value}"
@@ -148,11 +146,9 @@ async def show_models(query: CallbackQuery, callback_data: AnswerAction, bot: Bo
 async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
                      chat_row_id: int, lang: str, feedback: FeedbackRepository,
                      state: FSMContext) -> None:
-    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
+    answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang,
+                                  with_text=True)
     if answer is None:
-        return
-    if answer.message.status == "error":
-        await query.answer(t("stale_button", lang), show_alert=True)
         return
     await state.set_state(EditingAnswer.waiting)
     await state.update_data(answer_id=answer.message.id)
