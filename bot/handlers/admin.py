@@ -103,7 +103,7 @@ async def _tell_moved(bot: Bot, users: list[tuple[int, str | None]], old: str,
 
 async def _set_state(message: Message, command: CommandObject, action: str, db_user: User,
                      registry: ModelRegistry, admin: AdminRepository,
-                     model_sync: ModelSync) -> None:
+                     model_sync: ModelSync, prefix: str) -> None:
     model_id = (command.args or "").strip()
     spec = registry.get(model_id) if model_id else None
     if spec is None:
@@ -122,6 +122,11 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
     if action == "rmmodel":
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=None,
                                   keep_spec=False, enabled=False, removed=True)
+        if spec.speculative is not None and spec.backend == "vllm" and model_sync.redis:
+            # Launched in the pool: the agents stop its servers and free the GPUs.
+            from inference.pool.client import PoolClient
+
+            await PoolClient(model_sync.redis, prefix).stop(model_id)
     else:
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=spec_json,
                                   enabled=action == "enable")
@@ -138,20 +143,23 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
 
 async def remove_model(message: Message, command: CommandObject, db_user: User,
                        registry: ModelRegistry, admin: AdminRepository,
-                       model_sync: ModelSync) -> None:
-    await _set_state(message, command, "rmmodel", db_user, registry, admin, model_sync)
+                       model_sync: ModelSync, settings: Settings) -> None:
+    await _set_state(message, command, "rmmodel", db_user, registry, admin, model_sync,
+                     settings.redis_prefix)
 
 
 async def enable_model(message: Message, command: CommandObject, db_user: User,
                        registry: ModelRegistry, admin: AdminRepository,
-                       model_sync: ModelSync) -> None:
-    await _set_state(message, command, "enable", db_user, registry, admin, model_sync)
+                       model_sync: ModelSync, settings: Settings) -> None:
+    await _set_state(message, command, "enable", db_user, registry, admin, model_sync,
+                     settings.redis_prefix)
 
 
 async def disable_model(message: Message, command: CommandObject, db_user: User,
                         registry: ModelRegistry, admin: AdminRepository,
-                        model_sync: ModelSync) -> None:
-    await _set_state(message, command, "disable", db_user, registry, admin, model_sync)
+                        model_sync: ModelSync, settings: Settings) -> None:
+    await _set_state(message, command, "disable", db_user, registry, admin, model_sync,
+                     settings.redis_prefix)
 
 
 async def list_models(message: Message, registry: ModelRegistry) -> None:
