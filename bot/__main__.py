@@ -54,12 +54,34 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
         raise
 
 
+def _pool_agent(settings: Settings, gpus_arg: str) -> int:
+    from inference.pool.agent import parse_gpus, run_agent
+
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is required: the pool agent takes its commands from Redis")
+    try:
+        gpus = parse_gpus(gpus_arg)
+        options = {"bind_host": settings.pool_bind_host,
+                   "advertise_host": settings.pool_advertise_host,
+                   "targets_file": settings.pool_targets_file}
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_agent(settings.redis_url, settings.redis_prefix, gpus,
+                                  settings.vllm_bin, host_name=settings.pool_host_name,
+                                  **options))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatmux", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the bot (the console when BOT_TOKEN is not set)")
     commands.add_parser("console", help="chat with the bot in this terminal")
     commands.add_parser("migrate", help="upgrade the database schema and exit")
+    agent = commands.add_parser("pool-agent", help="launch vLLM servers on this host's GPUs "
+                                "when the bot asks (needs REDIS_URL)")
+    agent.add_argument("--gpus", required=True, help="GPU ids this agent may use, e.g. 0,1,3")
     args = parser.parse_args(argv)
 
     try:
@@ -71,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Request logs of httpx/aiohttp could carry tokens in URLs: keep them quiet.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.command == "pool-agent":
+            return _pool_agent(settings, args.gpus)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
             print(f"database at {_where(settings.database_url)} is up to date")

@@ -37,7 +37,7 @@ async def launch_in_pool(message: Message, bot: Bot, model_id: str,
     progress = await message.answer(f"🚀 {model_id}: launching {request.target} with draft "
                                     f"{request.draft} (k={request.k}, {request.gpus} GPU)…",
                                     parse_mode=None)
-    async for event in client.events(request_id, timeout=LAUNCH_TIMEOUT):
+    async for event in client.events(request_id, wait=LAUNCH_TIMEOUT):
         state = event.get("state")
         where = f"{event.get('host', '?')}:{str(event.get('base_url', '')).split(':')[-1]}"
         if state == "ready":

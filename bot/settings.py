@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, gt=0)
     edit_interval_group: float = Field(default=3.0, gt=0)
     group_edits_per_minute: int = Field(default=20, gt=0)
+    # `chatmux pool-agent` (on GPU hosts).
+    vllm_bin: str = "vllm"
+    pool_host_name: str | None = None  # default: this machine's host name
+    pool_bind_host: str = "127.0.0.1"
+    pool_advertise_host: str | None = None  # how bots reach the servers; default bind host
+    pool_targets_file: str | None = None  # Prometheus file-based discovery of the servers
 
     @field_validator("bot_token", mode="before")
     @classmethod

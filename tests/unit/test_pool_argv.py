@@ -1,0 +1,106 @@
+"""The vLLM command line, launch request checks and GPU bookkeeping of the pool (pure)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from inference.pool.argv import LaunchRequest, vllm_argv
+from inference.pool.gpus import GpuPool, free_port, parse_gpus
+
+
+def test_argv_with_a_draft_model_is_exactly_the_documented_command():
+    request = LaunchRequest(model_id="qwen", target="Qwen/Qwen3-8B", draft="Qwen/Qwen3-0.6B",
+                            k=3, gpus=2, max_queued=32)
+    assert vllm_argv("/opt/vllm", request, 8123, "0.0.0.0") == [
+        "/opt/vllm", "serve", "Qwen/Qwen3-8B", "--served-model-name", "qwen",
+        "--port", "8123", "--host", "0.0.0.0", "--tensor-parallel-size", "2",
+        "--max-num-queued-reqs", "32",
+        "--speculative-config",
+        '{"method": "draft_model", "model": "Qwen/Qwen3-0.6B", "num_speculative_tokens": 3}',
+    ]
+
+
+def test_argv_defaults_without_a_draft():
+    request = LaunchRequest(model_id="m", target="/models/llama-3", served_name="org/served",
+                            extra_args=["--max-model-len", "8192"])
+    argv = vllm_argv("vllm", request, 9000)
+    assert "--speculative-config" not in argv
+    pairs = dict(zip(argv[3:-2:2], argv[4:-2:2], strict=True))
+    assert pairs == {"--served-model-name": "org/served", "--port": "9000",
+                     "--host": "127.0.0.1", "--tensor-parallel-size": "1",
+                     "--max-num-queued-reqs": "64"}
+    assert argv[-2:] == ["--max-model-len", "8192"]
+    assert LaunchRequest(model_id="m", target="org/m").served_name == "m"
+    no_queue = vllm_argv("vllm", LaunchRequest(model_id="m", target="o/m", max_queued=None), 1)
+    assert "--max-num-queued-reqs" not in no_queue
+
+
+def test_a_request_survives_its_command_payload():
+    request = LaunchRequest(model_id="m", target="org/m", draft="org/d", k=7, gpus=2)
+    payload = {"op": "launch", "request_id": "r", "host": None, **request.to_dict()}
+    assert LaunchRequest.from_dict(payload) == request
+    assert json.loads(json.dumps(payload))["k"] == 7
+    with pytest.raises(ValueError, match="bad launch request"):
+        LaunchRequest.from_dict({"op": "launch", "model_id": "m"})
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"target": "org/m; rm -rf /"}, "target must be"),
+    ({"target": "--trust-remote-code"}, "not starting with -"),
+    ({"draft": "a b"}, "draft must be"),
+    ({"served_name": "x y"}, "served_name must be"),
+    ({"k": 0}, "k must be an integer between 1 and 32"),
+    ({"k": 33}, "k must be"),
+    ({"k": True}, "k must be"),
+    ({"k": "4"}, "k must be"),
+    ({"gpus": 0}, "gpus must be an integer at least 1"),
+    ({"max_queued": 0}, "max_queued"),
+    ({"model_id": "bad id"}, "model_id must be"),
+    ({"model_id": "a" * 41}, "model_id must be"),
+    ({"extra_args": ["--port=1"]}, "may not set --port"),
+    ({"extra_args": "--enforce-eager"}, "extra_args must be a list"),
+])
+def test_bad_requests_are_refused_with_a_clear_message(bad, message):
+    with pytest.raises(ValueError, match=message):
+        LaunchRequest(**{"model_id": "m", "target": "org/m", **bad})
+
+
+def test_bad_port_is_refused():
+    with pytest.raises(ValueError, match="port"):
+        vllm_argv("vllm", LaunchRequest(model_id="m", target="org/m"), 0)
+
+
+def test_gpu_pool_allocates_lowest_first_and_releases():
+    pool = GpuPool([3, 0, 1])
+    assert pool.allocate(2) == [0, 1]
+    assert pool.allocate(2) is None and pool.free == [3]
+    pool.release([0])
+    assert pool.free == [0, 3]
+    assert pool.allocate(2) == [0, 3] and pool.free == []
+    with pytest.raises(ValueError, match="not allocated"):
+        pool.release([7])
+    pool.release([0, 1, 3])
+    with pytest.raises(ValueError, match="not allocated"):
+        pool.release([0])
+    with pytest.raises(ValueError):
+        pool.allocate(0)
+    with pytest.raises(ValueError, match="duplicate"):
+        GpuPool([0, 0])
+
+
+def test_parse_gpus():
+    assert parse_gpus("0,1,3") == [0, 1, 3]
+    assert parse_gpus(" 0, 2,3 ") == [0, 2, 3]
+    assert parse_gpus("0-3,6") == [0, 1, 2, 3, 6]
+    for bad in ("", "a,b", "1,1", "-1", "0-x"):
+        with pytest.raises(ValueError, match="--gpus"):
+            parse_gpus(bad)
+
+
+def test_free_port_can_be_bound():
+    port = free_port("127.0.0.1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
