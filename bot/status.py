@@ -24,9 +24,9 @@ def models_report(registry: ModelRegistry) -> list[str]:
             head += f"; fallback → {', '.join(spec.fallback)}"
         lines.append(head)
         status = getattr(backends.get(spec.id), "status", None)
-        if status is None:
+        if status is None:  # not used since this process started
             for url in spec.urls:
-                lines.append(f"    {url}: not routed (single API endpoint)")
+                lines.append(f"    {url}: idle (no requests yet)")
             continue
         for replica in status():
             line = (f"    {replica.url}: {replica.state}, in flight {replica.in_flight}, "

@@ -43,7 +43,9 @@ def make_backend(spec: ModelSpec, api_key: str | None) -> ChatBackend:
         from inference.replicas import ReplicaSetBackend
 
         return ReplicaSetBackend(spec, api_key)
-    return OpenAICompatBackend(spec, api_key)
+    from inference.observed import ObservedBackend
+
+    return ObservedBackend(OpenAICompatBackend(spec, api_key))
 
 
 def _same_serving(a: ModelSpec | None, b: ModelSpec | None) -> bool:

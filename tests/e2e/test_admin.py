@@ -144,10 +144,16 @@ async def test_disable_moves_users_to_the_default_with_a_note(admin_bot, telegra
     assert actions == ["disable", "enable", "rmmodel"]
 
 
-async def test_models_report_lists_every_model(admin_bot, telegram):
+async def test_models_report_lists_every_model(admin_bot, telegram, models):
     report = await say(telegram, "/models")
     assert "• alpha — Alpha [enabled] openai, serves alpha-served" in report
     assert "• beta — Beta [enabled]" in report
+    assert f"{models.base_url}: idle (no requests yet)" in report
+    await say(telegram, "hello")  # alpha answers once: now it has numbers
+    report = await say(telegram, "/models")
+    alpha = report.splitlines()[1]
+    assert alpha.startswith(f"    {models.base_url}: ready, in flight 0, TTFT p50 0.")
+    assert "tok/s" in alpha
 
 
 async def test_adding_a_model_while_20_users_stream_breaks_no_stream(admin_bot, telegram, models,
