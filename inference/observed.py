@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 
 from inference.backends.openai_compat import OpenAICompatBackend
 from inference.errors import BackendError, BadRequest
-from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
-from inference.replicas import ReplicaStatus, RollingSamples
+from inference.protocol import ChatMessage, Finished, StreamEvent
+from inference.replicas import AnswerSpeed, ReplicaStatus, RollingSamples
 
 WINDOW = 300.0
 
@@ -28,18 +28,12 @@ class ObservedBackend:
         self, messages: list[ChatMessage], params: dict[str, float | int],
         *, key: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        started, first = self._clock(), None
+        speed = AnswerSpeed(self.ttft, self.tokens_per_s, self._clock)
         self.in_flight += 1
         try:
             async for event in self.backend.stream(messages, params, key=key):
-                now = self._clock()
-                if isinstance(event, TextDelta) and first is None:
-                    first = now
-                    self.ttft.add(now - started)
-                elif isinstance(event, Finished):
-                    tokens = event.usage.completion_tokens
-                    if first is not None and tokens and now > first:
-                        self.tokens_per_s.add(tokens / (now - first))
+                speed.observe(event)
+                if isinstance(event, Finished):
                     self.state = "ready"
                 yield event
         except BadRequest:

@@ -83,6 +83,27 @@ class RollingSamples:
         return statistics.median(v for _, v in self._items) if self._items else None
 
 
+class AnswerSpeed:
+    """Time to first token and tokens/s of one streamed answer, added to rolling samples.
+
+    Output tokens come from the final usage, never from counting chunks: with speculative
+    decoding one chunk can carry several tokens."""
+
+    def __init__(self, ttft: RollingSamples, tokens_per_s: RollingSamples, clock: Clock) -> None:
+        self.ttft, self.tokens_per_s, self._clock = ttft, tokens_per_s, clock
+        self.started, self.first = clock(), None
+
+    def observe(self, event: StreamEvent) -> None:
+        now = self._clock()
+        if isinstance(event, TextDelta) and self.first is None:
+            self.first = now
+            self.ttft.add(now - self.started)
+        elif isinstance(event, Finished):
+            tokens = event.usage.completion_tokens
+            if self.first is not None and tokens and now > self.first:
+                self.tokens_per_s.add(tokens / (now - self.first))
+
+
 class Replica:
     """One replica's live state: health, breaker, cooldown, in-flight count and samples."""
 
@@ -301,21 +322,14 @@ class ReplicaSetBackend:
     ) -> AsyncIterator[StreamEvent]:
         """One try on one replica, with its bookkeeping (in flight, samples, breaker)."""
         replica.in_flight += 1
-        started, first = self._clock(), None
+        speed = AnswerSpeed(replica.ttft, replica.tokens_per_s, self._clock)
         judged = False
         try:
             async with contextlib.aclosing(
                 replica.backend.stream(messages, params, key=key)  # type: ignore[type-var]
             ) as events:
                 async for event in events:
-                    now = self._clock()
-                    if isinstance(event, TextDelta) and first is None:
-                        first = now
-                        replica.ttft.add(now - started)
-                    elif isinstance(event, Finished):
-                        tokens = event.usage.completion_tokens
-                        if first is not None and tokens and now > first:
-                            replica.tokens_per_s.add(tokens / (now - first))
+                    speed.observe(event)
                     yield event
             replica.breaker.record_success()
             judged = True
