@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -177,6 +178,19 @@ class FeedbackRepository:
                 raise BattleVoteRefused("final")
             battle.strength = strength
             return battle
+
+    async def judged_battles(self, *, anonymous_only: bool = True
+                             ) -> AsyncIterator[tuple[str, str, str]]:
+        """(model_a, model_b, winner) of every judged battle, streamed from the database."""
+        query = sa.select(Battle.model_a, Battle.model_b, Battle.winner).where(
+            Battle.winner.is_not(None)
+        )
+        if anonymous_only:
+            query = query.where(Battle.anonymous.is_(True))
+        async with self._sessionmaker() as session:
+            result = await session.stream(query.execution_options(yield_per=5000))
+            async for model_a, model_b, winner in result:
+                yield model_a, model_b, winner
 
     async def user_stats(self, user_id: int) -> UserStats:
         async with self._sessionmaker() as session:
