@@ -54,6 +54,28 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
         raise
 
 
+async def _leaderboard(settings: Settings, rounds: int, anchor: str | None,
+                       include_named: bool) -> None:
+    from storage.db import create_engine, create_sessionmaker
+    from storage.leaderboard import Battle, format_table, leaderboard
+    from storage.repositories.feedback import FeedbackRepository
+
+    await _migrate(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        feedback = FeedbackRepository(create_sessionmaker(engine))
+        battles = [Battle(a, b, w) async for a, b, w in
+                   feedback.judged_battles(anonymous_only=not include_named)]
+    finally:
+        await engine.dispose()
+    if not battles:
+        print("no judged arena battles yet")
+        return
+    # The fit and its bootstrap are CPU work: off the event loop.
+    rows = await asyncio.to_thread(leaderboard, battles, anchor=anchor, rounds=rounds)
+    print(format_table(rows))
+
+
 def _pool_agent(settings: Settings, gpus_arg: str) -> int:
     from inference.pool.agent import parse_gpus, run_agent
 
@@ -79,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="run the bot (the console when BOT_TOKEN is not set)")
     commands.add_parser("console", help="chat with the bot in this terminal")
     commands.add_parser("migrate", help="upgrade the database schema and exit")
+    board = commands.add_parser("leaderboard", help="Bradley–Terry ratings from arena battles")
+    board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the CIs")
+    board.add_argument("--anchor", help="model id whose rating is fixed at 1000")
+    board.add_argument("--include-named", action="store_true",
+                       help="also count battles where the models were not anonymous")
     agent = commands.add_parser("pool-agent", help="launch vLLM servers on this host's GPUs "
                                 "when the bot asks (needs REDIS_URL)")
     agent.add_argument("--gpus", required=True, help="GPU ids this agent may use, e.g. 0,1,3")
@@ -93,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Request logs of httpx/aiohttp could carry tokens in URLs: keep them quiet.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.command == "leaderboard":
+            asyncio.run(_leaderboard(settings, args.rounds, args.anchor, args.include_named))
+            return 0
         if args.command == "pool-agent":
             return _pool_agent(settings, args.gpus)
         if args.command == "migrate":
