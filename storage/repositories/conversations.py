@@ -154,11 +154,19 @@ class ConversationRepository:
             )
             session.add(message)
             await session.flush()
-            if answer.content and head != "keep":
-                await set_head(
-                    session, parent.conversation_id, message.id,
-                    only_if_head=parent.id if head == "follow" else None,
+            if answer.content and head == "follow":
+                # A question sent while this answer was being written was stored under the
+                # same parent; in the chat it came after this answer, so it moves below it.
+                await session.execute(
+                    sa.update(Message)
+                    .where(Message.parent_id == parent.id, Message.role == "user",
+                           Message.id > parent.id, Message.id < message.id)
+                    .values(parent_id=message.id)
                 )
+                await set_head(session, parent.conversation_id, message.id,
+                               only_if_head=parent.id)
+            elif answer.content and head == "take":
+                await set_head(session, parent.conversation_id, message.id)
             return message
 
     async def add_deliveries(

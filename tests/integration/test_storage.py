@@ -146,3 +146,17 @@ async def test_battle_votes_are_final_after_the_change_window(repos, db_url):
     stats = await feedback.user_stats(user.id)
     assert stats.battles == 1 and stats.favourite_model == "beta"
     await engine.dispose()
+
+
+async def test_a_question_sent_during_an_answer_follows_that_answer(repos):
+    users, convs = repos
+    user, chat_id = await users.touch(TelegramUser(21), 21, "private", None)
+    conversation = await convs.active(chat_id, user.id)
+    q1 = await convs.add_user_message(conversation.id, user.id, "q1", 21, 1)
+    q2 = await convs.add_user_message(conversation.id, user.id, "q2", 21, 2)  # while answering
+    a1 = await convs.add_answer(q1, AnswerRecord("a1", "alpha", "x"))
+    path = await convs.path_to(q2.id)
+    assert [m.content for m in path] == ["q1", "a1", "q2"]
+    q3 = await convs.add_user_message(conversation.id, user.id, "q3", 21, 3)
+    assert [m.content for m in await convs.path_to(q3.id)] == ["q1", "a1", "q2", "q3"]
+    assert a1.parent_id == q1.id
