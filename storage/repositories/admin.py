@@ -42,12 +42,6 @@ class AdminRepository:
             session.add(AuditEntry(actor_id=actor_id, action=action, target=target,
                                    detail=detail))
 
-    async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
-        async with self._sessionmaker() as session:
-            return list(await session.scalars(
-                sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-            ))
-
     async def move_users_off(self, model_id: str) -> list[tuple[int, str | None]]:
         """Users whose chosen model is gone fall back to the default.
 

@@ -74,7 +74,3 @@ class UserRepository:
             await session.execute(
                 sa.update(User).where(User.id == user_id).values(arena_mode=enabled)
             )
-
-    async def get_by_telegram_id(self, telegram_id: int) -> User | None:
-        async with self._sessionmaker() as session:
-            return await session.scalar(sa.select(User).where(User.telegram_id == telegram_id))
