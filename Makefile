@@ -6,7 +6,7 @@ VENV_PY ?= python3.11
 
 install:
 	test -x .venv/bin/python || $(VENV_PY) -m venv .venv
-	.venv/bin/python -m pip install -q -e '.[dev]'
+	.venv/bin/python -m pip install -q torch==2.13.0 && .venv/bin/python -m pip install -q -e '.[dev,local]'
 
 test:
 	$(PYTHON) -m pytest -q

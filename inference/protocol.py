@@ -29,11 +29,56 @@ class TextDelta:
 
 
 @dataclass(slots=True)
+class DecodingStats:
+    """What speculative (assisted) decoding did for one answer of the local engine.
+
+    A verification step is one target forward pass over the k drafted tokens (plus the
+    position after them); it keeps the accepted prefix and adds one token of the target's own.
+    """
+
+    generated_tokens: int = 0
+    target_passes: int = 0
+    verify_steps: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Share of drafted tokens the target accepted."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        """Tokens produced per verification step: 1 + accepted per step (k + 1 at best)."""
+        return 1 + self.accepted_tokens / self.verify_steps if self.verify_steps else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.generated_tokens / self.seconds if self.seconds > 0 else None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "generated_tokens": self.generated_tokens,
+            "target_passes": self.target_passes,
+            "verify_steps": self.verify_steps,
+            "drafted_tokens": self.drafted_tokens,
+            "accepted_tokens": self.accepted_tokens,
+            "seconds": round(self.seconds, 4),
+            "acceptance_rate": self.acceptance_rate,
+            "mean_acceptance_length": self.mean_acceptance_length,
+            "tokens_per_s": self.tokens_per_s,
+        }
+
+
+@dataclass(slots=True)
 class Finished:
     """The stream ended normally."""
 
     finish_reason: str | None
     usage: Usage = field(default_factory=Usage)
+    # Set by the local engine: what assisted decoding did for this answer.
+    decoding: DecodingStats | None = None
 
 
 StreamEvent = TextDelta | Finished
