@@ -1,4 +1,4 @@
-"""`chatmux` command line: run, console, migrate."""
+"""`chatmux` command line: run, console, migrate, export, leaderboard, pool-agent."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
@@ -14,7 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import CatalogueError, load_catalogue
+from storage.exports.options import FORMATS, SOURCES
 from storage.migrate import upgrade
+from storage.models.feedback import STRENGTHS
 
 
 def _where(url: str) -> str:
@@ -76,6 +80,77 @@ async def _leaderboard(settings: Settings, rounds: int, anchor: str | None,
     print(format_table(rows))
 
 
+async def _export(settings: Settings, args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from storage.db import create_engine, create_sessionmaker
+    from storage.exports import ExportOptions, ExportOptionsError, export, suffix_of
+
+    try:
+        options = ExportOptions(
+            format=args.format,
+            sources=tuple(args.source) if args.source else (),
+            since=args.since, until=args.until,
+            models=frozenset(args.models) if args.models else None,
+            min_strength=args.min_strength, include_ties=args.include_ties,
+            scrub_pii=args.scrub_pii, **_salt(settings),
+        )
+        suffix_of(args.out)
+    except ExportOptionsError as exc:
+        raise ConfigError(str(exc)) from None
+    await _migrate(settings)
+    engine = create_engine(settings.database_url)
+    bar = tqdm(total=0, unit=" judgements", disable=None, file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = await export(create_sessionmaker(engine), options, args.out, progress)
+    except ExportOptionsError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        bar.close()
+        await engine.dispose()
+    dropped = f", {result.duplicates} exact duplicates dropped" if result.duplicates else ""
+    if result.rows == 0:
+        print(f"no {options.format} rows match these options; nothing written{dropped}")
+        return
+    print(f"wrote {result.rows} {options.format} rows from {result.judgements} judgements "
+          f"to {result.path}{dropped}")
+
+
+def _salt(settings: Settings) -> dict[str, bytes]:
+    if settings.export_salt is None:
+        print("EXPORT_SALT is not set: ids are hashed with a random salt, so they cannot be "
+              "linked to other dumps", file=sys.stderr)
+        return {}
+    return {"salt": settings.export_salt.get_secret_value().encode()}
+
+
+def _moment(value: str) -> datetime:
+    """An ISO date or date-time for --since/--until; naive values are UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date: use 2026-11-01 or 2026-11-01T12:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _csv(choices: Sequence[str] | None = None) -> Callable[[str], list[str]]:
+    def parse(value: str) -> list[str]:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        wrong = [v for v in items if choices and v not in choices]
+        if not items or wrong:
+            allowed = f"; choose from {','.join(choices)}" if choices else ""
+            raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list{allowed}")
+        return items
+
+    return parse
+
+
 def _pool_agent(settings: Settings, gpus_arg: str) -> int:
     from inference.pool.agent import parse_gpus, run_agent
 
@@ -106,6 +181,25 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("--anchor", help="model id whose rating is fixed at 1000")
     board.add_argument("--include-named", action="store_true",
                        help="also count battles where the models were not anonymous")
+    dump = commands.add_parser(
+        "export", help="write judgements as a preference dataset (TRL, OpenRLHF, LMSYS)",
+        description="Formats: dpo (prompt/chosen/rejected), kto (prompt/completion/label), "
+        "arena (LMSYS battles), sft (messages). The file name picks the encoding: "
+        ".jsonl, .jsonl.gz or .parquet.")
+    dump.add_argument("--format", required=True, choices=FORMATS)
+    dump.add_argument("--out", required=True, help="output file (.jsonl, .jsonl.gz, .parquet)")
+    dump.add_argument("--since", type=_moment, help="judged at or after (ISO date, UTC)")
+    dump.add_argument("--until", type=_moment, help="judged before (ISO date, UTC)")
+    dump.add_argument("--models", type=_csv(), help="only rows whose models are all listed")
+    dump.add_argument("--min-strength", choices=STRENGTHS,
+                      help="only arena pairs at least this strong (unrated ones are left out)")
+    dump.add_argument("--include-ties", action="store_true",
+                      help="arena: keep tie and both-bad battles; kto: label both answers")
+    dump.add_argument("--source", type=_csv(SOURCES),
+                      help="where rows come from: arena,regenerate,edit,likes "
+                      "(default per format)")
+    dump.add_argument("--scrub-pii", action="store_true",
+                      help="mask e-mails, phone and card numbers and @handles in texts")
     agent = commands.add_parser("pool-agent", help="launch vLLM servers on this host's GPUs "
                                 "when the bot asks (needs REDIS_URL)")
     agent.add_argument("--gpus", required=True, help="GPU ids this agent may use, e.g. 0,1,3")
@@ -120,8 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Request logs of httpx/aiohttp could carry tokens in URLs: keep them quiet.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.command in ("export", "leaderboard", "demo-data"):
+            # One-shot tools: their output is the result, not the migration log.
+            logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "leaderboard":
             asyncio.run(_leaderboard(settings, args.rounds, args.anchor, args.include_named))
+            return 0
+        if args.command == "export":
+            asyncio.run(_export(settings, args))
             return 0
         if args.command == "pool-agent":
             return _pool_agent(settings, args.gpus)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, gt=0)
     edit_interval_group: float = Field(default=3.0, gt=0)
     group_edits_per_minute: int = Field(default=20, gt=0)
+    # Secret for the salted hashes of ids in preference dumps (judge, conversation ids).
+    # Unset: a random salt per dump, so ids cannot be linked across dumps.
+    export_salt: SecretStr | None = None
     # `chatmux pool-agent` (on GPU hosts).
     vllm_bin: str = "vllm"
     pool_host_name: str | None = None  # default: this machine's host name

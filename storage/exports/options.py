@@ -1,0 +1,98 @@
+"""What an export contains: format, sources, filters and privacy settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from storage.models.feedback import STRENGTHS
+
+FORMATS = ("dpo", "kto", "arena", "sft")
+SOURCES = ("arena", "regenerate", "edit", "likes")
+# Where each format's rows can come from, and what it uses when --source is not given.
+ALLOWED_SOURCES = {
+    "dpo": ("arena", "regenerate", "edit"),
+    "kto": ("likes", "arena", "edit"),
+    "arena": ("arena",),
+    "sft": ("likes", "edit"),
+}
+DEFAULT_SOURCES = {
+    "dpo": ("arena", "regenerate", "edit"),
+    "kto": ("likes",),
+    "arena": ("arena",),
+    "sft": ("likes", "edit"),
+}
+# Strength scale (strongest first) and the `margin` each level gives a pair.
+MARGINS = {"much_better": 3.0, "better": 2.0, "slightly_better": 1.0, "about_same": 0.5}
+UNKNOWN_STRENGTH_MARGIN = 1.0  # the asker voted but did not say by how much
+EDIT_MARGIN = 2.0  # a user rewrote the answer: clearly better
+
+
+class ExportOptionsError(ValueError):
+    """A combination of options that cannot produce a meaningful dump; one line to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    format: str
+    sources: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    models: frozenset[str] | None = None
+    min_strength: str | None = None
+    include_ties: bool = False
+    scrub_pii: bool = False
+    # Secret for the salted hashes of ids; a random one makes ids unlinkable across dumps.
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ExportOptionsError(f"unknown format {self.format!r}; use one of "
+                                     f"{', '.join(FORMATS)}")
+        if not self.sources:
+            object.__setattr__(self, "sources", DEFAULT_SOURCES[self.format])
+        wrong = [s for s in self.sources if s not in ALLOWED_SOURCES[self.format]]
+        if wrong:
+            raise ExportOptionsError(
+                f"--source {wrong[0]} does not apply to {self.format}; it takes "
+                f"{', '.join(ALLOWED_SOURCES[self.format])}"
+            )
+        if self.min_strength is not None and self.min_strength not in STRENGTHS:
+            raise ExportOptionsError(f"--min-strength must be one of {', '.join(STRENGTHS)}")
+        if self.include_ties and self.format in ("dpo", "sft"):
+            raise ExportOptionsError(
+                "a tie says neither answer is preferred, so it makes no "
+                f"{self.format} row; --include-ties applies to arena and kto"
+            )
+        if self.since and self.until and self.since >= self.until:
+            raise ExportOptionsError("--since must be before --until")
+
+    def strength_ok(self, strength: str | None) -> bool:
+        """Whether a decisive battle's strength passes --min-strength (unknown does not)."""
+        if self.min_strength is None:
+            return True
+        if strength is None:
+            return False
+        return STRENGTHS.index(strength) <= STRENGTHS.index(self.min_strength)
+
+    def models_ok(self, *model_ids: str | None) -> bool:
+        """Whether every model in a row is one of --models (human edits are not models)."""
+        return self.models is None or all(m in self.models for m in model_ids if m)
+
+    def anonymize(self, kind: str, row_id: int) -> str:
+        """A salted hash of an internal row id: stable within a salt, meaningless without it."""
+        digest = hmac.new(self.salt, f"{kind}:{row_id}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:20]
+
+
+def suffix_of(path: str | Path) -> str:
+    """The dump kind a file name asks for: jsonl, jsonl.gz or parquet."""
+    name = str(path).lower()
+    for suffix in ("jsonl.gz", "jsonl", "parquet"):
+        if name.endswith("." + suffix):
+            return suffix
+    raise ExportOptionsError(f"{path}: the file name must end in .jsonl, .jsonl.gz or .parquet")

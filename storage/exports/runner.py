@@ -1,0 +1,132 @@
+"""Streams judgements out of the database into a dump file, a batch of conversations at a time.
+
+Memory stays flat: judgements come through a server-side cursor (`yield_per`), each batch of
+whole conversations is loaded with one query, and rows are written as they are made. Only the
+64-bit fingerprints of rows already written are kept, to drop exact duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.exports.options import ExportOptions, suffix_of
+from storage.exports.sources import QUERIES, RowBuilder
+from storage.exports.text import scrub_pii
+from storage.exports.tree import load_forest
+from storage.exports.writers import RowWriter, open_writer
+
+FETCH_ROWS = 5000  # judgements per cursor round trip
+CONVERSATIONS_PER_BATCH = 2000
+WRITE_ROWS = 10_000  # rows per Parquet row group / JSONL write
+
+Progress = Callable[[int, int], None]  # (judgements done, judgements in all)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path  # not created when no row matched
+    rows: int
+    duplicates: int
+    judgements: int
+
+
+def _fingerprint(row: dict[str, Any]) -> int:
+    """Identity of a row's content (ids and times aside), for exact-duplicate removal."""
+    parts = []
+    for key, value in row.items():
+        if key in ("conversation_id", "created_at", "question_id", "tstamp"):
+            continue
+        if isinstance(value, list):
+            value = tuple((t["role"], t["content"]) for t in value)
+        parts.append(value)
+    return hash(tuple(parts))
+
+
+async def _conversation_batches(session: AsyncSession, query: sa.Select
+                                ) -> AsyncIterator[list[Any]]:
+    """Rows of `query` (first column: conversation id, ordered by it), cut between
+    conversations into batches of at most CONVERSATIONS_PER_BATCH conversations."""
+    result = await session.stream(query.execution_options(yield_per=FETCH_ROWS))
+    batch: list[Any] = []
+    conversations = 0
+    last = None
+    async for partition in result.partitions():
+        for row in partition:
+            if row[0] != last:
+                if conversations >= CONVERSATIONS_PER_BATCH:
+                    yield batch
+                    batch, conversations = [], 0
+                conversations += 1
+                last = row[0]
+            batch.append(row)
+    if batch:
+        yield batch
+
+
+async def count_judgements(sessionmaker: async_sessionmaker, options: ExportOptions) -> int:
+    total = 0
+    async with sessionmaker() as session:
+        for source in options.sources:
+            query = QUERIES[source](options).order_by(None)
+            total += await session.scalar(
+                sa.select(sa.func.count()).select_from(query.subquery())
+            ) or 0
+    return total
+
+
+async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: str | Path,
+                 progress: Progress | None = None) -> ExportResult:
+    """Write the dump `options` describe to `out` (.jsonl, .jsonl.gz or .parquet)."""
+    out = Path(out)
+    suffix_of(out)  # a wrong file name fails before any query
+    total = await count_judgements(sessionmaker, options) if progress else 0
+    builder = RowBuilder(options)
+    clean = scrub_pii if options.scrub_pii else None
+    seen: set[int] = set()
+    pending: list[dict[str, Any]] = []
+    writer: RowWriter | None = None  # opened with the first rows: no rows, no file
+    rows = duplicates = done = 0
+
+    def flush() -> None:
+        nonlocal writer, pending, rows
+        if writer is None:
+            writer = open_writer(out, options.format)
+        writer.write(pending)
+        rows += len(pending)
+        pending = []
+
+    try:
+        # Two sessions: one holds the judgement cursor open, the other loads conversations.
+        async with sessionmaker() as cursor_session, sessionmaker() as tree_session:
+            for source in options.sources:
+                query = QUERIES[source](options)
+                async for batch in _conversation_batches(cursor_session, query):
+                    forest = await load_forest(tree_session, {r[0] for r in batch}, clean)
+                    for row in builder.rows(source, batch, forest):
+                        key = _fingerprint(row)
+                        if key in seen:
+                            duplicates += 1
+                            continue
+                        seen.add(key)
+                        pending.append(row)
+                    if len(pending) >= WRITE_ROWS:
+                        flush()
+                    done += len(batch)
+                    if progress:
+                        progress(done, total)
+        if pending:
+            flush()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            out.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        writer.close()
+    return ExportResult(out, rows, duplicates, done)

@@ -1,0 +1,293 @@
+"""Where rows come from: battles, edits and votes, each streamed ordered by conversation.
+
+Every source selects its judgements with `conversation_id` as the first column, ordered by it,
+so a batch of whole conversations can be loaded with one query and turned into rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from storage.exports.options import (
+    EDIT_MARGIN,
+    MARGINS,
+    UNKNOWN_STRENGTH_MARGIN,
+    ExportOptions,
+)
+from storage.exports.text import guess_language
+from storage.exports.tree import HUMAN, Forest, utc
+from storage.models import AnswerEdit, Battle, Message, Vote
+
+Row = dict[str, Any]
+
+
+def _in_window(column: Any, options: ExportOptions) -> list[Any]:
+    clauses = []
+    if options.since is not None:
+        clauses.append(column >= options.since)
+    if options.until is not None:
+        clauses.append(column < options.until)
+    return clauses
+
+
+def battle_query(options: ExportOptions) -> sa.Select:
+    winners = ["a", "b"]
+    if options.format in ("arena", "kto") and options.include_ties:
+        winners += ["tie", "both_bad"]
+    query = (
+        sa.select(
+            Message.conversation_id, Battle.id, Battle.user_id, Battle.prompt_id,
+            Battle.answer_a_id, Battle.answer_b_id, Battle.model_a, Battle.model_b,
+            Battle.anonymous, Battle.winner, Battle.strength, Battle.voted_at,
+        )
+        .join(Message, Message.id == Battle.prompt_id)
+        .where(Battle.winner.in_(winners), *_in_window(Battle.voted_at, options))
+        .order_by(Message.conversation_id, Battle.id)
+    )
+    if options.models is not None:
+        query = query.where(Battle.model_a.in_(options.models),
+                            Battle.model_b.in_(options.models))
+    return query
+
+
+def edit_query(options: ExportOptions) -> sa.Select:
+    query = (
+        sa.select(Message.conversation_id, AnswerEdit.id, AnswerEdit.original_id,
+                  AnswerEdit.edited_id, AnswerEdit.created_at)
+        .join(Message, Message.id == AnswerEdit.original_id)
+        .where(*_in_window(AnswerEdit.created_at, options))
+        .order_by(Message.conversation_id, AnswerEdit.id)
+    )
+    if options.models is not None:
+        query = query.where(Message.model_id.in_(options.models))
+    return query
+
+
+def vote_query(options: ExportOptions) -> sa.Select:
+    """Each voted answer once, with the sum of its votes (groups can vote several times)."""
+    query = (
+        sa.select(Message.conversation_id, Vote.message_id, sa.func.sum(Vote.value),
+                  sa.func.max(Vote.updated_at))
+        .join(Message, Message.id == Vote.message_id)
+        .where(*_in_window(Vote.updated_at, options))
+        .group_by(Message.conversation_id, Vote.message_id)
+        .order_by(Message.conversation_id, Vote.message_id)
+    )
+    if options.models is not None:
+        query = query.where(Message.model_id.in_(options.models))
+    return query
+
+
+QUERIES = {"arena": battle_query, "edit": edit_query, "likes": vote_query,
+           "regenerate": vote_query}
+
+
+class RowBuilder:
+    """Turns one batch of judgements (whole conversations) into rows of one format."""
+
+    def __init__(self, options: ExportOptions) -> None:
+        self.o = options
+
+    def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Row]:
+        fmt = self.o.format
+        if source == "arena":
+            for b in batch:
+                yield from getattr(self, f"_battle_{fmt}")(b, forest)
+        elif source == "edit":
+            for e in batch:
+                yield from getattr(self, f"_edit_{fmt}")(e, forest)
+        elif source == "likes":
+            yield from getattr(self, f"_likes_{fmt}")(batch, forest)
+        else:
+            yield from self._regenerate_dpo(batch, forest)
+
+    # --- shared pieces ---------------------------------------------------------------------
+
+    def _conversation(self, conversation_id: int) -> str:
+        return self.o.anonymize("conversation", conversation_id)
+
+    @staticmethod
+    def _language(prompt: list[dict[str, str]]) -> str:
+        last_user = next((t["content"] for t in reversed(prompt) if t["role"] == "user"), "")
+        return guess_language(last_user)
+
+    def _pair(self, forest: Forest, conversation_id: int, parent: int, chosen: int,
+              rejected: int, *, chosen_model: str | None, rejected_model: str | None,
+              source: str, strength: str | None, margin: float, at: datetime) -> Row:
+        prompt = forest.prompt(parent, chosen, rejected)
+        return {
+            "prompt": prompt,
+            "chosen": [forest.turn(chosen)],
+            "rejected": [forest.turn(rejected)],
+            "chosen_model": chosen_model,
+            "rejected_model": rejected_model,
+            "source": source,
+            "strength": strength,
+            "margin": margin,
+            "language": self._language(prompt),
+            "conversation_id": self._conversation(conversation_id),
+            "created_at": utc(at),
+        }
+
+    def _single(self, forest: Forest, conversation_id: int, answer: int, label: bool,
+                model: str | None, source: str, at: datetime) -> Row:
+        parent = forest.nodes[answer].parent_id
+        assert parent is not None
+        prompt = forest.prompt(parent, answer)
+        return {
+            "prompt": prompt,
+            "completion": [forest.turn(answer)],
+            "label": label,
+            "model": model,
+            "source": source,
+            "language": self._language(prompt),
+            "conversation_id": self._conversation(conversation_id),
+            "created_at": utc(at),
+        }
+
+    # --- arena battles ---------------------------------------------------------------------
+
+    def _battle_arena(self, b: Any, forest: Forest) -> Iterator[Row]:
+        (_conv, battle_id, user_id, prompt_id, a_id, b_id, model_a, model_b, anonymous,
+         winner, _strength, voted_at) = b
+        if not (forest.complete(a_id) and forest.complete(b_id)):
+            return
+        dialog = forest.dialog(prompt_id)
+        turn = sum(1 for t in dialog if t["role"] == "user")
+        yield {
+            "question_id": self.o.anonymize("battle", battle_id),
+            "model_a": model_a,
+            "model_b": model_b,
+            "winner": {"a": "model_a", "b": "model_b", "tie": "tie",
+                       "both_bad": "tie (bothbad)"}[winner],
+            "judge": "arena_user_" + self.o.anonymize("user", user_id),
+            "conversation_a": [*dialog, forest.turn(a_id)],
+            "conversation_b": [*dialog, forest.turn(b_id)],
+            "turn": turn,
+            "anony": bool(anonymous),
+            "language": self._language(dialog),
+            "tstamp": utc(voted_at).timestamp(),
+        }
+
+    def _battle_dpo(self, b: Any, forest: Forest) -> Iterator[Row]:
+        (conv, _id, _user, prompt_id, a_id, b_id, model_a, model_b, _anon,
+         winner, strength, voted_at) = b
+        if not self.o.strength_ok(strength):
+            return
+        if not (forest.complete(a_id) and forest.complete(b_id)):
+            return
+        chosen, rejected = (a_id, b_id) if winner == "a" else (b_id, a_id)
+        chosen_model, rejected_model = (model_a, model_b) if winner == "a" else (model_b, model_a)
+        margin = MARGINS[strength] if strength else UNKNOWN_STRENGTH_MARGIN
+        yield self._pair(forest, conv, prompt_id, chosen, rejected, chosen_model=chosen_model,
+                         rejected_model=rejected_model, source="arena", strength=strength,
+                         margin=margin, at=voted_at)
+
+    def _battle_kto(self, b: Any, forest: Forest) -> Iterator[Row]:
+        (conv, _id, _user, _prompt, a_id, b_id, model_a, model_b, _anon,
+         winner, strength, voted_at) = b
+        if winner in ("a", "b") and not self.o.strength_ok(strength):
+            return
+        labels = {"a": (True, False), "b": (False, True), "tie": (True, True),
+                  "both_bad": (False, False)}[winner]
+        for answer, model, label in ((a_id, model_a, labels[0]), (b_id, model_b, labels[1])):
+            if forest.complete(answer):
+                yield self._single(forest, conv, answer, label, model, "arena", voted_at)
+
+    # --- edits -----------------------------------------------------------------------------
+
+    def _edited_pair_ok(self, forest: Forest, original: int, edited: int) -> bool:
+        edited_node = forest.nodes.get(edited)
+        return (forest.complete(original) and edited_node is not None
+                and bool(edited_node.content.strip())
+                and edited_node.content.strip() != forest.nodes[original].content.strip())
+
+    def _edit_dpo(self, e: Any, forest: Forest) -> Iterator[Row]:
+        conv, _id, original, edited, created_at = e
+        if not self._edited_pair_ok(forest, original, edited):
+            return
+        parent = forest.nodes[original].parent_id
+        assert parent is not None
+        yield self._pair(forest, conv, parent, edited, original, chosen_model=HUMAN,
+                         rejected_model=forest.model(original), source="edit",
+                         strength=None, margin=EDIT_MARGIN, at=created_at)
+
+    def _edit_kto(self, e: Any, forest: Forest) -> Iterator[Row]:
+        conv, _id, original, edited, created_at = e
+        if not self._edited_pair_ok(forest, original, edited):
+            return
+        yield self._single(forest, conv, edited, True, HUMAN, "edit", created_at)
+        yield self._single(forest, conv, original, False, forest.model(original), "edit",
+                           created_at)
+
+    def _edit_sft(self, e: Any, forest: Forest) -> Iterator[Row]:
+        conv, _id, original, edited, created_at = e
+        if not self._edited_pair_ok(forest, original, edited):
+            return
+        yield self._sft_row(forest, conv, edited, HUMAN, "edit", created_at)
+
+    # --- votes -----------------------------------------------------------------------------
+
+    def _likes_kto(self, batch: list[Any], forest: Forest) -> Iterator[Row]:
+        for conv, message_id, net, at in batch:
+            if net and forest.complete(message_id):
+                yield self._single(forest, conv, message_id, net > 0,
+                                   forest.model(message_id), "likes", at)
+
+    def _regenerate_dpo(self, batch: list[Any], forest: Forest) -> Iterator[Row]:
+        """Sibling answers to one prompt where one was liked (net) and another disliked."""
+        by_parent: dict[tuple[int, int], tuple[list[Any], list[Any]]] = {}
+        for conv, message_id, net, at in batch:
+            node = forest.nodes.get(message_id)
+            if not net or node is None or node.parent_id is None:
+                continue
+            if not forest.complete(message_id):
+                continue
+            liked, disliked = by_parent.setdefault((conv, node.parent_id), ([], []))
+            (liked if net > 0 else disliked).append((message_id, at))
+        for (conv, parent), (liked, disliked) in by_parent.items():
+            for good, good_at in liked:
+                for bad, bad_at in disliked:
+                    yield self._pair(
+                        forest, conv, parent, good, bad,
+                        chosen_model=forest.model(good), rejected_model=forest.model(bad),
+                        source="regenerate",
+                        strength=None, margin=UNKNOWN_STRENGTH_MARGIN, at=max(good_at, bad_at),
+                    )
+
+    def _sft_row(self, forest: Forest, conv: int, answer: int, model: str | None,
+                 source: str, at: datetime) -> Row:
+        parent = forest.nodes[answer].parent_id
+        assert parent is not None
+        messages = [*forest.prompt(parent, answer), forest.turn(answer)]
+        return {
+            "messages": messages,
+            "model": model,
+            "source": source,
+            "language": self._language(messages[:-1]),
+            "conversation_id": self._conversation(conv),
+            "created_at": utc(at),
+        }
+
+    def _likes_sft(self, batch: list[Any], forest: Forest) -> Iterator[Row]:
+        """Liked answers with their context, unless a disliked answer is in that context;
+        a liked answer inside a longer liked dialog is left to the longer one."""
+        nets = {message_id: (net, conv, at) for conv, message_id, net, at in batch}
+        liked = [m for m, (net, _, _) in nets.items() if net > 0 and forest.complete(m)]
+        covered: set[int] = set()
+        keep: list[int] = []
+        for message_id in liked:
+            path = forest.path(message_id)
+            if any(nets.get(m, (0,))[0] < 0 for m in path):
+                continue
+            covered.update(m for m in path[:-1] if m in nets)
+            keep.append(message_id)
+        for message_id in keep:
+            if message_id in covered:
+                continue
+            _, conv, at = nets[message_id]
+            yield self._sft_row(forest, conv, message_id, forest.model(message_id), "likes", at)

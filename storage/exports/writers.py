@@ -1,0 +1,101 @@
+"""Row sinks: JSON Lines (optionally gzipped) and Parquet with an explicit schema per format."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.exports.options import suffix_of
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    # TRL conversational preference with an explicit prompt (+ OpenRLHF's `margin`).
+    "dpo": pa.schema([
+        ("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES),
+        ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+        ("source", pa.string()), ("strength", pa.string()), ("margin", pa.float64()),
+        ("language", pa.string()), ("conversation_id", pa.string()),
+        ("created_at", TIMESTAMP),
+    ]),
+    # TRL unpaired preference.
+    "kto": pa.schema([
+        ("prompt", MESSAGES), ("completion", MESSAGES), ("label", pa.bool_()),
+        ("model", pa.string()), ("source", pa.string()), ("language", pa.string()),
+        ("conversation_id", pa.string()), ("created_at", TIMESTAMP),
+    ]),
+    # LMSYS Chatbot Arena battles (FastChat's rating code reads these columns).
+    "arena": pa.schema([
+        ("question_id", pa.string()), ("model_a", pa.string()), ("model_b", pa.string()),
+        ("winner", pa.string()), ("judge", pa.string()),
+        ("conversation_a", MESSAGES), ("conversation_b", MESSAGES),
+        ("turn", pa.int32()), ("anony", pa.bool_()), ("language", pa.string()),
+        ("tstamp", pa.float64()),
+    ]),
+    # TRL conversational language modelling.
+    "sft": pa.schema([
+        ("messages", MESSAGES), ("model", pa.string()), ("source", pa.string()),
+        ("language", pa.string()), ("conversation_id", pa.string()),
+        ("created_at", TIMESTAMP),
+    ]),
+}
+
+
+class RowWriter(Protocol):
+    def write(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlWriter:
+    """One JSON object per line, UTF-8; times as ISO 8601 strings."""
+
+    def __init__(self, path: Path, *, gzipped: bool) -> None:
+        # The writer owns the file until close(); export() closes it on every path.
+        if gzipped:
+            self._file = gzip.open(path, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+        else:
+            self._file = path.open("w", encoding="utf-8")
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        encode = self._encode
+        self._file.write("".join(encode(row) + "\n" for row in rows))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+class ParquetRowWriter:
+    """Each batch becomes a row group of one Parquet file (zstd)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._schema = schema
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.write_table(pa.Table.from_pylist(rows, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def open_writer(path: str | Path, format_: str) -> RowWriter:
+    path = Path(path)
+    kind = suffix_of(path)
+    if kind == "parquet":
+        return ParquetRowWriter(path, SCHEMAS[format_])
+    return JsonlWriter(path, gzipped=kind == "jsonl.gz")
