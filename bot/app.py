@@ -49,6 +49,7 @@ ADMIN_COMMANDS = (
     ("enable", "Enable a model"),
     ("disable", "Disable a model"),
     ("models", "Models, replicas and their health"),
+    ("export", "Preference dump: /export dpo|kto|arena|sft [days] [jsonl]"),
 )
 
 

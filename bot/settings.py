@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Secret for the salted hashes of ids in preference dumps (judge, conversation ids).
     # Unset: a random salt per dump, so ids cannot be linked across dumps.
     export_salt: SecretStr | None = None
+    # Largest file the bot uploads (bytes): 50 MB on api.telegram.org, 2000 MB on a local
+    # Bot API server.
+    telegram_upload_limit: int = Field(default=50 * 1024 * 1024, gt=0)
     # `chatmux pool-agent` (on GPU hosts).
     vllm_bin: str = "vllm"
     pool_host_name: str | None = None  # default: this machine's host name

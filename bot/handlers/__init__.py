@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import admin, arena, chat, conversation, errors, models, rating, start, stats
+from bot.handlers import (
+    admin,
+    arena,
+    chat,
+    conversation,
+    errors,
+    exports,
+    models,
+    rating,
+    start,
+    stats,
+)
 
 
 def feature_routers() -> list[Router]:
@@ -16,6 +27,7 @@ def feature_routers() -> list[Router]:
         conversation.build_router(),
         stats.build_router(),
         admin.build_router(),
+        exports.build_router(),
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question
         chat.build_router(),

@@ -8,7 +8,7 @@ from storage.exports.options import (
     ExportOptionsError,
     suffix_of,
 )
-from storage.exports.runner import ExportResult, count_judgements, export
+from storage.exports.runner import ExportResult, count_judgements, export, export_in_thread
 
 __all__ = [
     "DEFAULT_SOURCES",
@@ -19,5 +19,6 @@ __all__ = [
     "ExportResult",
     "count_judgements",
     "export",
+    "export_in_thread",
     "suffix_of",
 ]

@@ -7,6 +7,7 @@ whole conversations is loaded with one query, and rows are written as they are m
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,20 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     if writer is not None:
         writer.close()
     return ExportResult(out, rows, duplicates, done)
+
+
+def export_in_thread(database_url: str, options: ExportOptions, out: str | Path,
+                     progress: Progress | None = None) -> ExportResult:
+    """Run an export on its own event loop and connections: for a worker thread, so a bot's
+    loop keeps serving while rows are built and written."""
+    from storage.db import create_engine, create_sessionmaker
+
+    async def main() -> ExportResult:
+        engine = create_engine(database_url, pool_size=2, max_overflow=0) if (
+            database_url.startswith("postgresql")) else create_engine(database_url)
+        try:
+            return await export(create_sessionmaker(engine), options, out, progress)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())

@@ -1,0 +1,157 @@
+"""Admin `/export <format> [days] [jsonl]`: a preference dump sent as a document."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import FSInputFile, Message
+
+from bot.handlers.admin import IsAdmin
+from bot.settings import Settings
+from storage.exports import FORMATS, ExportOptions, ExportResult, export_in_thread
+
+log = logging.getLogger(__name__)
+
+USAGE = (
+    "Usage: /export <dpo|kto|arena|sft> [days] [jsonl] — Parquet by default, gzipped JSONL "
+    "with `jsonl`\nExample: /export dpo 30"
+)
+PROGRESS_EVERY = 3.0  # seconds between progress edits
+_running = asyncio.Lock()  # one dump at a time per process: each holds a CPU core
+
+
+def _parse(args: str | None) -> tuple[str, int | None, str]:
+    words = (args or "").split()
+    if not words or words[0] not in FORMATS or len(words) > 3:
+        raise ValueError
+    days: int | None = None
+    suffix = "parquet"
+    for word in words[1:]:
+        if word.isdigit() and days is None and 0 < int(word) <= 36500:
+            days = int(word)
+        elif word.lower() in ("jsonl", "json") and suffix == "parquet":
+            suffix = "jsonl.gz"
+        else:
+            raise ValueError
+    return words[0], days, suffix
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+def cli_hint(fmt: str, since: datetime | None, suffix: str) -> str:
+    parts = ["chatmux", "export", "--format", fmt]
+    if since is not None:
+        parts += ["--since", since.strftime("%Y-%m-%d")]
+    parts += ["--out", f"{fmt}.{suffix}"]
+    return shlex.join(parts)
+
+
+async def export_command(message: Message, command: CommandObject, bot: Bot,
+                         settings: Settings) -> None:
+    try:
+        fmt, days, suffix = _parse(command.args)
+    except ValueError:
+        await message.answer(f"⚠️ {USAGE}", parse_mode=None)
+        return
+    if _running.locked():
+        await message.answer("⏳ another export is running; try again when it is sent",
+                             parse_mode=None)
+        return
+    async with _running:
+        since = datetime.now(UTC) - timedelta(days=days) if days else None
+        salt = settings.export_salt.get_secret_value().encode() if settings.export_salt else None
+        options = ExportOptions(format=fmt, since=since,
+                                **({"salt": salt} if salt is not None else {}))
+        status = await message.answer(f"⏳ building the {fmt} dump…", parse_mode=None)
+        with tempfile.TemporaryDirectory(prefix="chatmux-export-") as tmp:
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+            path = Path(tmp) / f"chatmux-{fmt}-{stamp}.{suffix}"
+            result = await _build(status, settings.database_url, options, path)
+            if result is None:
+                return
+            await _deliver(message, status, bot, settings, result, fmt, since, suffix)
+
+
+async def _build(status: Message, database_url: str, options: ExportOptions,
+                 path: Path) -> ExportResult | None:
+    progress: list[tuple[int, int]] = [(0, 0)]
+
+    def record(done: int, total: int) -> None:  # called on the worker thread
+        progress[0] = (done, total)
+
+    work = asyncio.create_task(asyncio.to_thread(
+        export_in_thread, database_url, options, path, record))
+    shown = (0, 0)
+    while not work.done():
+        await asyncio.wait({work}, timeout=PROGRESS_EVERY)
+        done, total = progress[0]
+        if not work.done() and total and (done, total) != shown:
+            shown = (done, total)
+            with contextlib.suppress(TelegramAPIError):
+                await status.edit_text(
+                    f"⏳ building the {options.format} dump… {done:,}/{total:,} judgements "
+                    f"({100 * done // total}%)", parse_mode=None)
+    try:
+        return work.result()
+    except Exception:
+        log.exception("export %s failed", options.format)
+        await _say(status, "⚠️ the export failed; the log has the details")
+        return None
+
+
+async def _deliver(message: Message, status: Message, bot: Bot, settings: Settings,
+                   result: ExportResult, fmt: str, since: datetime | None,
+                   suffix: str) -> None:
+    if result.rows == 0:
+        await _say(status, f"ℹ️ nothing to export: no {fmt} rows"
+                   + (f" since {since:%Y-%m-%d}" if since else ""))
+        return
+    size = result.path.stat().st_size
+    if size > settings.telegram_upload_limit:
+        await _say(status, (
+            f"⚠️ the dump is {_size(size)}, over the {_size(settings.telegram_upload_limit)} "
+            "Telegram lets a bot upload. On the server run:\n"
+            f"{cli_hint(fmt, since, suffix)}"))
+        return
+    caption = (f"{fmt}: {result.rows:,} rows from {result.judgements:,} judgements"
+               + (f" since {since:%Y-%m-%d}" if since else "")
+               + (f", {result.duplicates:,} duplicates dropped" if result.duplicates else ""))
+    started = time.monotonic()
+    try:
+        await bot.send_document(message.chat.id, FSInputFile(result.path), caption=caption,
+                                parse_mode=None, request_timeout=600)
+    except TelegramAPIError as exc:
+        log.warning("could not send the %s dump (%s): %s", fmt, _size(size), exc)
+        await _say(status, "⚠️ Telegram did not take the file; on the server run:\n"
+                   f"{cli_hint(fmt, since, suffix)}")
+        return
+    log.info("sent a %s dump: %d rows, %s in %.1fs", fmt, result.rows, _size(size),
+             time.monotonic() - started)
+    with contextlib.suppress(TelegramAPIError):
+        await status.delete()
+
+
+async def _say(status: Message, text: str) -> None:
+    try:
+        await status.edit_text(text, parse_mode=None)
+    except TelegramAPIError:
+        await status.answer(text, parse_mode=None)
+
+
+def build_router() -> Router:
+    router = Router(name="exports")
+    router.message.filter(IsAdmin())
+    router.message.register(export_command, Command("export"))
+    return router

@@ -1,0 +1,89 @@
+"""Admin `/export`: the dump arrives as a document that `datasets` and TRL accept."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from trl.data_utils import is_conversational
+
+from tests.harness import running_bot
+from tests.integration.export_scenario import store_scenario
+
+ADMIN = 777
+USER = 888
+
+
+@pytest.fixture
+async def stored(database_url):
+    return await store_scenario(database_url)
+
+
+async def exchange(telegram, text: str, chat_id: int = ADMIN, *, count: int = 1):
+    before = len(telegram.bot_messages(chat_id))
+    telegram.user_sends(text, chat_id=chat_id)
+    messages = await telegram.wait_for_bot_messages(chat_id, before + count, timeout=60)
+    return messages[before:]
+
+
+async def final(telegram, chat_id: int, predicate):
+    """The bot's message (sent or edited) that satisfies `predicate`."""
+    return await telegram.wait_for(
+        lambda: next((m for m in telegram.bot_messages(chat_id) if predicate(m)), None),
+        timeout=60)
+
+
+async def test_export_sends_parquet_and_jsonl_documents(
+    stored, monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
+):
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           ADMIN_IDS=str(ADMIN), EXPORT_SALT="pepper"):
+        await exchange(telegram, "/export dpo")
+        doc = await final(telegram, ADMIN, lambda m: m.document is not None)
+        assert doc.document["file_name"].endswith(".parquet")
+        assert doc.caption.startswith("dpo: 5 rows from")
+        table = pq.read_table(io.BytesIO(doc.document["content"]))
+        rows = table.to_pylist()
+        assert len(rows) == 5 and all(is_conversational(r) for r in rows)
+        # The progress message goes once the file is there.
+        await telegram.wait_for(lambda: not [
+            m for m in telegram.bot_messages(ADMIN) if (m.text or "").startswith("⏳")],
+            timeout=10)
+
+        await exchange(telegram, "/export arena 30 jsonl")
+        doc = await final(telegram, ADMIN, lambda m: m.document is not None
+                          and m.document["file_name"].endswith(".jsonl.gz"))
+        lines = gzip.decompress(doc.document["content"]).decode().splitlines()
+        battles = [json.loads(line) for line in lines]
+        assert sorted(b["winner"] for b in battles) == ["model_a", "model_b"]
+        assert "since" in doc.caption
+
+        # Anyone else: the command does not exist.
+        (reply,) = await exchange(telegram, "/export dpo", USER)
+        assert reply.text == "I don't know that command. See /help."
+        (reply,) = await exchange(telegram, "/export csv")
+        assert reply.text.startswith("⚠️ Usage: /export <dpo|kto|arena|sft>")
+
+
+async def test_a_dump_over_the_upload_limit_gets_the_cli_command(
+    stored, monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
+):
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           ADMIN_IDS=str(ADMIN), TELEGRAM_UPLOAD_LIMIT="200"):
+        await exchange(telegram, "/export sft 7")
+        refusal = await final(telegram, ADMIN, lambda m: "over the" in (m.text or ""))
+        assert "chatmux export --format sft --since " in refusal.text
+        assert refusal.text.endswith("--out sft.parquet")
+        assert not [m for m in telegram.bot_messages(ADMIN) if m.document is not None]
+
+
+async def test_nothing_to_export(monkeypatch, tmp_path, telegram, models, database_url,
+                                 redis_prefix):
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           ADMIN_IDS=str(ADMIN)):
+        await exchange(telegram, "/export kto")
+        reply = await final(telegram, ADMIN, lambda m: "nothing" in (m.text or ""))
+        assert reply.text == "ℹ️ nothing to export: no kto rows"
