@@ -285,4 +285,5 @@ class Answerer:
             ttft_ms=round(outcome.ttft * 1000) if outcome.ttft is not None else None,
             total_ms=round(outcome.total * 1000),
             finish_reason=outcome.finish_reason,
+            decoding=outcome.decoding.as_dict() if outcome.decoding else None,
         )

@@ -17,6 +17,9 @@ def models_report(registry: ModelRegistry) -> list[str]:
     for spec in registry.all():
         state = "enabled" if spec.enabled else "disabled"
         head = f"• {spec.id} — {spec.title} [{state}] {spec.backend}, serves {spec.model}"
+        if spec.backend == "hf" and spec.draft_path:
+            head += (f"; assisted decoding: draft {spec.draft_path}, "
+                     f"k={spec.num_speculative_tokens}")
         if spec.speculative:
             sd = spec.speculative
             head += f"; speculative: {sd.method}, draft {sd.draft}, k={sd.num_speculative_tokens}"
@@ -25,7 +28,7 @@ def models_report(registry: ModelRegistry) -> list[str]:
         lines.append(head)
         status = getattr(backends.get(spec.id), "status", None)
         if status is None:  # not used since this process started
-            for url in spec.urls:
+            for url in spec.urls or [f"local:{spec.path}"]:
                 lines.append(f"    {url}: idle (no requests yet)")
             continue
         for replica in status():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -49,12 +50,14 @@ class ModelSpec(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
     title: str = Field(min_length=1, max_length=60)
-    # openai: any OpenAI-compatible API; vllm: vLLM replicas (adds /metrics scraping).
-    backend: Literal["openai", "vllm"] = "openai"
-    base_url: str = Field(pattern=r"^https?://")
+    # openai: any OpenAI-compatible API; vllm: vLLM replicas (adds /metrics scraping);
+    # hf: a transformers checkpoint run in this process (`pip install 'chatmux[local]'`).
+    backend: Literal["openai", "vllm", "hf"] = "openai"
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
     # More replicas serving the same model (base_url is the first); requests are routed.
     replicas: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
-    model: str = Field(min_length=1)
+    # The served model name; for hf, defaults to the checkpoint directory's name.
+    model: str = Field(default="", max_length=200)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     context_window: int = Field(default=8192, gt=0)
     vision: bool = False  # accepts images (used once image input lands)
@@ -67,10 +70,38 @@ class ModelSpec(BaseModel):
     speculative: SpeculativeConfig | None = None
     # Models to try, in order, when every replica of this one fails before the first token.
     fallback: list[str] = Field(default_factory=list)
+    # backend: hf — a local checkpoint directory, an optional draft model for assisted
+    # decoding with k tokens proposed per target pass, the device and the weights' dtype.
+    path: str | None = Field(default=None, min_length=1)
+    draft_path: str | None = Field(default=None, min_length=1)
+    num_speculative_tokens: int = Field(default=4, gt=0, le=16)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelSpec:
+        if self.backend == "hf":
+            if not self.path:
+                raise ValueError("path: Field required for backend hf (a local checkpoint)")
+            if self.base_url or self.replicas:
+                raise ValueError("base_url: backend hf runs in this process; drop base_url "
+                                 "and replicas")
+            if not self.model:
+                self.model = Path(self.path).name or self.path
+        else:
+            if not self.base_url:
+                raise ValueError(f"base_url: Field required for backend {self.backend}")
+            if self.path or self.draft_path:
+                raise ValueError("path: only backend hf takes path and draft_path")
+            if not self.model:
+                raise ValueError("model: Field required (the served model name)")
+        return self
 
     @property
     def urls(self) -> list[str]:
-        """Every replica's base URL, base_url first, without duplicates."""
+        """Every replica's base URL, base_url first, without duplicates (none for hf)."""
+        if self.base_url is None:
+            return []
         return list(dict.fromkeys([self.base_url, *self.replicas]))
 
 
@@ -116,8 +147,12 @@ def _describe(error: ValidationError, raw: Any) -> str:
         where = f"models[{loc[1]}]" + (f" (id {ident!r})" if ident else "")
         loc = loc[2:]
     field = ".".join(str(p) for p in loc)
+    message = first["msg"].removeprefix("Value error, ")
+    named = re.match(r"^(\w+): (.*)$", message)
+    if not field and named:  # an entry-level check that names its field
+        field, message = named.groups()
     parts = [p for p in (where, field) if p]
-    return f"{' → '.join(parts) + ': ' if parts else ''}{first['msg']}"
+    return f"{' → '.join(parts) + ': ' if parts else ''}{message}"
 
 
 def parse_catalogue(raw: Any, source: str = "catalogue") -> Catalogue:

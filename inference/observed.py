@@ -1,24 +1,26 @@
-"""A single API endpoint, observed: in-flight requests, TTFT, tokens/s and its last outcome,
-so /models can report on external APIs too (no health polling: they are checked by use)."""
+"""A single backend, observed: in-flight requests, TTFT, tokens/s and its last outcome, so
+/models can report on external APIs and local models too (no health polling: they are
+checked by use). For the local engine it also adds up what assisted decoding did."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
 
-from inference.backends.openai_compat import OpenAICompatBackend
 from inference.errors import BackendError, BadRequest
-from inference.protocol import ChatMessage, Finished, StreamEvent
+from inference.protocol import ChatBackend, ChatMessage, DecodingStats, Finished, StreamEvent
 from inference.replicas import AnswerSpeed, ReplicaStatus, RollingSamples
 
 WINDOW = 300.0
 
 
 class ObservedBackend:
-    def __init__(self, backend: OpenAICompatBackend,
+    def __init__(self, backend: ChatBackend, label: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
+        self.label = label  # the URL, or where a local model was loaded from
         self._clock = clock
+        self.decoding = DecodingStats()  # sums over this process's answers
         self.in_flight = 0
         self.ttft = RollingSamples(WINDOW, clock)
         self.tokens_per_s = RollingSamples(WINDOW, clock)
@@ -35,6 +37,8 @@ class ObservedBackend:
                 speed.observe(event)
                 if isinstance(event, Finished):
                     self.state = "ready"
+                    if event.decoding is not None:
+                        self._add(event.decoding)
                 yield event
         except BadRequest:
             self.state = "ready"  # the server answered; the request was the problem
@@ -45,12 +49,24 @@ class ObservedBackend:
         finally:
             self.in_flight -= 1
 
+    def _add(self, stats: DecodingStats) -> None:
+        total = self.decoding
+        total.generated_tokens += stats.generated_tokens
+        total.target_passes += stats.target_passes
+        total.verify_steps += stats.verify_steps
+        total.drafted_tokens += stats.drafted_tokens
+        total.accepted_tokens += stats.accepted_tokens
+        total.seconds += stats.seconds
+
     def status(self) -> list[ReplicaStatus]:
+        queue = getattr(self.backend, "queue", None)  # the local engine: (running, waiting)
+        running, waiting = queue() if queue is not None else (None, None)
         return [ReplicaStatus(
-            url=self.backend.base_url, state=self.state, in_flight=self.in_flight,  # type: ignore[arg-type]
-            running=None, waiting=None, kv_cache_usage=None, median_ttft=self.ttft.median(),
-            tokens_per_s=self.tokens_per_s.median(), acceptance_rate=None,
-            mean_acceptance_length=None,
+            url=self.label, state=self.state, in_flight=self.in_flight,  # type: ignore[arg-type]
+            running=running, waiting=waiting, kv_cache_usage=None,
+            median_ttft=self.ttft.median(), tokens_per_s=self.tokens_per_s.median(),
+            acceptance_rate=self.decoding.acceptance_rate,
+            mean_acceptance_length=self.decoding.mean_acceptance_length,
         )]
 
     async def aclose(self) -> None:

@@ -38,14 +38,20 @@ class Override:
 
 
 def make_backend(spec: ModelSpec, api_key: str | None) -> ChatBackend:
-    """vLLM models and replica sets get the routing backend; single APIs a plain client."""
+    """vLLM models and replica sets get the routing backend; single APIs a plain client;
+    hf models the in-process engine (loaded on first use)."""
+    from inference.observed import ObservedBackend
+
+    if spec.backend == "hf":
+        from inference.local import local_backend
+
+        return ObservedBackend(local_backend(spec), f"local:{spec.path}")
     if spec.backend == "vllm" or len(spec.urls) > 1:
         from inference.replicas import ReplicaSetBackend
 
         return ReplicaSetBackend(spec, api_key)
-    from inference.observed import ObservedBackend
-
-    return ObservedBackend(OpenAICompatBackend(spec, api_key))
+    backend = OpenAICompatBackend(spec, api_key)
+    return ObservedBackend(backend, backend.base_url)
 
 
 def _same_serving(a: ModelSpec | None, b: ModelSpec | None) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from bot.streaming.views import AnswerView
 from inference.errors import BackendError
-from inference.protocol import Finished, StreamEvent, TextDelta, Usage
+from inference.protocol import DecodingStats, Finished, StreamEvent, TextDelta, Usage
 
 
 @dataclass(slots=True)
@@ -22,6 +22,7 @@ class StreamOutcome:
     total: float = 0.0
     error: BackendError | None = None
     stopped: bool = False
+    decoding: DecodingStats | None = None  # local engine: what assisted decoding did
 
 
 async def pump(
@@ -57,6 +58,7 @@ async def pump(
             elif isinstance(event, Finished):
                 outcome.finish_reason = event.finish_reason
                 outcome.usage = event.usage
+                outcome.decoding = event.decoding
 
     reader = asyncio.create_task(read())
     stopper = asyncio.create_task(stop.wait())

@@ -96,6 +96,8 @@ class Message(CreatedAt, Base):
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
     total_ms: Mapped[int | None] = mapped_column(sa.Integer)
     finish_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    # Local engine: tokens drafted/accepted, target passes, tokens/s (see DecodingStats).
+    decoding: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class MessageDelivery(Base):

@@ -30,6 +30,7 @@ class AnswerRecord:
     ttft_ms: int | None = None
     total_ms: int | None = None
     finish_reason: str | None = None
+    decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
 
 
 async def set_head(
@@ -151,6 +152,7 @@ class ConversationRepository:
                 ttft_ms=answer.ttft_ms,
                 total_ms=answer.total_ms,
                 finish_reason=answer.finish_reason,
+                decoding=answer.decoding,
             )
             session.add(message)
             await session.flush()
