@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,9 +83,11 @@ class ExportOptions:
         return self.models is None or all(m in self.models for m in model_ids if m)
 
     def anonymize(self, kind: str, row_id: int) -> str:
-        """A salted hash of an internal row id: stable within a salt, meaningless without it."""
-        digest = hmac.new(self.salt, f"{kind}:{row_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:20]
+        """A keyed hash (BLAKE2b MAC with the salt) of an internal row id: stable for one
+        salt, meaningless without it."""
+        key = self.salt if len(self.salt) <= 64 else hashlib.sha256(self.salt).digest()
+        message = f"{kind}:{row_id}".encode()
+        return hashlib.blake2b(message, key=key, digest_size=10).hexdigest()
 
 
 def suffix_of(path: str | Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from storage.exports.options import ExportOptions, suffix_of
 from storage.exports.sources import QUERIES, RowBuilder
@@ -37,23 +37,35 @@ class ExportResult:
     judgements: int
 
 
-def _fingerprint(row: dict[str, Any]) -> int:
-    """Identity of a row's content (ids and times aside), for exact-duplicate removal."""
-    parts = []
-    for key, value in row.items():
-        if key in ("conversation_id", "created_at", "question_id", "tstamp"):
-            continue
-        if isinstance(value, list):
-            value = tuple((t["role"], t["content"]) for t in value)
-        parts.append(value)
+# What makes two rows the same datum: text and judgement, not ids or times.
+IDENTITY = {
+    "dpo": ("prompt", "chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
+    "arena": ("judge", "model_a", "model_b", "winner", "conversation_a", "conversation_b"),
+    "sft": ("messages",),
+}
+
+
+def _fingerprint(row: dict[str, Any], keys: tuple[str, ...]) -> int:
+    """A 64-bit hash of a row's identity, for exact-duplicate removal within one dump."""
+    parts: list[object] = []
+    for key in keys:
+        value = row[key]
+        if type(value) is list:
+            parts.append(len(value))
+            for turn in value:
+                parts.append(turn["role"])
+                parts.append(turn["content"])
+        else:
+            parts.append(value)
     return hash(tuple(parts))
 
 
-async def _conversation_batches(session: AsyncSession, query: sa.Select
+async def _conversation_batches(connection: AsyncConnection, query: sa.Select
                                 ) -> AsyncIterator[list[Any]]:
     """Rows of `query` (first column: conversation id, ordered by it), cut between
     conversations into batches of at most CONVERSATIONS_PER_BATCH conversations."""
-    result = await session.stream(query.execution_options(yield_per=FETCH_ROWS))
+    result = await connection.stream(query.execution_options(yield_per=FETCH_ROWS))
     batch: list[Any] = []
     conversations = 0
     last = None
@@ -90,6 +102,7 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     builder = RowBuilder(options)
     clean = scrub_pii if options.scrub_pii else None
     seen: set[int] = set()
+    identity = IDENTITY[options.format]
     pending: list[dict[str, Any]] = []
     writer: RowWriter | None = None  # opened with the first rows: no rows, no file
     rows = duplicates = done = 0
@@ -103,14 +116,16 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         pending = []
 
     try:
-        # Two sessions: one holds the judgement cursor open, the other loads conversations.
+        # Two connections: one holds the judgement cursor open, the other loads conversations.
         async with sessionmaker() as cursor_session, sessionmaker() as tree_session:
+            cursor = await cursor_session.connection()
+            trees = await tree_session.connection()
             for source in options.sources:
                 query = QUERIES[source](options)
-                async for batch in _conversation_batches(cursor_session, query):
-                    forest = await load_forest(tree_session, {r[0] for r in batch}, clean)
+                async for batch in _conversation_batches(cursor, query):
+                    forest = await load_forest(trees, {r[0] for r in batch}, clean)
                     for row in builder.rows(source, batch, forest):
-                        key = _fingerprint(row)
+                        key = _fingerprint(row, identity)
                         if key in seen:
                             duplicates += 1
                             continue

@@ -91,6 +91,18 @@ class RowBuilder:
 
     def __init__(self, options: ExportOptions) -> None:
         self.o = options
+        self._hashes: dict[tuple[str, int], str] = {}
+
+    def _hash(self, kind: str, row_id: int) -> str:
+        """Salted hash of a user or conversation id, memoised (they repeat across rows);
+        the memo is bounded by the number of users and conversations in one batch's reach."""
+        key = (kind, row_id)
+        value = self._hashes.get(key)
+        if value is None:
+            if len(self._hashes) > 100_000:
+                self._hashes.clear()
+            value = self._hashes[key] = self.o.anonymize(kind, row_id)
+        return value
 
     def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Row]:
         fmt = self.o.format
@@ -108,7 +120,7 @@ class RowBuilder:
     # --- shared pieces ---------------------------------------------------------------------
 
     def _conversation(self, conversation_id: int) -> str:
-        return self.o.anonymize("conversation", conversation_id)
+        return self._hash("conversation", conversation_id)
 
     @staticmethod
     def _language(prompt: list[dict[str, str]]) -> str:
@@ -164,7 +176,7 @@ class RowBuilder:
             "model_b": model_b,
             "winner": {"a": "model_a", "b": "model_b", "tie": "tie",
                        "both_bad": "tie (bothbad)"}[winner],
-            "judge": "arena_user_" + self.o.anonymize("user", user_id),
+            "judge": "arena_user_" + self._hash("user", user_id),
             "conversation_a": [*dialog, forest.turn(a_id)],
             "conversation_b": [*dialog, forest.turn(b_id)],
             "turn": turn,

@@ -61,6 +61,11 @@ def guess_language(text: str) -> str:
     the two languages the bot speaks; anything in Latin script is reported as English.
     """
     sample = text[:400]
+    if sample.isascii():
+        return "English" if any(ch.isalpha() for ch in sample) else "unknown"
+    cyrillic, latin = len(_CYRILLIC.findall(sample)), len(_LATIN.findall(sample))
+    if cyrillic > latin:
+        return "Russian"
     counts = {
         "Russian": len(_CYRILLIC.findall(sample)),
         "English": len(_LATIN.findall(sample)),

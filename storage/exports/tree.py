@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Message
 
@@ -82,13 +82,13 @@ class Forest:
             bool(node.content.strip()))
 
 
-async def load_forest(session: AsyncSession, conversation_ids: Iterable[int],
+async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
                       clean: Callable[[str], str] | None) -> Forest:
     query = sa.select(
         Message.id, Message.parent_id, Message.role, Message.content, Message.status,
         Message.model_id, Message.system_prompt, Message.origin,
     ).where(Message.conversation_id.in_(list(conversation_ids)))
-    result = await session.execute(query)
+    result = await connection.execute(query)
     nodes = {row[0]: Node(*row[1:]) for row in result}
     return Forest(nodes, clean)
 
