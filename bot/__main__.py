@@ -121,6 +121,30 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
           f"to {result.path}{dropped}")
 
 
+async def _demo_data(settings: Settings, battles: int, seed: int, users: int | None) -> None:
+    from tqdm import tqdm
+
+    from storage.db import create_engine, create_sessionmaker
+    from storage.demo_data import generate_demo_data
+
+    await _migrate(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        with tqdm(total=battles, unit=" battles", disable=None, file=sys.stderr) as bar:
+            summary = await generate_demo_data(
+                create_sessionmaker(engine), battles=battles, seed=seed, users=users,
+                progress=lambda n: bar.update(n - bar.n))
+    finally:
+        await engine.dispose()
+    print(f"stored {summary.battles:,} battles ({summary.judged_battles:,} judged) and "
+          f"{summary.chat_turns:,} chat turns for {summary.users:,} synthetic users: "
+          f"{summary.messages:,} messages, {summary.votes:,} votes, "
+          f"{summary.regenerated:,} regenerations, {summary.edits:,} edits")
+    ratings = ", ".join(f"{m} {r:.0f}" for m, r in sorted(summary.true_ratings.items(),
+                                                           key=lambda kv: -kv[1]))
+    print(f"true ratings used: {ratings}")
+
+
 def _salt(settings: Settings) -> dict[str, bytes]:
     if settings.export_salt is None:
         print("EXPORT_SALT is not set: ids are hashed with a random salt, so they cannot be "
@@ -178,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="upgrade the database schema and exit")
     board = commands.add_parser("leaderboard", help="Bradley–Terry ratings from arena battles")
     board.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the CIs")
-    board.add_argument("--anchor", help="model id whose rating is fixed at 1000")
+    board.add_argument("--anchor",
+                       help="model id whose rating is fixed at 1000 (default: the mean is 1000)")
     board.add_argument("--include-named", action="store_true",
                        help="also count battles where the models were not anonymous")
     dump = commands.add_parser(
@@ -200,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                       "(default per format)")
     dump.add_argument("--scrub-pii", action="store_true",
                       help="mask e-mails, phone and card numbers and @handles in texts")
+    demo = commands.add_parser(
+        "demo-data", help="store synthetic users, chats, votes and arena battles "
+        "(for demos and benchmarks; never on a production database)")
+    demo.add_argument("--battles", type=int, required=True, help="arena battles to store")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--users", type=int, help="synthetic users (default ≈ 5·√battles)")
     agent = commands.add_parser("pool-agent", help="launch vLLM servers on this host's GPUs "
                                 "when the bot asks (needs REDIS_URL)")
     agent.add_argument("--gpus", required=True, help="GPU ids this agent may use, e.g. 0,1,3")
@@ -222,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "export":
             asyncio.run(_export(settings, args))
+            return 0
+        if args.command == "demo-data":
+            if args.battles <= 0:
+                raise ConfigError("--battles must be a positive number")
+            asyncio.run(_demo_data(settings, args.battles, args.seed, args.users))
             return 0
         if args.command == "pool-agent":
             return _pool_agent(settings, args.gpus)

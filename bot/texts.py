@@ -25,6 +25,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "/model — choose the model that answers you\n"
             "/new — start a new conversation (the model forgets this one)\n"
             "/arena — two anonymous models answer; you pick the better one\n"
+            "/leaderboard — model ratings from arena votes\n"
             "/stats — your ratings so far\n"
             "/help — this message\n\n"
             "Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, "
@@ -36,6 +37,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
             "/model — выбрать модель, которая вам отвечает\n"
             "/new — начать новый разговор (модель забудет этот)\n"
             "/arena — отвечают две анонимные модели, вы выбираете лучшую\n"
+            "/leaderboard — рейтинг моделей по голосам на арене\n"
             "/stats — ваши оценки\n"
             "/help — эта справка\n\n"
             "Под каждым ответом: 👍/👎 — оценка, 🔄 — ответить заново, 🔀 — спросить другую "
@@ -160,6 +162,31 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     },
     "cmd_stats": {"en": "Your ratings so far", "ru": "Ваши оценки"},
     "cmd_cancel": {"en": "Cancel the current action", "ru": "Отменить текущее действие"},
+    "cmd_leaderboard": {"en": "Model ratings from arena votes", "ru": "Рейтинг моделей по арене"},
+    "leaderboard_header": {
+        "en": "🏆 Arena leaderboard: {models} models, {battles} judged anonymous battles.\n"
+              "Ratings on the Elo scale (Bradley–Terry) with 95% intervals; "
+              "a tie counts as half a win.",
+        "ru": "🏆 Рейтинг арены: моделей — {models}, оценённых анонимных поединков — {battles}.\n"
+              "Рейтинги по шкале Эло (Брэдли — Терри) с 95% интервалами; "
+              "ничья — половина победы.",
+    },
+    "leaderboard_top": {
+        "en": "The top {shown} of {models} models are shown.",
+        "ru": "Показаны лучшие {shown} из {models} моделей.",
+    },
+    "leaderboard_caption": {
+        "en": "Ratings with 95% intervals",
+        "ru": "Рейтинги с 95% интервалами",
+    },
+    "leaderboard_empty": {
+        "en": "No arena battles have been judged yet. Try /arena and vote for the better answer!",
+        "ru": "На арене ещё нет оценённых поединков. Включите /arena и выберите лучший ответ!",
+    },
+    "leaderboard_failed": {
+        "en": "⚠️ I couldn't build the leaderboard right now. Please try again later.",
+        "ru": "⚠️ Не получилось построить рейтинг. Попробуйте позже.",
+    },
     "model_retired": {
         "en": "{old} is no longer available, so {model} answers you now. /model to choose.",
         "ru": "{old} больше недоступна, теперь вам отвечает {model}. Выбрать другую: /model",

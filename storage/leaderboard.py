@@ -128,12 +128,16 @@ def fit_bt(
     return np.asarray(result.x, dtype=float)
 
 
-def ratings(theta: ArrayLike, *, anchor: int = 0, anchor_rating: float = BASE) -> FloatArray:
-    """Elo-like scale 400·θ + 1000, shifted so model index `anchor` gets `anchor_rating`.
+def ratings(theta: ArrayLike, *, anchor: int | None = 0,
+            anchor_rating: float = BASE) -> FloatArray:
+    """Elo-like scale 400·θ + 1000, shifted so model index `anchor` gets `anchor_rating`
+    (with no anchor, so the models' mean rating is `anchor_rating`).
 
     Works on one θ vector or a stack of them (one per row, e.g. bootstrap rounds).
     """
     r = SCALE * np.asarray(theta, dtype=float) + BASE
+    if anchor is None:
+        return r - r.mean(axis=-1, keepdims=True) + anchor_rating
     return r - r[..., anchor : anchor + 1] + anchor_rating
 
 
@@ -146,7 +150,7 @@ def bootstrap(
     *,
     rounds: int = 1000,
     rng: np.random.Generator | None = None,
-    anchor: int = 0,
+    anchor: int | None = 0,
     anchor_rating: float = BASE,
     theta0: FloatArray | None = None,
     l2: float = 0.1,
@@ -155,7 +159,8 @@ def bootstrap(
 
     Each round redraws the battle counts with `rng.multinomial(Σw, w/Σw)` over the
     compressed rows and refits, warm-started from `theta0` (the point estimate if omitted).
-    Every round is anchored, so the anchor's interval has zero width.
+    Every round is anchored, so the anchor's interval has zero width (with no anchor every
+    round is centred on the mean, and every model has an interval).
     """
     rng = np.random.default_rng(0) if rng is None else rng
     w = np.asarray(weights, dtype=float)
@@ -178,7 +183,7 @@ def leaderboard(
     rounds: int = 1000,
     seed: int = 0,
 ) -> list[Row]:
-    """Rows sorted by rating; `anchor` defaults to the first model alphabetically.
+    """Rows sorted by rating; with no `anchor` the ratings average `anchor_rating`.
 
     With `rounds=0` no bootstrap is run and the intervals are NaN.
     """
@@ -188,7 +193,7 @@ def leaderboard(
         return []
     if anchor is not None and anchor not in data.models:
         raise ValueError(f"anchor {anchor!r} has no battles")
-    k = 0 if anchor is None else data.models.index(anchor)
+    k = None if anchor is None else data.models.index(anchor)
     args = (data.a, data.b, data.outcome, data.weight, n)
     theta = fit_bt(*args)
     rating = ratings(theta, anchor=k, anchor_rating=anchor_rating)

@@ -59,16 +59,23 @@ def test_recovers_true_order_and_values() -> None:
 
 def test_bootstrap_intervals_cover_true_ratings() -> None:
     covered = total = 0
+    # Without an anchor the ratings average 1000: compare with the truth in that gauge.
+    mean = sum(TRUE.values()) / len(TRUE)
+    truth = {m: r - mean + 1000.0 for m, r in TRUE.items()}
     for seed in range(40):
         battles = synthetic(TRUE, 2_000, np.random.default_rng(100 + seed))
         for row in leaderboard(battles, rounds=200, seed=seed):
-            if row.model == "alpha":  # the anchor: zero-width interval, trivially right
-                assert row.ci_low == row.ci_high == row.rating == 1000.0
-                continue
-            assert row.ci_low <= row.rating <= row.ci_high
+            assert row.ci_low < row.rating < row.ci_high
             total += 1
-            covered += row.ci_low <= TRUE[row.model] <= row.ci_high
+            covered += row.ci_low <= truth[row.model] <= row.ci_high
     assert 0.85 <= covered / total <= 1.0
+
+
+def test_an_anchor_has_a_zero_width_interval() -> None:
+    battles = synthetic(TRUE, 2_000, np.random.default_rng(7))
+    rows = {r.model: r for r in leaderboard(battles, anchor="alpha", rounds=50)}
+    assert rows["alpha"].ci_low == rows["alpha"].ci_high == rows["alpha"].rating == 1000.0
+    assert all(r.ci_low < r.ci_high for m, r in rows.items() if m != "alpha")
 
 
 def test_anchor_gets_exactly_its_rating() -> None:
@@ -77,9 +84,9 @@ def test_anchor_gets_exactly_its_rating() -> None:
     assert rows["delta"].rating == 1000.0
     rows = leaderboard(battles, anchor="echo", anchor_rating=1114.0, rounds=0)
     assert next(r.rating for r in rows if r.model == "echo") == 1114.0
-    # Default anchor: the first model alphabetically.
-    default = {r.model: r.rating for r in leaderboard(battles, rounds=0)}
-    assert default["alpha"] == 1000.0
+    # No anchor: the ratings average 1000.
+    default = [r.rating for r in leaderboard(battles, rounds=0)]
+    assert sum(default) / len(default) == pytest.approx(1000.0)
     with pytest.raises(ValueError, match="anchor"):
         leaderboard(battles, anchor="zulu", rounds=0)
 

@@ -14,7 +14,7 @@ from .formatting import MAX_CAPTION, canonical, prepare_text
 from .markup import scope_key, validate_commands, validate_reply_markup
 from .models import ChatInfo, ChatMessage, DraftFrame
 from .params import Params, Upload
-from .state import World
+from .state import World, photo_sizes
 from .textutil import utf16_len
 
 CHAT_ACTIONS = frozenset(
@@ -24,6 +24,7 @@ CHAT_ACTIONS = frozenset(
         "record_video_note", "upload_video_note",
     }
 )  # fmt: skip
+MAX_PHOTO = 10 * 1024 * 1024
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 Handler = Callable[[Params], Any]
 
@@ -59,6 +60,7 @@ class BotMethods:
             "getMyCommands": self.get_my_commands,
             "deleteMyCommands": self.delete_my_commands,
             "sendDocument": self.send_document,
+            "sendPhoto": self.send_photo,
             "setMyDescription": self.set_my_description,
             "setMyShortDescription": self.set_my_short_description,
         }
@@ -272,6 +274,69 @@ class BotMethods:
         self.world.files[document["file_id"]] = document
         return document
 
+    def send_photo(self, p: Params) -> dict[str, Any]:
+        chat = self._chat(p)
+        self._check_flood(chat.id)
+        photo = self._photo(p)
+        caption, entities = prepare_text(
+            p.get("caption"),
+            p.get("parse_mode"),
+            p.json("caption_entities"),
+            limit=MAX_CAPTION,
+            too_long="message caption is too long",
+        )
+        markup = validate_reply_markup(p.json("reply_markup"))
+        reply_to = self._reply_to(chat, p)
+        message = ChatMessage(0, True, reply_markup=markup, sender=self.world.bot_user)
+        message.photo, message.reply_to_message_id = photo, reply_to
+        message.caption, message.caption_entities = caption or None, entities
+        self.world.add_message(chat.id, message)
+        self._count_flood(chat.id)
+        return self._show(chat, message)
+
+    def _photo(self, p: Params) -> dict[str, Any]:
+        """The uploaded (or earlier sent) photo, checked against Telegram's photo limits."""
+        ref = p.get("photo")
+        upload: Upload | None = p.uploads.get("photo")
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            upload = p.uploads.get(ref.removeprefix("attach://"))
+            if upload is None:
+                raise bad_request(f"file {ref} not found in the request")
+        elif upload is None and isinstance(ref, str):
+            if ref in self.world.files:
+                if "width" not in self.world.files[ref]:
+                    raise bad_request("type of file mismatch")
+                return self.world.files[ref]
+            if ref.startswith(("http://", "https://")):
+                raise bad_request("failed to get HTTP URL content")
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if upload is None:
+            raise bad_request("there is no photo in the request")
+        if not upload.content:
+            raise bad_request("file must be non-empty")
+        if len(upload.content) > MAX_PHOTO:
+            raise bad_request("PHOTO_SAVE_FILE_INVALID")
+        dimensions = image_size(upload.content)
+        if dimensions is None:
+            raise bad_request("IMAGE_PROCESS_FAILED")
+        width, height = dimensions
+        if width + height > 10000 or max(width, height) > 20 * min(width, height):
+            raise bad_request("PHOTO_INVALID_DIMENSIONS")
+        n = self.world.serial()
+        photo = {
+            "file_id": f"AgACAgIAAxkBAAI{n:08d}",
+            "file_unique_id": f"AQAD{n:08d}",
+            "file_name": upload.filename or "photo",
+            "mime_type": upload.content_type,
+            "size": len(upload.content),
+            "content": upload.content,
+            "width": width,
+            "height": height,
+        }
+        for size in photo_sizes(photo):  # any size's file_id sends the photo again
+            self.world.files[size["file_id"]] = photo
+        return photo
+
     # --- interaction ---------------------------------------------------------------
     def answer_callback_query(self, p: Params) -> bool:
         query_id = str(p.get("callback_query_id") or "")
@@ -317,3 +382,23 @@ class BotMethods:
             raise bad_request(f"{field} is too long")
         self.world.descriptions[f"{field}:{p.get('language_code') or ''}"] = value
         return True
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG or GIF; None for anything else (or a broken header)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 < len(data) and data[i] == 0xFF:
+            marker = data[i + 1]
+            length = int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                          0xCF):  # start of frame: height, then width
+                height = int.from_bytes(data[i + 5 : i + 7], "big")
+                width = int.from_bytes(data[i + 7 : i + 9], "big")
+                return (width, height) if width and height else None
+            i += 2 + length
+    return None

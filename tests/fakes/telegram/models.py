@@ -24,6 +24,8 @@ class ChatMessage:
     sender: dict[str, Any] = field(default_factory=dict)  # the "from" User object
     reply_to_message_id: int | None = None
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
+    # sendPhoto: file_id, file_unique_id, file_name, mime_type, size, content, width, height
+    photo: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,26 @@ def update_type(update: dict[str, Any]) -> str:
     return next(k for k in update if k != "update_id")
 
 
+def photo_sizes(photo: dict[str, Any]) -> list[dict[str, Any]]:
+    """The PhotoSize list Telegram returns: scaled copies (longest side 90, 320, 800, 1280,
+    2560 px) up to the first that holds the whole image, smallest first."""
+    width, height = photo["width"], photo["height"]
+    sizes = []
+    for n, limit in enumerate((90, 320, 800, 1280, 2560)):
+        scale = min(1.0, limit / max(width, height))
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        sizes.append({
+            "file_id": f"{photo['file_id']}{n}",
+            "file_unique_id": f"{photo['file_unique_id']}{n}",
+            "width": w,
+            "height": h,
+            "file_size": max(1, round(photo["size"] * w * h / (width * height))),
+        })
+        if scale == 1.0:
+            break
+    return sizes
+
+
 class World:
     """Everything the fake server knows; mutated by API calls and simulated users."""
 
@@ -103,6 +123,8 @@ class World:
                 "mime_type": doc["mime_type"],
                 "file_size": doc["size"],
             }
+        if message.photo is not None:
+            result["photo"] = photo_sizes(message.photo)
         result.update(message.media)
         if message.caption is not None:
             result["caption"] = message.caption
