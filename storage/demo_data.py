@@ -172,6 +172,7 @@ async def generate_demo_data(
                              return_exceptions=True)
         raise
     await writer.reopen_latest([p.chat_id for p in people])
+    await writer.analyze()
     return DemoSummary(
         users=len(people), chats=len(people), conversations=writer.conversations,
         messages=writer.messages, battles=battles, judged_battles=gen.judged,
@@ -569,6 +570,12 @@ class _Writer:
                 await session.execute(
                     sa.update(table).where(table.c.id.in_(newest)).values(closed_at=None)
                 )
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics, as after any bulk load: until autovacuum gets to
+        it, Postgres would plan queries on these tables as if they were empty."""
+        async with self.sessionmaker.begin() as session:
+            await session.execute(sa.text("ANALYZE"))
 
     async def _take_ids(self, session: AsyncSession, table: sa.Table, n: int) -> list[int]:
         """`n` fresh primary keys for `table`, ascending."""

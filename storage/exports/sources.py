@@ -18,11 +18,11 @@ from storage.exports.options import (
     UNKNOWN_STRENGTH_MARGIN,
     ExportOptions,
 )
-from storage.exports.text import guess_language
 from storage.exports.tree import HUMAN, Forest, utc
 from storage.models import AnswerEdit, Battle, Message, Vote
 
 Row = dict[str, Any]
+Keyed = tuple[int, Row]
 
 
 def _in_window(column: Any, options: ExportOptions) -> list[Any]:
@@ -104,14 +104,17 @@ class RowBuilder:
             value = self._hashes[key] = self.o.anonymize(kind, row_id)
         return value
 
-    def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Row]:
+    def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
+        """(identity, row) pairs: rows with equal identities are exact duplicates."""
         fmt = self.o.format
         if source == "arena":
+            build = getattr(self, f"_battle_{fmt}")
             for b in batch:
-                yield from getattr(self, f"_battle_{fmt}")(b, forest)
+                yield from build(b, forest)
         elif source == "edit":
+            build = getattr(self, f"_edit_{fmt}")
             for e in batch:
-                yield from getattr(self, f"_edit_{fmt}")(e, forest)
+                yield from build(e, forest)
         elif source == "likes":
             yield from getattr(self, f"_likes_{fmt}")(batch, forest)
         else:
@@ -122,16 +125,14 @@ class RowBuilder:
     def _conversation(self, conversation_id: int) -> str:
         return self._hash("conversation", conversation_id)
 
-    @staticmethod
-    def _language(prompt: list[dict[str, str]]) -> str:
-        last_user = next((t["content"] for t in reversed(prompt) if t["role"] == "user"), "")
-        return guess_language(last_user)
 
     def _pair(self, forest: Forest, conversation_id: int, parent: int, chosen: int,
               rejected: int, *, chosen_model: str | None, rejected_model: str | None,
-              source: str, strength: str | None, margin: float, at: datetime) -> Row:
+              source: str, strength: str | None, margin: float, at: datetime) -> Keyed:
         prompt = forest.prompt(parent, chosen, rejected)
-        return {
+        key = hash((_system(prompt), forest.chain(parent), forest.turn(chosen)["content"],
+                    forest.turn(rejected)["content"]))
+        return key, {
             "prompt": prompt,
             "chosen": [forest.turn(chosen)],
             "rejected": [forest.turn(rejected)],
@@ -140,23 +141,22 @@ class RowBuilder:
             "source": source,
             "strength": strength,
             "margin": margin,
-            "language": self._language(prompt),
+            "language": forest.language(parent),
             "conversation_id": self._conversation(conversation_id),
             "created_at": utc(at),
         }
 
     def _single(self, forest: Forest, conversation_id: int, answer: int, label: bool,
-                model: str | None, source: str, at: datetime) -> Row:
-        parent = forest.nodes[answer].parent_id
-        assert parent is not None
+                model: str | None, source: str, at: datetime) -> Keyed:
+        parent = forest.parent(answer)
         prompt = forest.prompt(parent, answer)
-        return {
+        return hash((_system(prompt), forest.chain(answer), label)), {
             "prompt": prompt,
             "completion": [forest.turn(answer)],
             "label": label,
             "model": model,
             "source": source,
-            "language": self._language(prompt),
+            "language": forest.language(parent),
             "conversation_id": self._conversation(conversation_id),
             "created_at": utc(at),
         }
@@ -169,19 +169,21 @@ class RowBuilder:
         if not (forest.complete(a_id) and forest.complete(b_id)):
             return
         dialog = forest.dialog(prompt_id)
-        turn = sum(1 for t in dialog if t["role"] == "user")
-        yield {
+        turn = [t["role"] for t in dialog].count("user")
+        judge = "arena_user_" + self._hash("user", user_id)
+        key = hash((judge, model_a, model_b, winner, forest.chain(a_id), forest.chain(b_id)))
+        yield key, {
             "question_id": self.o.anonymize("battle", battle_id),
             "model_a": model_a,
             "model_b": model_b,
             "winner": {"a": "model_a", "b": "model_b", "tie": "tie",
                        "both_bad": "tie (bothbad)"}[winner],
-            "judge": "arena_user_" + self._hash("user", user_id),
+            "judge": judge,
             "conversation_a": [*dialog, forest.turn(a_id)],
             "conversation_b": [*dialog, forest.turn(b_id)],
             "turn": turn,
             "anony": bool(anonymous),
-            "language": self._language(dialog),
+            "language": forest.language(prompt_id),
             "tstamp": utc(voted_at).timestamp(),
         }
 
@@ -213,20 +215,18 @@ class RowBuilder:
     # --- edits -----------------------------------------------------------------------------
 
     def _edited_pair_ok(self, forest: Forest, original: int, edited: int) -> bool:
-        edited_node = forest.nodes.get(edited)
-        return (forest.complete(original) and edited_node is not None
-                and bool(edited_node.content.strip())
-                and edited_node.content.strip() != forest.nodes[original].content.strip())
+        if not (forest.complete(original) and edited in forest.nodes):
+            return False
+        text = forest.content(edited).strip()
+        return bool(text) and text != forest.content(original).strip()
 
     def _edit_dpo(self, e: Any, forest: Forest) -> Iterator[Row]:
         conv, _id, original, edited, created_at = e
         if not self._edited_pair_ok(forest, original, edited):
             return
-        parent = forest.nodes[original].parent_id
-        assert parent is not None
-        yield self._pair(forest, conv, parent, edited, original, chosen_model=HUMAN,
-                         rejected_model=forest.model(original), source="edit",
-                         strength=None, margin=EDIT_MARGIN, at=created_at)
+        yield self._pair(forest, conv, forest.parent(original), edited, original,
+                         chosen_model=HUMAN, rejected_model=forest.model(original),
+                         source="edit", strength=None, margin=EDIT_MARGIN, at=created_at)
 
     def _edit_kto(self, e: Any, forest: Forest) -> Iterator[Row]:
         conv, _id, original, edited, created_at = e
@@ -254,12 +254,9 @@ class RowBuilder:
         """Sibling answers to one prompt where one was liked (net) and another disliked."""
         by_parent: dict[tuple[int, int], tuple[list[Any], list[Any]]] = {}
         for conv, message_id, net, at in batch:
-            node = forest.nodes.get(message_id)
-            if not net or node is None or node.parent_id is None:
+            if not net or not forest.complete(message_id):
                 continue
-            if not forest.complete(message_id):
-                continue
-            liked, disliked = by_parent.setdefault((conv, node.parent_id), ([], []))
+            liked, disliked = by_parent.setdefault((conv, forest.parent(message_id)), ([], []))
             (liked if net > 0 else disliked).append((message_id, at))
         for (conv, parent), (liked, disliked) in by_parent.items():
             for good, good_at in liked:
@@ -272,15 +269,14 @@ class RowBuilder:
                     )
 
     def _sft_row(self, forest: Forest, conv: int, answer: int, model: str | None,
-                 source: str, at: datetime) -> Row:
-        parent = forest.nodes[answer].parent_id
-        assert parent is not None
+                 source: str, at: datetime) -> Keyed:
+        parent = forest.parent(answer)
         messages = [*forest.prompt(parent, answer), forest.turn(answer)]
-        return {
+        return hash((_system(messages), forest.chain(answer))), {
             "messages": messages,
             "model": model,
             "source": source,
-            "language": self._language(messages[:-1]),
+            "language": forest.language(parent),
             "conversation_id": self._conversation(conv),
             "created_at": utc(at),
         }
@@ -303,3 +299,8 @@ class RowBuilder:
                 continue
             _, conv, at = nets[message_id]
             yield self._sft_row(forest, conv, message_id, forest.model(message_id), "likes", at)
+
+
+def _system(messages: list[dict[str, str]]) -> str | None:
+    """The system prompt a row's dialog starts with, if any (part of its identity)."""
+    return messages[0]["content"] if messages and messages[0]["role"] == "system" else None

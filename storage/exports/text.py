@@ -47,6 +47,8 @@ def scrub_pii(text: str) -> str:
 
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
+# Non-ASCII characters other than Cyrillic letters and common typography.
+_NOT_CYRILLIC = re.compile(r"[^\x00-\x7F\u0400-\u04FF\u00A0-\u00BF\u2010-\u206F]")
 _LATIN = re.compile(r"[A-Za-z]")
 _CJK = re.compile(r"[\u4E00-\u9FFF]")
 _KANA = re.compile(r"[\u3040-\u30FF]")
@@ -62,10 +64,14 @@ def guess_language(text: str) -> str:
     """
     sample = text[:400]
     if sample.isascii():
-        return "English" if any(ch.isalpha() for ch in sample) else "unknown"
-    cyrillic, latin = len(_CYRILLIC.findall(sample)), len(_LATIN.findall(sample))
-    if cyrillic > latin:
-        return "Russian"
+        return "English" if _LATIN.search(sample) else "unknown"
+    window = sample[:160]
+    if not _NOT_CYRILLIC.search(window):
+        # Only Cyrillic beyond ASCII: each such letter is one extra UTF-8 byte.
+        cyrillic = len(window.encode()) - len(window)
+        if cyrillic >= len(_LATIN.findall(window)):
+            return "Russian"
+        return "English"
     counts = {
         "Russian": len(_CYRILLIC.findall(sample)),
         "English": len(_LATIN.findall(sample)),

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.exports.text import guess_language
 from storage.models import Message
 
 Turn = dict[str, str]
 HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "content": ...}
 
 
-@dataclass(slots=True)
-class Node:
-    parent_id: int | None
-    role: str
-    content: str
-    status: str
-    model_id: str | None
-    system_prompt: str | None
-    origin: str
+# A message is a row of (id, parent_id, role, content, status, model_id, system_prompt,
+# origin), read by index: asyncpg records and SQLAlchemy rows both are such sequences.
+Node = Sequence[Any]
+PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN = range(1, 8)
+_COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Message.status,
+            Message.model_id, Message.system_prompt, Message.origin)
+_PG_QUERY = (
+    "SELECT id, parent_id, role, content, status, model_id, system_prompt, origin "
+    "FROM message WHERE conversation_id = ANY($1::bigint[])"
+)
 
 
 class Forest:
@@ -33,24 +35,48 @@ class Forest:
         self.nodes = nodes
         self._clean = clean
         self._turns: dict[int, Turn] = {}
+        self._languages: dict[int, str] = {}
+        self._chains: dict[int, int] = {}
 
     def turn(self, message_id: int) -> Turn:
         cached = self._turns.get(message_id)
         if cached is None:
             node = self.nodes[message_id]
-            text = self._clean(node.content) if self._clean else node.content
-            cached = self._turns[message_id] = {"role": node.role, "content": text}
+            text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
+            cached = self._turns[message_id] = {"role": node[ROLE], "content": text}
         return cached
+
+    def parent(self, message_id: int) -> int:
+        parent = self.nodes[message_id][PARENT]
+        assert parent is not None, "an answer always has its question as parent"
+        return parent
 
     def path(self, message_id: int) -> list[int]:
         """Ids from the conversation's first message down to `message_id`."""
         ids: list[int] = []
         current: int | None = message_id
+        nodes = self.nodes
         while current is not None:
             ids.append(current)
-            current = self.nodes[current].parent_id
+            current = nodes[current][PARENT]
         ids.reverse()
         return ids
+
+    def chain(self, message_id: int) -> int:
+        """A 64-bit hash of the dialog ending with `message_id` (roles and texts as written
+        to the dump), memoised along the path: equal dialogs in different conversations
+        hash alike, which is what duplicate removal needs."""
+        chains = self._chains
+        pending: list[int] = []
+        current: int | None = message_id
+        while current is not None and current not in chains:
+            pending.append(current)
+            current = self.nodes[current][PARENT]
+        value = 0 if current is None else chains[current]
+        for mid in reversed(pending):
+            turn = self.turn(mid)
+            value = chains[mid] = hash((value, turn["role"], turn["content"]))
+        return value
 
     def dialog(self, message_id: int) -> list[Turn]:
         """The user/assistant turns ending with `message_id`, as `{role, content}` dicts."""
@@ -63,7 +89,7 @@ class Forest:
         one (arena rivals may each have their own, and then no single prompt is right).
         """
         dialog = self.dialog(user_message_id)
-        systems = {self.nodes[a].system_prompt for a in answer_ids}
+        systems = {self.nodes[a][SYSTEM] for a in answer_ids}
         if len(systems) == 1:
             (system,) = systems
             if system:
@@ -71,26 +97,41 @@ class Forest:
                 return [{"role": "system", "content": text}, *dialog]
         return dialog
 
+    def language(self, user_message_id: int) -> str:
+        """The language of a question (what a row's `language` reports)."""
+        cached = self._languages.get(user_message_id)
+        if cached is None:
+            cached = guess_language(self.nodes[user_message_id][CONTENT])
+            self._languages[user_message_id] = cached
+        return cached
+
     def model(self, message_id: int) -> str | None:
         """Who wrote an answer: its model, or "human" for a user's edit."""
         node = self.nodes[message_id]
-        return HUMAN if node.origin == "edited" else node.model_id
+        return HUMAN if node[ORIGIN] == "edited" else node[MODEL]
+
+    def content(self, message_id: int) -> str:
+        return self.nodes[message_id][CONTENT]
 
     def complete(self, message_id: int) -> bool:
         node = self.nodes.get(message_id)
-        return node is not None and node.role == "assistant" and node.status == "complete" and (
-            bool(node.content.strip()))
+        return node is not None and node[ROLE] == "assistant" and (
+            node[STATUS] == "complete") and bool(node[CONTENT].strip())
 
 
 async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
                       clean: Callable[[str], str] | None) -> Forest:
-    query = sa.select(
-        Message.id, Message.parent_id, Message.role, Message.content, Message.status,
-        Message.model_id, Message.system_prompt, Message.origin,
-    ).where(Message.conversation_id.in_(list(conversation_ids)))
-    result = await connection.execute(query)
-    nodes = {row[0]: Node(*row[1:]) for row in result}
-    return Forest(nodes, clean)
+    ids = list(conversation_ids)
+    if connection.dialect.name == "postgresql":
+        # The driver directly: this query carries most of a dump's bytes, and asyncpg's
+        # records are half the cost of SQLAlchemy rows here.
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
+        return Forest({r[0]: r for r in records}, clean)
+    result = await connection.execute(sa.select(*_COLUMNS).where(
+        Message.conversation_id.in_(ids)))
+    return Forest({r[0]: r for r in result}, clean)
 
 
 def utc(moment: datetime) -> datetime:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,17 +81,20 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+_ROLE, _CONTENT = itemgetter("role"), itemgetter("content")
+
+
 def _messages_column(values: list[list[dict[str, str]]]) -> pa.Array:
     """A `list<struct<role, content>>` column built from flat arrays: much faster than
     letting pyarrow convert a list of lists of dicts."""
     offsets = [0]
     roles: list[str] = []
     contents: list[str] = []
+    add_roles, add_contents, add_offset = roles.extend, contents.extend, offsets.append
     for turns in values:
-        for turn in turns:
-            roles.append(turn["role"])
-            contents.append(turn["content"])
-        offsets.append(len(roles))
+        add_roles(map(_ROLE, turns))
+        add_contents(map(_CONTENT, turns))
+        add_offset(len(roles))
     items = pa.StructArray.from_arrays(
         [pa.array(roles, pa.string()), pa.array(contents, pa.string())],
         names=["role", "content"],
@@ -98,24 +103,41 @@ def _messages_column(values: list[list[dict[str, str]]]) -> pa.Array:
 
 
 class ParquetRowWriter:
-    """Each batch becomes a row group of one Parquet file (zstd)."""
+    """Each batch becomes a row group of one Parquet file (zstd).
+
+    Encoding and compressing a row group releases the GIL, so it runs on a helper thread
+    while the next batch is being built (one row group in flight at most).
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self._schema = schema
         self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
+        self._pending: Future[None] | None = None
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         columns = []
         for field in self._schema:
-            values = [row[field.name] for row in rows]
+            values = list(map(itemgetter(field.name), rows))
             if field.type == MESSAGES:
                 columns.append(_messages_column(values))
             else:
                 columns.append(pa.array(values, field.type))
-        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
+        table = pa.Table.from_arrays(columns, schema=self._schema)
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises a failed write here
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
+            self._writer.close()
 
 
 def open_writer(path: str | Path, format_: str) -> RowWriter:

@@ -224,3 +224,20 @@ def test_cli_export_writes_a_loadable_file(database_url, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == (f"chatmux: {tmp_path / 'x.csv'}: the file name must end in "
                                   ".jsonl, .jsonl.gz or .parquet")
+
+
+async def test_exports_from_sqlite_too(tmp_path):
+    from storage.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatmux.db'}"
+    await upgrade(url)
+    await store_scenario(url)
+    engine = create_engine(url)
+    try:
+        for fmt, expected in (("dpo", 5), ("kto", 5), ("arena", 2), ("sft", 3)):
+            result = await export(create_sessionmaker(engine), ExportOptions(format=fmt),
+                                  tmp_path / f"{fmt}.parquet")
+            assert result.rows == expected, fmt
+            assert pq.read_table(result.path).num_rows == expected
+    finally:
+        await engine.dispose()
