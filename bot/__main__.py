@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.settings import ConfigError, Settings, load_settings
-from inference.catalogue import CatalogueError, load_catalogue
+from inference.catalogue import Catalogue, CatalogueError, load_catalogue
 from storage.exports.options import FORMATS, SOURCES
 from storage.migrate import upgrade
 from storage.models.feedback import STRENGTHS
@@ -39,10 +39,21 @@ async def _migrate(settings: Settings) -> None:
         ) from None
 
 
+def _check_local_engine(catalogue: Catalogue) -> None:
+    """`backend: hf` entries need the optional extra: say so at start, naming the entry."""
+    local = [m.id for m in catalogue.models if m.backend == "hf"]
+    if not local:
+        return
+    from inference.local import INSTALL_HINT, engine_installed
+
+    if not engine_installed():
+        raise ConfigError(f"model {', '.join(map(repr, local))}: {INSTALL_HINT}")
+
+
 async def _run(settings: Settings, console: bool, *, handle_signals: bool = True) -> None:
     from bot.app import run_console_mode, run_polling
 
-    load_catalogue(settings.models_file)  # fail fast, before touching the database
+    _check_local_engine(load_catalogue(settings.models_file))  # fail fast, before the database
     await _migrate(settings)
     try:
         if console:

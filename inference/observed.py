@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 from inference.errors import BackendError, BadRequest
 from inference.protocol import ChatBackend, ChatMessage, DecodingStats, Finished, StreamEvent
@@ -33,13 +34,16 @@ class ObservedBackend:
         speed = AnswerSpeed(self.ttft, self.tokens_per_s, self._clock)
         self.in_flight += 1
         try:
-            async for event in self.backend.stream(messages, params, key=key):
-                speed.observe(event)
-                if isinstance(event, Finished):
-                    self.state = "ready"
-                    if event.decoding is not None:
-                        self._add(event.decoding)
-                yield event
+            # aclosing: a reader that stops early (the stop button) closes the model stream
+            # now, which for the local engine ends generation within one step.
+            async with aclosing(self.backend.stream(messages, params, key=key)) as events:
+                async for event in events:
+                    speed.observe(event)
+                    if isinstance(event, Finished):
+                        self.state = "ready"
+                        if event.decoding is not None:
+                            self._add(event.decoding)
+                    yield event
         except BadRequest:
             self.state = "ready"  # the server answered; the request was the problem
             raise
@@ -59,8 +63,11 @@ class ObservedBackend:
         total.seconds += stats.seconds
 
     def status(self) -> list[ReplicaStatus]:
-        queue = getattr(self.backend, "queue", None)  # the local engine: (running, waiting)
-        running, waiting = queue() if queue is not None else (None, None)
+        totals = getattr(self.backend, "totals", None)  # the local engine's queue
+        running = waiting = None
+        if totals is not None:
+            load = totals()
+            running, waiting = int(bool(load["busy"])), int(load["queue_length"])
         return [ReplicaStatus(
             url=self.label, state=self.state, in_flight=self.in_flight,  # type: ignore[arg-type]
             running=running, waiting=waiting, kv_cache_usage=None,

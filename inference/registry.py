@@ -43,9 +43,15 @@ def make_backend(spec: ModelSpec, api_key: str | None) -> ChatBackend:
     from inference.observed import ObservedBackend
 
     if spec.backend == "hf":
-        from inference.local import local_backend
+        from inference.local import HFBackend
 
-        return ObservedBackend(local_backend(spec), f"local:{spec.path}")
+        assert spec.path is not None  # the catalogue requires it for hf
+        local = HFBackend(
+            spec.path, draft_path=spec.draft_path,
+            num_speculative_tokens=spec.num_speculative_tokens, device=spec.device,
+            dtype=spec.dtype, default_max_tokens=spec.params.max_tokens or 512,
+        )
+        return ObservedBackend(local, f"local:{spec.path}")
     if spec.backend == "vllm" or len(spec.urls) > 1:
         from inference.replicas import ReplicaSetBackend
 

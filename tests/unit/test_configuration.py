@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,43 @@ def test_cli_reports_an_unreachable_database(tmp_path):
     assert result.returncode == 2
     assert "cannot migrate the database at 127.0.0.1:9/none" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_hf_model_without_the_local_extra_names_the_extra(tmp_path):
+    catalogue = {"default_model": "local", "models": [
+        {"id": "local", "title": "Local", "backend": "hf", "path": str(tmp_path / "ckpt")}]}
+    write(tmp_path, catalogue)
+    # Run as if torch were not installed.
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from bot.__main__ import main\nsys.exit(main(['run']))")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "chatmux: model 'local': backend: hf needs the local engine: "
+        "pip install 'chatmux[local]'")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"backend": "hf"}, "models[0] (id 'm') → path: Field required for backend hf"),
+    ({"backend": "hf", "path": "/m", "base_url": "http://x/v1"},
+     "models[0] (id 'm') → base_url: backend hf runs in this process"),
+    ({"base_url": "http://x/v1", "model": "m", "path": "/m"},
+     "models[0] (id 'm') → path: only backend hf takes path and draft_path"),
+    ({"backend": "hf", "path": "/m", "dtype": "int3"}, "models[0] (id 'm') → dtype:"),
+])
+def test_hf_entries_are_checked(tmp_path, entry, expected):
+    with pytest.raises(CatalogueError, match=re.escape(expected)):
+        load_catalogue(write(tmp_path, {"default_model": "m", "models": [
+            {"id": "m", "title": "M", **entry}]}))
+
+
+def test_hf_entry_defaults(tmp_path):
+    catalogue = load_catalogue(write(tmp_path, {"default_model": "m", "models": [
+        {"id": "m", "title": "M", "backend": "hf", "path": "/models/qwen-0.5b"}]}))
+    spec = catalogue.models[0]
+    assert (spec.model, spec.urls, spec.device, spec.dtype, spec.num_speculative_tokens) == (
+        "qwen-0.5b", [], "auto", "auto", 4)

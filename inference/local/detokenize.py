@@ -1,0 +1,44 @@
+"""Streaming token ids as text (no torch needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+
+
+class IncrementalDetokenizer:
+    """Turns a growing list of generated ids into text deltas.
+
+    It decodes the whole answer each time and hands out the new suffix, so merges across
+    tokens (multi-byte characters, word pieces) come out right. A trailing U+FFFD usually
+    means a character whose bytes have not all arrived yet: it is held back until the next
+    tokens resolve it, or until `flush`.
+    """
+
+    def __init__(self, tokenizer: Any, *, skip_special_tokens: bool = True) -> None:
+        self._tokenizer = tokenizer
+        self._skip = skip_special_tokens
+        self._ids: list[int] = []
+        self._sent = ""
+
+    def push(self, ids: list[int]) -> str:
+        """Add generated ids; return the text that is now certain."""
+        self._ids.extend(ids)
+        return self._delta(final=False)
+
+    def flush(self) -> str:
+        """The rest of the text, unresolved characters included."""
+        return self._delta(final=True)
+
+    def _delta(self, *, final: bool) -> str:
+        text = self._tokenizer.decode(self._ids, skip_special_tokens=self._skip)
+        if not final:
+            text = text.rstrip(REPLACEMENT)
+        if len(text) <= len(self._sent):
+            return ""
+        # Normally `text` extends what was sent; if decoding rewrote earlier text, what was
+        # sent cannot be taken back, so only the part beyond it goes out.
+        delta = text[len(self._sent) :]
+        self._sent = text
+        return delta
