@@ -42,7 +42,7 @@ class ObservedBackend:
                     if isinstance(event, Finished):
                         self.state = "ready"
                         if event.decoding is not None:
-                            self._add(event.decoding)
+                            self.decoding.add(event.decoding)
                     yield event
         except BadRequest:
             self.state = "ready"  # the server answered; the request was the problem
@@ -52,15 +52,6 @@ class ObservedBackend:
             raise
         finally:
             self.in_flight -= 1
-
-    def _add(self, stats: DecodingStats) -> None:
-        total = self.decoding
-        total.generated_tokens += stats.generated_tokens
-        total.target_passes += stats.target_passes
-        total.verify_steps += stats.verify_steps
-        total.drafted_tokens += stats.drafted_tokens
-        total.accepted_tokens += stats.accepted_tokens
-        total.seconds += stats.seconds
 
     def status(self) -> list[ReplicaStatus]:
         totals = getattr(self.backend, "totals", None)  # the local engine's queue

@@ -57,6 +57,15 @@ class DecodingStats:
     def tokens_per_s(self) -> float | None:
         return self.generated_tokens / self.seconds if self.seconds > 0 else None
 
+    def add(self, other: DecodingStats) -> None:
+        """Add another answer's counts to these (totals per model)."""
+        self.generated_tokens += other.generated_tokens
+        self.target_passes += other.target_passes
+        self.verify_steps += other.verify_steps
+        self.drafted_tokens += other.drafted_tokens
+        self.accepted_tokens += other.accepted_tokens
+        self.seconds += other.seconds
+
     def as_dict(self) -> dict[str, float | int | None]:
         return {
             "generated_tokens": self.generated_tokens,

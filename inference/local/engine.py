@@ -229,15 +229,9 @@ class LocalEngine:
 
     def _record(self, result: GenerationResult) -> None:
         with self._totals_lock:
-            total, stats = self._totals, result.stats
             self._requests += 1
             self._cancelled += result.finish_reason == "cancelled"
-            total.generated_tokens += stats.generated_tokens
-            total.target_passes += stats.target_passes
-            total.verify_steps += stats.verify_steps
-            total.drafted_tokens += stats.drafted_tokens
-            total.accepted_tokens += stats.accepted_tokens
-            total.seconds += stats.seconds
+            self._totals.add(result.stats)
 
     @property
     def queue_length(self) -> int:

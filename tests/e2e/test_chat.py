@@ -210,6 +210,6 @@ async def test_start_help_and_command_menu(bot, telegram):
     messages = await telegram.wait_for_bot_messages(PRIVATE, 2)
     assert "/new" in messages[-1].text
     menus = telegram.commands()
-    assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena", "stats",
-                                                "cancel"}
+    assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
+                                                "leaderboard", "stats", "cancel"}
                for cmds in menus.values())
