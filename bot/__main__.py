@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -117,8 +118,18 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
+    # A one-shot process building millions of short-lived dicts and lists that form no
+    # cycles: the cyclic collector's full passes cost a fifth of the run and free nothing.
+    gc.disable()
+    # Arrow's default allocator (mimalloc) keeps freed row-group buffers for reuse; the
+    # system allocator returns them, ~45 MB less at peak for the same speed.
+    import pyarrow
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     try:
-        result = await export(create_sessionmaker(engine), options, args.out, progress)
+        # No terminal, no bar: and no counting query for its total either.
+        result = await export(create_sessionmaker(engine), options, args.out,
+                              None if bar.disable else progress)
     except ExportOptionsError as exc:
         raise ConfigError(str(exc)) from None
     finally:
