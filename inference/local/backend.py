@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -79,7 +80,8 @@ class HFBackend:
         except Exception as exc:
             raise ModelUnavailable(f"cannot load {engine.path}: {exc}") from exc
 
-        prompt = engine.encode_chat(loaded, messages)
+        # Templating and tokenizing a long conversation is CPU work: off the event loop.
+        prompt = await asyncio.to_thread(engine.encode_chat, loaded, messages)
         room = None if loaded.max_context is None else loaded.max_context - len(prompt)
         if room is not None and room <= 0:
             raise ContextTooLong(
