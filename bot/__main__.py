@@ -171,8 +171,7 @@ def _salt(settings: Settings) -> dict[str, bytes]:
     if settings.export_salt is None:
         print("EXPORT_SALT is not set: ids are hashed with a random salt, so they cannot be "
               "linked to other dumps", file=sys.stderr)
-        return {}
-    return {"salt": settings.export_salt.get_secret_value().encode()}
+    return settings.export_salt_option()
 
 
 def _moment(value: str) -> datetime:

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     pool_advertise_host: str | None = None  # how bots reach the servers; default bind host
     pool_targets_file: str | None = None  # Prometheus file-based discovery of the servers
 
+    def export_salt_option(self) -> dict[str, bytes]:
+        """`salt=` for ExportOptions: EXPORT_SALT, or nothing (a random salt per dump)."""
+        if self.export_salt is None:
+            return {}
+        return {"salt": self.export_salt.get_secret_value().encode()}
+
     @field_validator("bot_token", mode="before")
     @classmethod
     def _token(cls, value: object) -> object:

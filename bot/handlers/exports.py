@@ -71,9 +71,7 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
         return
     async with _running:
         since = datetime.now(UTC) - timedelta(days=days) if days else None
-        salt = settings.export_salt.get_secret_value().encode() if settings.export_salt else None
-        options = ExportOptions(format=fmt, since=since,
-                                **({"salt": salt} if salt is not None else {}))
+        options = ExportOptions(format=fmt, since=since, **settings.export_salt_option())
         status = await message.answer(f"⏳ building the {fmt} dump…", parse_mode=None)
         with tempfile.TemporaryDirectory(prefix="chatmux-export-") as tmp:
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")

@@ -224,9 +224,17 @@ class BotMethods:
         return True
 
     def send_document(self, p: Params) -> dict[str, Any]:
+        return self._send_file(p, "document", self._document)
+
+    def send_photo(self, p: Params) -> dict[str, Any]:
+        return self._send_file(p, "photo", self._photo)
+
+    def _send_file(self, p: Params, kind: str,
+                   read: Callable[[Params], dict[str, Any]]) -> dict[str, Any]:
+        """sendDocument / sendPhoto: the file, an optional caption, markup and reply."""
         chat = self._chat(p)
         self._check_flood(chat.id)
-        document = self._document(p)
+        file = read(p)
         caption, entities = prepare_text(
             p.get("caption"),
             p.get("parse_mode"),
@@ -237,29 +245,37 @@ class BotMethods:
         markup = validate_reply_markup(p.json("reply_markup"))
         reply_to = self._reply_to(chat, p)
         message = ChatMessage(0, True, reply_markup=markup, sender=self.world.bot_user)
-        message.document, message.reply_to_message_id = document, reply_to
+        setattr(message, kind, file)
+        message.reply_to_message_id = reply_to
         message.caption, message.caption_entities = caption or None, entities
         self.world.add_message(chat.id, message)
         self._count_flood(chat.id)
         return self._show(chat, message)
 
-    def _document(self, p: Params) -> dict[str, Any]:
-        ref = p.get("document")
-        upload: Upload | None = p.uploads.get("document")
+    def _upload(self, p: Params, field: str) -> Upload | str:
+        """The uploaded file for `field`, or the file_id of one sent before."""
+        ref = p.get(field)
+        upload: Upload | None = p.uploads.get(field)
         if isinstance(ref, str) and ref.startswith("attach://"):
             upload = p.uploads.get(ref.removeprefix("attach://"))
             if upload is None:
                 raise bad_request(f"file {ref} not found in the request")
         elif upload is None and isinstance(ref, str):
             if ref in self.world.files:
-                return self.world.files[ref]
+                return ref
             if ref.startswith(("http://", "https://")):
                 raise bad_request("failed to get HTTP URL content")
             raise bad_request("wrong file identifier/HTTP URL specified")
         if upload is None:
-            raise bad_request("there is no document in the request")
+            raise bad_request(f"there is no {field} in the request")
         if not upload.content:
             raise bad_request("file must be non-empty")
+        return upload
+
+    def _document(self, p: Params) -> dict[str, Any]:
+        upload = self._upload(p, "document")
+        if isinstance(upload, str):
+            return self.world.files[upload]
         n = self.world.serial()
         name = upload.filename or "document"
         mime = mimetypes.guess_type(name)[0] or upload.content_type or "application/octet-stream"
@@ -274,46 +290,13 @@ class BotMethods:
         self.world.files[document["file_id"]] = document
         return document
 
-    def send_photo(self, p: Params) -> dict[str, Any]:
-        chat = self._chat(p)
-        self._check_flood(chat.id)
-        photo = self._photo(p)
-        caption, entities = prepare_text(
-            p.get("caption"),
-            p.get("parse_mode"),
-            p.json("caption_entities"),
-            limit=MAX_CAPTION,
-            too_long="message caption is too long",
-        )
-        markup = validate_reply_markup(p.json("reply_markup"))
-        reply_to = self._reply_to(chat, p)
-        message = ChatMessage(0, True, reply_markup=markup, sender=self.world.bot_user)
-        message.photo, message.reply_to_message_id = photo, reply_to
-        message.caption, message.caption_entities = caption or None, entities
-        self.world.add_message(chat.id, message)
-        self._count_flood(chat.id)
-        return self._show(chat, message)
-
     def _photo(self, p: Params) -> dict[str, Any]:
         """The uploaded (or earlier sent) photo, checked against Telegram's photo limits."""
-        ref = p.get("photo")
-        upload: Upload | None = p.uploads.get("photo")
-        if isinstance(ref, str) and ref.startswith("attach://"):
-            upload = p.uploads.get(ref.removeprefix("attach://"))
-            if upload is None:
-                raise bad_request(f"file {ref} not found in the request")
-        elif upload is None and isinstance(ref, str):
-            if ref in self.world.files:
-                if "width" not in self.world.files[ref]:
-                    raise bad_request("type of file mismatch")
-                return self.world.files[ref]
-            if ref.startswith(("http://", "https://")):
-                raise bad_request("failed to get HTTP URL content")
-            raise bad_request("wrong file identifier/HTTP URL specified")
-        if upload is None:
-            raise bad_request("there is no photo in the request")
-        if not upload.content:
-            raise bad_request("file must be non-empty")
+        upload = self._upload(p, "photo")
+        if isinstance(upload, str):
+            if "width" not in self.world.files[upload]:
+                raise bad_request("type of file mismatch")
+            return self.world.files[upload]
         if len(upload.content) > MAX_PHOTO:
             raise bad_request("PHOTO_SAVE_FILE_INVALID")
         dimensions = image_size(upload.content)
