@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import Catalogue, CatalogueError, load_catalogue
+from inference.redaction import install_redaction, redact_url
 from storage.exports.options import FORMATS, SOURCES
 from storage.migrate import upgrade
 from storage.models.feedback import STRENGTHS
@@ -64,7 +65,7 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
     except (RedisError, OSError) as exc:
         if settings.redis_url and isinstance(exc, RedisError | ConnectionError):
             raise ConfigError(
-                f"cannot reach Redis at {settings.redis_url.split('@')[-1]} ({exc}); "
+                f"cannot reach Redis at {redact_url(settings.redis_url)} ({exc}); "
                 "check REDIS_URL or unset it to run without Redis"
             ) from None
         raise
@@ -215,6 +216,19 @@ def _pool_agent(settings: Settings, gpus_arg: str) -> int:
     return 0
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # One line per HTTP request is noise (and carries URLs): the clients' request logs stay
+    # quiet at INFO. Whatever is logged, at any level, passes the redaction filter.
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    install_redaction(settings.secret_values())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatmux", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,13 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        # Request logs of httpx/aiohttp could carry tokens in URLs: keep them quiet.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        _configure_logging(settings)
         if args.command in ("export", "leaderboard", "demo-data"):
             # One-shot tools: their output is the result, not the migration log.
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))

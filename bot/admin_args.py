@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -55,6 +56,10 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     served = one(options, "model")
     if not urls or not served:
         raise UsageError("url= and model= are required")
+    for url in urls:
+        if "@" in urlsplit(url).netloc:
+            raise UsageError("url= must not carry credentials: put the key in an env var the "
+                             "operator allows and name it with key_env=")
     key_env = one(options, "key_env")
     if key_env and not ENV_RE.match(key_env):
         raise UsageError("key_env= must name an environment variable, e.g. OPENAI_API_KEY")
@@ -74,7 +79,9 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"{field}: {first['msg']}") from None
+        field = {"base_url": "url", "replicas": "url", "api_key_env": "key_env"}.get(
+            str(first["loc"][0]) if first["loc"] else "", field)
+        raise UsageError(f"{field}= {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def launch_options(options: dict[str, list[str]]) -> dict[str, str | int]:

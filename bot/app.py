@@ -31,6 +31,8 @@ from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
 from bot.texts import TEXTS, t
 from inference.catalogue import load_catalogue
+from inference.keys import KeyRing
+from inference.redaction import install_redaction
 from inference.registry import ModelRegistry
 from storage.db import create_engine, create_sessionmaker
 from storage.repositories.admin import AdminRepository
@@ -96,7 +98,10 @@ class App:
 
 async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None) -> App:
     catalogue = load_catalogue(settings.models_file)
-    registry = ModelRegistry(catalogue, os.environ if secrets is None else secrets)
+    keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
+                                  reserved=Settings.env_names())
+    install_redaction([*settings.secret_values(), *keys.values()])
+    registry = ModelRegistry(catalogue, keys)
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
     state: SharedState

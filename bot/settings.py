@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +46,31 @@ class Settings(BaseSettings):
     pool_bind_host: str = "127.0.0.1"
     pool_advertise_host: str | None = None  # how bots reach the servers; default bind host
     pool_targets_file: str | None = None  # Prometheus file-based discovery of the servers
+    # Shared by the bot and every pool agent: commands and events are signed with it
+    # (HMAC-SHA256); anything unsigned on the pool's Redis keys is ignored.
+    pool_secret: SecretStr | None = None
+    # Pool agent: local model directories must lie under this one (unset: only Hugging Face
+    # repo ids), and the models that may run with --trust-remote-code (exact references).
+    pool_models_dir: str | None = None
+    pool_trust_remote_code: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    @classmethod
+    def env_names(cls) -> frozenset[str]:
+        """The environment variables chatmux reads for itself: never a model's API key."""
+        return frozenset(name.upper() for name in cls.model_fields)
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in logs: tokens, salts, and passwords inside URLs."""
+        found = [s.get_secret_value() for s in (self.bot_token, self.export_salt,
+                                                  self.pool_secret) if s is not None]
+        for url in (self.database_url, self.redis_url):
+            try:
+                password = urlsplit(url).password if url else None
+            except ValueError:
+                password = None
+            if password:
+                found.append(unquote(password))
+        return found
 
     def export_salt_option(self) -> dict[str, bytes]:
         """`salt=` for ExportOptions: EXPORT_SALT, or nothing (a random salt per dump)."""
@@ -90,6 +116,22 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^(redis|rediss|unix)://", str(value)):
             raise ValueError("must look like redis://host:6379/0")
+        return value
+
+    @field_validator("pool_secret", mode="before")
+    @classmethod
+    def _pool_secret(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if len(str(value)) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("pool_trust_remote_code", mode="before")
+    @classmethod
+    def _model_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(p.strip() for p in value.split(",") if p.strip())
         return value
 
     @field_validator("admin_ids", mode="before")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.formatting import MESSAGE_LIMIT
+from inference.redaction import redact_url
 from inference.registry import ModelRegistry
 
 
@@ -29,10 +30,11 @@ def models_report(registry: ModelRegistry) -> list[str]:
         status = getattr(backends.get(spec.id), "status", None)
         if status is None:  # not used since this process started
             for url in spec.urls or [f"local:{spec.path}"]:
-                lines.append(f"    {url}: idle (no requests yet)")
+                lines.append(f"    {redact_url(url)}: idle (no requests yet)")
             continue
         for replica in status():
-            line = (f"    {replica.url}: {replica.state}, in flight {replica.in_flight}, "
+            line = (f"    {redact_url(replica.url)}: {replica.state}, "
+                    f"in flight {replica.in_flight}, "
                     f"TTFT p50 {_fmt(replica.median_ttft, 's')}, "
                     f"{_fmt(replica.tokens_per_s, ' tok/s', 1)}")
             if replica.waiting is not None:

@@ -5,13 +5,50 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class CatalogueError(Exception):
     """The catalogue file is missing or invalid; the message is one line for the operator."""
+
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A host a key may be sent to: name or IP, optionally `*.` for subdomains and `:port`.
+HOST_PATTERN = re.compile(
+    r"^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$")
+
+
+def check_base_url(url: str) -> str:
+    """An http(s) server URL the openai client can use: a host, no query, no fragment.
+
+    (A query in a base URL ends up in the middle of every request path.)
+    """
+    if re.search(r"[\s\\]", url) or not re.match(r"^https?://", url):
+        raise ValueError("must be an http(s):// URL without spaces or backslashes")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError("has no host")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError("must not have a ?query or #fragment; keys go in api_key_env")
+    return url
+
+
+BaseUrl = Annotated[str, AfterValidator(check_base_url)]
 
 
 class GenerationParams(BaseModel):
@@ -53,12 +90,13 @@ class ModelSpec(BaseModel):
     # openai: any OpenAI-compatible API; vllm: vLLM replicas (adds /metrics scraping);
     # hf: a transformers checkpoint run in this process (`pip install 'chatmux[local]'`).
     backend: Literal["openai", "vllm", "hf"] = "openai"
-    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    base_url: BaseUrl | None = None
     # More replicas serving the same model (base_url is the first); requests are routed.
-    replicas: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    replicas: list[BaseUrl] = Field(default_factory=list)
     # The served model name; for hf, defaults to the checkpoint directory's name.
     model: str = Field(default="", max_length=200)
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The env var holding the API key; see inference/keys.py for where a key may be sent.
+    api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
     context_window: int = Field(default=8192, gt=0)
     vision: bool = False  # accepts images (used once image input lands)
     system_prompt: str | None = None
@@ -112,6 +150,22 @@ class Catalogue(BaseModel):
     default_model: str
     # Whether users who never used /arena get two anonymous answers per question.
     arena_default: bool = False
+    # Keys that models added from the chat may name, and the hosts each may be sent to
+    # (entries' own api_key_env are granted to their own URLs already). See inference/keys.py.
+    api_keys: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, hosts in value.items():
+            if not re.match(ENV_NAME, name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if not hosts:
+                raise ValueError(f"{name}: list the hosts this key may be sent to")
+            bad = [h for h in hosts if not HOST_PATTERN.match(str(h).lower())]
+            if bad:
+                raise ValueError(f"{name}: {bad[0]!r} is not a host, host:port or *.domain")
+        return {name: [h.lower() for h in hosts] for name, hosts in value.items()}
 
     @model_validator(mode="after")
     def _check_ids(self) -> Catalogue:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from inference.backends.openai_compat import OpenAICompatBackend
 from inference.catalogue import Catalogue, ModelSpec
 from inference.errors import BadRequest
+from inference.keys import KeyRing
 from inference.protocol import ChatBackend
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,12 @@ def _same_serving(a: ModelSpec | None, b: ModelSpec | None) -> bool:
 
 
 class ModelRegistry:
-    """Models by id, with one backend each. API keys come from `secrets` (usually the env)."""
+    """Models by id, with one backend each. API keys come from `keys`, which also decides
+    where each key may be sent: a stored model whose key is not allowed is not loaded."""
 
-    def __init__(self, catalogue: Catalogue, secrets: Mapping[str, str]) -> None:
+    def __init__(self, catalogue: Catalogue, keys: KeyRing) -> None:
         self._catalogue = catalogue
-        self._secrets = secrets
+        self.keys = keys
         self._models: dict[str, ModelSpec] = {m.id: m for m in catalogue.models}
         self._backends: dict[str, ChatBackend] = {}
         self._retiring: set[asyncio.Task] = set()
@@ -80,7 +81,7 @@ class ModelRegistry:
             self._warn_missing_key(spec)
 
     def _warn_missing_key(self, spec: ModelSpec) -> None:
-        if spec.api_key_env and not self._secrets.get(spec.api_key_env):
+        if spec.api_key_env and not self.keys.is_set(spec.api_key_env):
             # Named, never shown: the key itself is not logged.
             log.warning("model %s: env var %s is not set", spec.id, spec.api_key_env)
 
@@ -98,6 +99,11 @@ class ModelRegistry:
                     spec = ModelSpec.model_validate({**item.spec, "id": item.model_id})
                 except ValidationError as exc:
                     log.error("stored model %s is invalid, skipped: %s", item.model_id, exc)
+                    continue
+                if not self.keys.allows(spec):
+                    # Added before the operator withdrew the grant (or written around the bot).
+                    log.error("stored model %s may not use key %s at its URLs, skipped",
+                              item.model_id, spec.api_key_env)
                     continue
             if spec is not None:
                 models[item.model_id] = spec.model_copy(update={"enabled": item.enabled})
@@ -177,8 +183,7 @@ class ModelRegistry:
             raise UnknownModel(model_id)
         backend = self._backends.get(model_id)
         if backend is None:
-            key = self._secrets.get(spec.api_key_env) if spec.api_key_env else None
-            backend = self._backends[model_id] = make_backend(spec, key)
+            backend = self._backends[model_id] = make_backend(spec, self.keys.key_for(spec))
         return backend
 
     async def warm(self) -> None:

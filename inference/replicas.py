@@ -24,6 +24,7 @@ from inference.breaker import CircuitBreaker
 from inference.catalogue import ModelSpec
 from inference.errors import BackendError, BadRequest, ModelUnavailable, RateLimited
 from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
+from inference.redaction import redact_url
 from inference.routing import ReplicaView, answer_speed, backoff, choose
 from inference.vllm_metrics import EngineStats, SpecDecodeTracker, parse_metrics
 
@@ -219,7 +220,7 @@ class ReplicaSetBackend:
         try:
             ready = await self._probe(replica)
         except Exception as exc:  # any failure to answer properly means not ready
-            log.debug("health check of %s failed: %r", replica.url, exc)
+            log.debug("health check of %s failed: %r", redact_url(replica.url), exc)
             ready = False
         if ready:
             replica.health = "ready"
@@ -229,16 +230,18 @@ class ReplicaSetBackend:
     async def _probe(self, replica: Replica) -> bool:
         session = self._session
         assert session is not None
-        async with session.get(f"{replica.url.rstrip('/')}/models", headers=self._headers) as r:
+        # No redirects: the key goes to this replica's host and nowhere else.
+        async with session.get(f"{replica.url.rstrip('/')}/models", headers=self._headers,
+                               allow_redirects=False) as r:
             listing = await r.json(content_type=None) if r.status == 200 else {}
         listed = any(m.get("id") == self.spec.model for m in listing.get("data") or [])
-        async with session.get(f"{replica.root}/health") as r:
+        async with session.get(f"{replica.root}/health", allow_redirects=False) as r:
             # External APIs have no /health: for them only a 404 is as good as a 200.
             alive = r.status == 200 or (r.status == 404 and self.spec.backend == "openai")
         if self.spec.backend == "vllm":
             replica.stats = EngineStats()  # no stale queue figures if the scrape fails
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # not a health signal
-                async with session.get(f"{replica.root}/metrics") as r:
+                async with session.get(f"{replica.root}/metrics", allow_redirects=False) as r:
                     replica.stats = parse_metrics(await r.text() if r.status == 200 else "")
             replica.spec_decode.observe(replica.stats, self._clock())
         return listed and alive
@@ -279,7 +282,8 @@ class ReplicaSetBackend:
             except BackendError as exc:
                 if sent_text:
                     raise  # the caller keeps the text and says the answer was cut
-                log.info("replica %s failed before the first token: %s", replica.url, exc)
+                log.info("replica %s failed before the first token: %s",
+                         redact_url(replica.url), exc)
                 last = exc
         detail = "no healthy replica" + (f" (last error: {last})" if last else "")
         kind = type(last) if isinstance(last, ModelUnavailable) else ModelUnavailable

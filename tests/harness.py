@@ -17,8 +17,11 @@ from tests.fakes.openai_api import FakeModelServer
 from tests.fakes.telegram_api import FakeTelegram
 
 
-def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Path:
-    """Two models on the fake server: `alpha` (needs a key from the env) and `beta`."""
+def write_catalogue(path: Path, models: FakeModelServer, top: dict[str, Any] | None = None,
+                    **overrides: Any) -> Path:
+    """Two models on the fake server: `alpha` (needs a key from the env) and `beta`.
+
+    `overrides` change entries by id; `top` adds top-level keys (e.g. `api_keys`)."""
     entries = [
         {
             "id": "alpha",
@@ -44,7 +47,7 @@ def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Pa
     ]
     for entry in entries:
         entry.update(overrides.get(entry["id"], {}))
-    path.write_text(yaml.safe_dump({"default_model": "alpha", "models": entries}))
+    path.write_text(yaml.safe_dump({"default_model": "alpha", "models": entries, **(top or {})}))
     return path
 
 
@@ -57,12 +60,14 @@ async def running_bot(
     database_url: str,
     redis_prefix: str | None,
     catalogue_overrides: dict[str, dict[str, Any]] | None = None,
+    catalogue_top: dict[str, Any] | None = None,
     **env: str,
 ) -> AsyncIterator[Settings]:
     """Start `chatmux run` (settings from the environment, as in production) and stop it."""
     from tests.conftest import REDIS_URL
 
-    catalogue = write_catalogue(tmp_path / "models.yaml", models, **(catalogue_overrides or {}))
+    catalogue = write_catalogue(tmp_path / "models.yaml", models, catalogue_top,
+                                **(catalogue_overrides or {}))
     values = {
         "BOT_TOKEN": telegram.token,
         "TELEGRAM_API_URL": telegram.base_url,

@@ -1,16 +1,17 @@
 """Admin commands: add, remove, enable and disable models while the bot runs; see the pool.
 
-Only for ADMIN_IDS. For anyone else these commands do not exist: the router's filter fails
-and the message reaches the "unknown command" answer like any other unknown command.
+Only for ADMIN_IDS, and only in their private chat with the bot. For anyone else, and in any
+group, these commands do not exist: the router's filter fails and the message reaches the
+"unknown command" answer like any other unknown command, so nothing private reaches a group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from aiogram import Bot, Router
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
@@ -22,7 +23,9 @@ from bot.settings import Settings
 from bot.status import models_report
 from bot.texts import lang_of, t
 from inference.errors import BackendError
+from inference.keys import KeyRefused
 from inference.probe import served_models
+from inference.redaction import redact_url
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.admin import AdminRepository
@@ -44,8 +47,11 @@ USAGE = {
 
 
 class IsAdmin(Filter):
+    """An admin, writing in their private chat with the bot (never in a group)."""
+
     async def __call__(self, message: Message, settings: Settings) -> bool:
-        return message.from_user is not None and message.from_user.id in settings.admin_ids
+        return (message.chat.type == ChatType.PRIVATE and message.from_user is not None
+                and message.from_user.id in settings.admin_ids)
 
 
 async def add_model(message: Message, command: CommandObject, bot: Bot, db_user: User,
@@ -62,22 +68,27 @@ async def add_model(message: Message, command: CommandObject, bot: Bot, db_user:
     except UsageError as exc:
         await message.answer(f"⚠️ {exc}\n{USAGE['addmodel']}", parse_mode=None)
         return
-    key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    try:  # before any request: a key goes only where the operator allowed it
+        key = registry.keys.key_for(spec)
+    except KeyRefused as exc:
+        await message.answer(f"⚠️ key_env: {exc}; nothing added", parse_mode=None)
+        return
     if spec.api_key_env and not key:
-        await message.answer(f"⚠️ env var {spec.api_key_env} is not set on this bot; nothing added",
-                             parse_mode=None)
+        await message.answer(f"⚠️ {spec.api_key_env} is allowed for models but has no value on "
+                             "this bot; nothing added", parse_mode=None)
         return
     for url in spec.urls:
+        shown = redact_url(url)
         try:
             served = await served_models(url, key)
         except BackendError as exc:
-            await message.answer(f"⚠️ {url} did not answer /models ({exc.kind}); nothing added",
-                                 parse_mode=None)
+            await message.answer(f"⚠️ {shown} did not answer /models ({exc.kind}); nothing "
+                                 "added", parse_mode=None)
             return
         if spec.model not in served:
             listed = ", ".join(served[:10]) or "nothing"
-            await message.answer(f"⚠️ {url} does not serve {spec.model!r} (it serves: {listed}); "
-                                 "nothing added", parse_mode=None)
+            await message.answer(f"⚠️ {shown} does not serve {spec.model!r} (it serves: "
+                                 f"{listed}); nothing added", parse_mode=None)
             return
     replaced = registry.get(model_id) is not None
     await admin.save_override(model_id, actor_id=db_user.id, action="addmodel",
