@@ -199,18 +199,27 @@ def _csv(choices: Sequence[str] | None = None) -> Callable[[str], list[str]]:
 
 def _pool_agent(settings: Settings, gpus_arg: str) -> int:
     from inference.pool.agent import parse_gpus, run_agent
+    from inference.pool.protocol import PoolAuth
 
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is required: the pool agent takes its commands from Redis")
+    if settings.pool_secret is None:
+        raise ConfigError("POOL_SECRET is required: the agent obeys only commands signed with "
+                          "it (set the same value on the bot)")
     try:
         gpus = parse_gpus(gpus_arg)
         options = {"bind_host": settings.pool_bind_host,
                    "advertise_host": settings.pool_advertise_host,
-                   "targets_file": settings.pool_targets_file}
+                   "targets_file": settings.pool_targets_file,
+                   "models_dir": settings.pool_models_dir,
+                   "trust_remote_code": settings.pool_trust_remote_code,
+                   # vLLM (and a model's remote code) never sees chatmux's own settings.
+                   "env_drop": Settings.env_names()}
+        auth = PoolAuth(settings.pool_secret.get_secret_value())
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_agent(settings.redis_url, settings.redis_prefix, gpus,
-                                  settings.vllm_bin, host_name=settings.pool_host_name,
-                                  **options))
+                                  settings.vllm_bin, auth=auth,
+                                  host_name=settings.pool_host_name, **options))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return 0

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from inference.catalogue import ModelSpec
+from inference.pool.argv import LaunchRequest
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
-REPO_RE = re.compile(r"^[\w.\-/]+$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -84,22 +84,40 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
         raise UsageError(f"{field}= {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def launch_options(options: dict[str, list[str]]) -> dict[str, str | int]:
-    """`hf=… draft=… [k=…] [gpus=…] [title=…]` for a pool launch."""
-    allowed = {"hf", "draft", "k", "gpus", "title"}
-    unknown = set(options) - allowed
+# `/addmodel … hf=…` options and the launch request fields they set.
+LAUNCH_OPTIONS = {"hf": "target", "draft": "draft", "k": "k", "gpus": "gpus",
+                  "context": "max_model_len", "dtype": "dtype",
+                  "trust_remote_code": "trust_remote_code"}
+
+
+def launch_request(model_id: str, options: dict[str, list[str]]) -> tuple[LaunchRequest, str]:
+    """`hf=… draft=… [k=4] [gpus=1] [context=…] [dtype=…] [trust_remote_code=1] [title=…]`
+    as a checked launch request, and the title."""
+    unknown = set(options) - set(LAUNCH_OPTIONS) - {"title"}
     if unknown:
         raise UsageError(f"unknown option {sorted(unknown)[0]}=")
-    target, draft = one(options, "hf"), one(options, "draft")
-    if not target or not draft:
+    values: dict[str, object] = {"model_id": model_id}
+    for option, name in LAUNCH_OPTIONS.items():
+        value = one(options, option)
+        if value is None:
+            continue
+        if name in ("k", "gpus", "max_model_len"):
+            if not value.isascii() or not value.isdigit():
+                raise UsageError(f"{option}= must be a whole number, got {value!r}")
+            values[name] = int(value)
+        elif name == "trust_remote_code":
+            values[name] = value.lower() in ("1", "true", "yes")
+        else:
+            values[name] = value
+    if "target" not in values or "draft" not in values:
         raise UsageError("hf= and draft= are required")
-    for repo in (target, draft):
-        if not REPO_RE.match(repo):
-            raise UsageError(f"bad repository name {repo!r}")
-    k, gpus = one(options, "k", "4"), one(options, "gpus", "1")
-    if not (k.isdigit() and 1 <= int(k) <= 32):  # type: ignore[union-attr]
-        raise UsageError("k= must be 1–32")
-    if not (gpus.isdigit() and int(gpus) >= 1):  # type: ignore[union-attr]
-        raise UsageError("gpus= must be a positive number")
-    return {"target": target, "draft": draft, "k": int(k), "gpus": int(gpus),  # type: ignore[arg-type]
-            "title": one(options, "title") or ""}
+    try:
+        request = LaunchRequest(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        message = str(exc)
+        for option, name in LAUNCH_OPTIONS.items():
+            if message.startswith(f"{name} "):
+                message = f"{option}=" + message[len(name):]
+                break
+        raise UsageError(message) from None
+    return request, one(options, "title") or model_id

@@ -17,6 +17,8 @@ from tests.fakes.telegram_api import FakeTelegram
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+from tests.pool_support import client, vllm  # noqa: E402, F401  (pool fixtures, everywhere)
+
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def pg_template() -> AsyncIterator[str]:

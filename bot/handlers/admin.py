@@ -16,9 +16,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
 
-from bot.admin_args import UsageError, endpoint_spec, launch_options, split_args
+from bot.admin_args import UsageError, endpoint_spec, launch_request, split_args
 from bot.model_sync import ModelSync
-from bot.pool_launch import launch_in_pool
+from bot.pool_launch import launch_in_pool, pool_client
 from bot.settings import Settings
 from bot.status import models_report
 from bot.texts import lang_of, t
@@ -37,7 +37,8 @@ USAGE = {
     "addmodel": (
         "Usage: /addmodel <id> url=<base_url> model=<served name> [title=\"…\"] "
         "[key_env=<ENV>] [vision=1] [context=<tokens>] — several url= make replicas\n"
-        "or: /addmodel <id> hf=<target repo> draft=<draft repo> [k=4] [gpus=1]\n"
+        "or: /addmodel <id> hf=<org/target or /path> draft=<org/draft> [k=4] [gpus=1] "
+        "[context=<tokens>] [dtype=auto|float16|bfloat16|float32] [trust_remote_code=1]\n"
         "Example: /addmodel llama url=http://gpu1:8000/v1 model=llama-3.1-8b title=\"Llama 8B\""
     ),
     "rmmodel": "Usage: /rmmodel <id> — example: /rmmodel llama",
@@ -60,8 +61,8 @@ async def add_model(message: Message, command: CommandObject, bot: Bot, db_user:
     try:
         model_id, options = split_args(command.args)
         if "hf" in options or "draft" in options:
-            request = launch_options(options)
-            await launch_in_pool(message, bot, model_id, request, db_user, admin, model_sync,
+            request, title = launch_request(model_id, options)
+            await launch_in_pool(message, bot, request, title, db_user, admin, model_sync,
                                  settings)
             return
         spec = endpoint_spec(model_id, options)
@@ -114,7 +115,7 @@ async def _tell_moved(bot: Bot, users: list[tuple[int, str | None]], old: str,
 
 async def _set_state(message: Message, command: CommandObject, action: str, db_user: User,
                      registry: ModelRegistry, admin: AdminRepository,
-                     model_sync: ModelSync, prefix: str) -> None:
+                     model_sync: ModelSync, settings: Settings) -> None:
     model_id = (command.args or "").strip()
     spec = registry.get(model_id) if model_id else None
     if spec is None:
@@ -133,11 +134,10 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
     if action == "rmmodel":
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=None,
                                   keep_spec=False, enabled=False, removed=True)
-        if spec.speculative is not None and spec.backend == "vllm" and model_sync.redis:
+        client = pool_client(model_sync, settings)
+        if spec.speculative is not None and spec.backend == "vllm" and client is not None:
             # Launched in the pool: the agents stop its servers and free the GPUs.
-            from inference.pool.client import PoolClient
-
-            await PoolClient(model_sync.redis, prefix).stop(model_id)
+            await client.stop(model_id)
     else:
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=spec_json,
                                   enabled=action == "enable")
@@ -156,21 +156,21 @@ async def remove_model(message: Message, command: CommandObject, db_user: User,
                        registry: ModelRegistry, admin: AdminRepository,
                        model_sync: ModelSync, settings: Settings) -> None:
     await _set_state(message, command, "rmmodel", db_user, registry, admin, model_sync,
-                     settings.redis_prefix)
+                     settings)
 
 
 async def enable_model(message: Message, command: CommandObject, db_user: User,
                        registry: ModelRegistry, admin: AdminRepository,
                        model_sync: ModelSync, settings: Settings) -> None:
     await _set_state(message, command, "enable", db_user, registry, admin, model_sync,
-                     settings.redis_prefix)
+                     settings)
 
 
 async def disable_model(message: Message, command: CommandObject, db_user: User,
                         registry: ModelRegistry, admin: AdminRepository,
                         model_sync: ModelSync, settings: Settings) -> None:
     await _set_state(message, command, "disable", db_user, registry, admin, model_sync,
-                     settings.redis_prefix)
+                     settings)
 
 
 async def list_models(message: Message, registry: ModelRegistry) -> None:

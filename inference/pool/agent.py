@@ -12,7 +12,8 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from inference.pool import process
-from inference.pool.argv import LaunchRequest
+from inference.pool.argv import LaunchRequest, is_local_path, local_path_allowed
 from inference.pool.gpus import GpuPool, parse_gpus
-from inference.pool.protocol import PoolKeys, decode, text
+from inference.pool.protocol import CLOCK_SKEW, TTL, Forged, PoolAuth, PoolKeys, text
 from inference.pool.reporting import Reporter
 from inference.pool.supervisor import Supervisor
 
@@ -35,26 +36,35 @@ class PoolAgent:
     """Takes launch/stop commands for this host from Redis and runs the vLLM servers."""
 
     def __init__(
-        self, redis: Redis, *, prefix: str, host_name: str, gpus: list[int], vllm_bin: str,
-        bind_host: str = "127.0.0.1", advertise_host: str | None = None,
+        self, redis: Redis, *, prefix: str, auth: PoolAuth, host_name: str, gpus: list[int],
+        vllm_bin: str, bind_host: str = "127.0.0.1", advertise_host: str | None = None,
+        models_dir: str | Path | None = None, trust_remote_code: Iterable[str] = (),
+        env_drop: Iterable[str] = (),
         ready_timeout: float = 600, restart_backoff: Sequence[float] = (1, 2, 5, 10, 30),
         log_dir: str | Path | None = DEFAULT_LOG_DIR, targets_file: str | Path | None = None,
         poll_interval: float = 0.5, stop_timeout: float = 10.0, claim_grace: float = 2.0,
         max_command_age: float = 3600.0, heartbeat_interval: float = 10.0,
     ) -> None:
         self._redis, self.keys, self.host_name = redis, PoolKeys(prefix), host_name
+        self.auth = auth
         self.gpus = GpuPool(gpus)
+        self.models_dir = str(models_dir) if models_dir is not None else None
+        self.trust_remote_code = frozenset(trust_remote_code)
         wildcard = bind_host in ("0.0.0.0", "::", "")
         advertise = advertise_host or (host_name if wildcard else bind_host)
-        self.report = Reporter(redis, self.keys, host_name, advertise,
+        self.report = Reporter(redis, self.keys, auth, host_name, advertise,
                                Path(targets_file) if targets_file is not None else None)
+        # vLLM runs in an empty directory of its own: `org/name` is never read as a folder.
+        self._run_dir = Path(tempfile.mkdtemp(prefix="chatmux-vllm-"))
         self.servers = Supervisor(
             self.report, self.gpus, vllm_bin=vllm_bin, bind_host=bind_host,
             probe_host="127.0.0.1" if wildcard else bind_host,
             log_dir=Path(log_dir) if log_dir is not None else None,
             ready_timeout=ready_timeout, restart_backoff=restart_backoff,
-            poll_interval=poll_interval, stop_timeout=stop_timeout)
+            poll_interval=poll_interval, stop_timeout=stop_timeout,
+            run_dir=self._run_dir, env_drop=frozenset(env_drop))
         self.claim_grace, self.max_command_age = claim_grace, max_command_age
+        self._seen: dict[str, float] = {}  # request ids acted on, until their commands expire
         self.heartbeat_interval = heartbeat_interval
         self._group = f"agent:{host_name}"
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -67,7 +77,12 @@ class PoolAgent:
             return
         await self._ensure_group()
         for field, raw in (await self._redis.hgetall(self.keys.replicas)).items():
-            old = decode({"data": raw})
+            try:
+                old = self.auth.open_json("replica", raw)
+            except Forged as exc:  # not written by an agent: never act on it
+                log.warning("pool agent: dropping replica entry %s (%s)", text(field), exc)
+                await self.report.drop(text(field))
+                continue
             if old.get("host") == self.host_name and text(field) not in self.servers.replicas:
                 pid, port = old.get("pid"), old.get("port")
                 killed = isinstance(pid, int) and isinstance(port, int) and process.kill_stale(
@@ -101,6 +116,7 @@ class PoolAgent:
             task.cancel()
         await self.servers.aclose("the pool agent is shutting down")
         await self.report.leave()
+        shutil.rmtree(self._run_dir, ignore_errors=True)
 
     def replicas(self) -> list[dict[str, Any]]:
         """This agent's replicas, as in the registry hash."""
@@ -124,7 +140,13 @@ class PoolAgent:
                     last = ">"
                 for msg_id, fields in entries:
                     try:
-                        await self._handle(text(msg_id), decode(fields))
+                        command = self.auth.open("command", fields)
+                    except Forged as exc:
+                        log.warning("pool agent: ignored command %s (%s)", text(msg_id), exc)
+                        command = None
+                    try:
+                        if command is not None:
+                            await self._handle(text(msg_id), command)
                     except Exception:
                         log.exception("pool agent: command %s failed", text(msg_id))
                     await self._redis.xack(self.keys.commands, self._group, msg_id)
@@ -144,6 +166,8 @@ class PoolAgent:
         age = sec + usec / 1e6 - int(msg_id.split("-")[0]) / 1000
         if age > self.max_command_age:
             log.warning("pool agent: ignoring %s command %s queued %.0fs ago", op, rid, age)
+        elif not await self._first_time(rid):
+            log.warning("pool agent: ignored a replayed %s command %s", op, rid)
         elif op == "launch":
             await self._on_launch(rid, cmd, targeted=host is not None)
         elif op == "stop":
@@ -156,6 +180,34 @@ class PoolAgent:
         return bool(await self._redis.set(self.keys.claim(rid), self.host_name, nx=True,
                                           ex=86400))
 
+    async def _first_time(self, rid: str) -> bool:
+        """Whether this agent has not acted on request `rid` before (in this run or, through
+        Redis, a previous one): a replayed command is not acted on twice."""
+        now = time.monotonic()
+        self._seen = {r: t for r, t in self._seen.items() if t > now}
+        if rid in self._seen:
+            return False
+        self._seen[rid] = now + TTL["command"] + CLOCK_SKEW
+        return bool(await self._redis.set(self.keys.seen(self.host_name, rid), "1", nx=True,
+                                          ex=int(TTL["command"] + CLOCK_SKEW)))
+
+    async def _refusal(self, req: LaunchRequest) -> str | None:
+        """Why this agent will not run `req` (its own rules), or None."""
+        if req.gpus > len(self.gpus.gpu_ids):
+            return (f"{self.host_name} has {len(self.gpus.gpu_ids)} GPU(s); "
+                    f"{req.gpus} were asked for")
+        for ref in req.models:
+            if is_local_path(ref):
+                why = await asyncio.to_thread(local_path_allowed, ref, self.models_dir)
+                if why:
+                    return why
+        if req.trust_remote_code:
+            denied = [m for m in req.models if m not in self.trust_remote_code]
+            if denied:
+                return (f"trust_remote_code is not allowed for {denied[0]} on {self.host_name} "
+                        "(the agent's POOL_TRUST_REMOTE_CODE lists the models that may)")
+        return None
+
     async def _on_launch(self, rid: str, cmd: dict[str, Any], *, targeted: bool) -> None:
         try:
             req = LaunchRequest.from_dict(cmd)
@@ -163,17 +215,26 @@ class PoolAgent:
             if targeted or await self._claim(rid):
                 await self.report.emit(self.report.failure(rid, cmd.get("model_id"), str(exc)))
             return
+        refusal = await self._refusal(req)
         if targeted:
-            self.servers.launch(rid, req, targeted=True)
-        elif len(self.gpus.free) >= req.gpus:
+            if refusal:
+                await self.report.emit(self.report.failure(rid, req.model_id, refusal))
+            else:
+                self.servers.launch(rid, req, targeted=True)
+        elif refusal is None and len(self.gpus.free) >= req.gpus:
             if await self._claim(rid):
                 self.servers.launch(rid, req, targeted=False)
-        else:  # leave it to an agent with free GPUs; report the failure if none takes it
-            self._spawn(self._launch_later(rid, req))
+        else:  # leave it to an agent that can; report why not if none takes it
+            self._spawn(self._launch_later(rid, req, refusal))
 
-    async def _launch_later(self, rid: str, req: LaunchRequest) -> None:
+    async def _launch_later(self, rid: str, req: LaunchRequest, refusal: str | None) -> None:
         await asyncio.sleep(self.claim_grace)
-        if await self._claim(rid):
+        if not await self._claim(rid):
+            return
+        if refusal:
+            await self.report.emit(self.report.failure(
+                rid, req.model_id, f"{refusal}; no other pool agent took it"))
+        else:
             self.servers.launch(rid, req, targeted=False)
 
     async def _heartbeat_loop(self) -> None:
@@ -189,7 +250,7 @@ class PoolAgent:
 
 
 async def run_agent(
-    redis_url: str, prefix: str, gpus: list[int], vllm_bin: str, *,
+    redis_url: str, prefix: str, gpus: list[int], vllm_bin: str, *, auth: PoolAuth,
     host_name: str | None = None, **options: Any,
 ) -> None:
     """Run a pool agent until SIGTERM/SIGINT or cancellation (the `chatmux pool-agent` command).
@@ -200,8 +261,9 @@ async def run_agent(
     if found is None:
         raise ValueError(f"vllm executable {vllm_bin!r} not found (give a path or fix PATH)")
     redis = Redis.from_url(redis_url)
-    agent = PoolAgent(redis, prefix=prefix, host_name=host_name or socket.gethostname(),
-                      gpus=gpus, vllm_bin=found, **options)
+    agent = PoolAgent(redis, prefix=prefix, auth=auth,
+                      host_name=host_name or socket.gethostname(), gpus=gpus, vllm_bin=found,
+                      **options)
     loop = asyncio.get_running_loop()
     runner = asyncio.create_task(agent.run())
     with contextlib.suppress(NotImplementedError):

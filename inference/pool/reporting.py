@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from inference.pool.argv import LaunchRequest
 from inference.pool.gpus import GpuPool
 from inference.pool.process import Process
-from inference.pool.protocol import EVENTS_MAXLEN, PoolKeys, encode
+from inference.pool.protocol import EVENTS_MAXLEN, PoolAuth, PoolKeys
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,12 @@ def _write_targets(path: Path, targets: list[dict[str, Any]]) -> None:
 
 
 class Reporter:
-    """Writes an agent's replicas, events and heartbeat to Redis; Redis errors only log."""
+    """Writes an agent's replicas, events and heartbeat to Redis, each sealed with the pool's
+    secret; Redis errors only log."""
 
-    def __init__(self, redis: Redis, keys: PoolKeys, host_name: str, advertise_host: str,
-                 targets_file: Path | None = None) -> None:
-        self._redis, self.keys, self.host_name = redis, keys, host_name
+    def __init__(self, redis: Redis, keys: PoolKeys, auth: PoolAuth, host_name: str,
+                 advertise_host: str, targets_file: Path | None = None) -> None:
+        self._redis, self.keys, self.auth, self.host_name = redis, keys, auth, host_name
         self.advertise_host, self.targets_file = advertise_host, targets_file
 
     def field(self, rep: Replica) -> str:
@@ -83,7 +84,7 @@ class Reporter:
     async def put(self, rep: Replica) -> None:
         with contextlib.suppress(RedisError):
             await self._redis.hset(self.keys.replicas, self.field(rep),
-                                   json.dumps(self.describe(rep)))
+                                   self.auth.seal_json("replica", self.describe(rep)))
 
     async def drop(self, field: str) -> None:
         with contextlib.suppress(RedisError):
@@ -94,20 +95,22 @@ class Reporter:
         event = {**event, "ts": time.time()}
         log.info("pool %s %s@%s: %s", event.get("state"), event.get("model_id"),
                  event.get("host"), event.get("detail"))
+        sealed = self.auth.seal("event", event)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(self.keys.events_log, encode(event), maxlen=EVENTS_MAXLEN,
+                pipe.xadd(self.keys.events_log, sealed, maxlen=EVENTS_MAXLEN,
                           approximate=True)
-                pipe.publish(self.keys.events, json.dumps(event))
+                pipe.publish(self.keys.events, json.dumps(sealed))
                 await pipe.execute()
         except RedisError as exc:
             log.warning("pool agent: cannot publish %s event: %s", event.get("state"), exc)
 
     async def heartbeat(self, pool: GpuPool, replicas: int) -> None:
         beat = {"host": self.host_name, "gpus": pool.gpu_ids, "free": pool.free,
-                "replicas": replicas, "ts": time.time()}
+                "replicas": replicas, "advertise_host": self.advertise_host, "ts": time.time()}
         with contextlib.suppress(RedisError):
-            await self._redis.hset(self.keys.agents, self.host_name, json.dumps(beat))
+            await self._redis.hset(self.keys.agents, self.host_name,
+                                   self.auth.seal_json("agent", beat))
 
     async def leave(self) -> None:
         with contextlib.suppress(RedisError):

@@ -26,8 +26,10 @@ class Supervisor:
         self, report: Reporter, gpus: GpuPool, *, vllm_bin: str, bind_host: str,
         probe_host: str, log_dir: Path | None, ready_timeout: float,
         restart_backoff: Sequence[float], poll_interval: float, stop_timeout: float,
+        run_dir: Path | None = None, env_drop: frozenset[str] = frozenset(),
     ) -> None:
         self.report, self.gpus = report, gpus
+        self.run_dir, self.env_drop = run_dir, env_drop
         self.vllm_bin, self.bind_host, self.probe_host = vllm_bin, bind_host, probe_host
         self.log_dir, self.ready_timeout = log_dir, ready_timeout
         self.restart_backoff = tuple(restart_backoff)
@@ -68,7 +70,8 @@ class Supervisor:
     async def _start(self, rep: Replica) -> None:
         """Start the server and wait until it is ready (raises NotReady or OSError)."""
         argv = vllm_argv(self.vllm_bin, rep.req, rep.port, self.bind_host)
-        rep.proc, rep.log_offset = await process.spawn(argv, rep.gpus, rep.log_path)
+        rep.proc, rep.log_offset = await process.spawn(argv, rep.gpus, rep.log_path,
+                                                       cwd=self.run_dir, env_drop=self.env_drop)
         if rep.state == "launching":
             where = ",".join(map(str, rep.gpus))
             await self._set_state(rep, "launching", f"vllm serve {rep.req.target} on GPUs "

@@ -3,23 +3,30 @@ bot reports progress in one message, registers the model, and `/rmmodel` stops t
 
 from __future__ import annotations
 
+import json
+import time
+
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
+from bot import pool_launch
+from inference.pool.protocol import PoolAuth, PoolKeys
+from tests.conftest import REDIS_URL
 from tests.e2e.helpers import labels, rows
 from tests.harness import running_bot
-from tests.integration.test_pool_agent import agent, records, vllm  # noqa: F401  (fixture)
+from tests.pool_support import AUTH, POOL_SECRET, agent, records
 
 ADMIN = 777
 
 
 async def test_admin_launches_a_speculative_model_on_the_pool_and_retires_it(
-    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db  # noqa: F811
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db
 ):
     async with (
         agent(redis_prefix, tmp_path, vllm, gpus=(0, 1)) as pool,
         running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
-                    ADMIN_IDS=str(ADMIN)),
+                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
     ):
         telegram.user_sends("/addmodel qwen hf=Qwen/Qwen3-8B draft=Qwen/Qwen3-0.6B k=5 "
                             'gpus=2 title="Qwen 8B"', chat_id=ADMIN)
@@ -60,3 +67,123 @@ async def test_admin_launches_a_speculative_model_on_the_pool_and_retires_it(
         with pytest.raises(aiohttp.ClientError):
             async with aiohttp.ClientSession() as session:
                 await session.get(f"{base_url}/models")
+
+
+async def wait_text(telegram, predicate, wait: float = 30):
+    return await telegram.wait_for(
+        lambda: (m := telegram.bot_messages(ADMIN)) and predicate(m[-1].text) and m[-1],
+        timeout=wait)
+
+
+async def test_forged_ready_events_are_ignored_and_the_agents_own_is_stored(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db, caplog
+):
+    """An attacker who can write to Redis races the agent with "ready" events pointing at
+    their own server; the bot stores only the claiming agent's address."""
+    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "1.5")
+    redis = Redis.from_url(REDIS_URL)
+    keys = PoolKeys(redis_prefix)
+    async with (
+        agent(redis_prefix, tmp_path, vllm, gpus=(0,)),
+        running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
+    ):
+        telegram.user_sends("/addmodel q hf=org/q draft=org/d", chat_id=ADMIN)
+        launching = await wait_text(telegram, lambda t: t.startswith("⏳ q: launching"))
+        [(_, [(_, fields)])] = await redis.xread({keys.events_log: "0-0"}, count=1)
+        request_id = AUTH.open("event", fields)["request_id"]
+        forged = {"request_id": request_id, "model_id": "q", "host": "gpu1", "state": "ready",
+                  "base_url": "http://evil.example:9/v1", "gpus": [0], "detail": "", "pid": 1}
+        await redis.xadd(keys.events_log, {"data": json.dumps(forged)})  # unsigned
+        await redis.xadd(keys.events_log,
+                         PoolAuth("attacker-guess-0123456789").seal("event", forged))
+        # Genuinely signed, but from an agent that did not claim this launch.
+        await redis.xadd(keys.events_log, AUTH.seal("event", {**forged, "host": "gpu9"}))
+        ready = await wait_text(telegram, lambda t: t.startswith(("✅", "⚠️")))
+        assert ready.message_id == launching.message_id
+        assert ready.text.startswith("✅ q: ready on gpu1 (http://127.0.0.1:"), ready.text
+        [override] = await rows(db, "SELECT spec FROM model_override")
+        assert override["spec"]["base_url"].startswith("http://127.0.0.1:")
+    await redis.aclose()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "(unsigned)" in logged and "(bad signature)" in logged
+    assert "from gpu9: gpu1 claimed it" in logged
+
+
+async def test_a_ready_address_off_the_agents_host_is_refused(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db
+):
+    """Even a signed event may not move the model off the claiming agent's registered host
+    (a confused or compromised agent)."""
+    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "2")
+    redis = Redis.from_url(REDIS_URL)
+    keys = PoolKeys(redis_prefix)
+    async with (
+        agent(redis_prefix, tmp_path, vllm, gpus=(0,)),
+        running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
+    ):
+        telegram.user_sends("/addmodel q hf=org/q draft=org/d", chat_id=ADMIN)
+        await wait_text(telegram, lambda t: t.startswith("⏳ q: launching"))
+        [(_, [(_, fields)])] = await redis.xread({keys.events_log: "0-0"}, count=1)
+        event = AUTH.open("event", fields)
+        await redis.xadd(keys.events_log, AUTH.seal("event", {
+            **event, "state": "ready", "base_url": "http://evil.example:8000/v1"}))
+        refused = await wait_text(telegram, lambda t: t.startswith(("✅", "⚠️")))
+        assert refused.text == ("⚠️ q: gpu1 reported ready, but http://evil.example:8000/v1 is "
+                                "not on gpu1's registered address 127.0.0.1; not added")
+        assert await rows(db, "SELECT * FROM model_override") == []
+    await redis.aclose()
+
+
+async def test_bad_launch_arguments_and_a_missing_pool_get_clear_answers_at_once(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db
+):
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET):
+        async def say(text: str) -> str:
+            before = len(telegram.bot_messages(ADMIN))
+            telegram.user_sends(text, chat_id=ADMIN)
+            return (await telegram.wait_for_bot_messages(ADMIN, before + 1, timeout=10))[-1].text
+
+        for text, answer in [
+            ("/addmodel x hf=../../etc draft=../../root gpus=999",
+             "⚠️ hf= must be a Hugging Face repo id (org/name) or an absolute path under the "
+             "agent's models directory, got '../../etc'"),
+            ("/addmodel x hf=--flag draft=b", "⚠️ hf= must be a Hugging Face repo id"),
+            ("/addmodel x hf=org/x draft=org/d gpus=999",
+             "⚠️ gpus= must be an integer between 1 and 64, got 999"),
+            ("/addmodel x hf=org/x draft=org/d k=-1", "⚠️ k= must be a whole number, got '-1'"),
+            ("/addmodel x hf=org/x draft=org/d extra_args=--trust-remote-code",
+             "⚠️ unknown option extra_args="),
+            ("/addmodel x hf=org/x draft=org/d",
+             "⚠️ no pool agent is running (none reported in the last 30 s): start `chatmux "
+             "pool-agent` on a GPU host with this bot's REDIS_URL and POOL_SECRET; nothing "
+             "launched"),
+        ]:
+            reply = await say(text)
+            assert reply.startswith(answer), reply
+        async with agent(redis_prefix, tmp_path, vllm, gpus=(0, 1)):
+            reply = await say("/addmodel x hf=org/x draft=org/d gpus=3")
+            assert reply == ("⚠️ gpus=3: the largest pool agent (gpu1) has 2 GPU(s); nothing "
+                             "launched")
+        assert await rows(db, "SELECT * FROM audit_log") == []
+
+
+async def test_a_launch_no_agent_claims_is_reported_as_such(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, db
+):
+    """An agent that registered but stopped reading commands (hung, or another prefix)."""
+    monkeypatch.setattr(pool_launch, "CLAIM_TIMEOUT", 1.0)
+    redis = Redis.from_url(REDIS_URL)
+    beat = {"host": "gpu1", "gpus": [0], "free": [0], "replicas": 0,
+            "advertise_host": "127.0.0.1", "ts": time.time()}
+    await redis.hset(PoolKeys(redis_prefix).agents, "gpu1", AUTH.seal_json("agent", beat))
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET):
+        telegram.user_sends("/addmodel x hf=org/x draft=org/d", chat_id=ADMIN)
+        reported = await wait_text(telegram, lambda t: t.startswith("⚠️"), wait=10)
+        assert reported.text == ("⚠️ x: no pool agent took the launch within 1 s (running: "
+                                 "gpu1); nothing added")
+        assert await rows(db, "SELECT * FROM model_override") == []
+    await redis.aclose()

@@ -3,7 +3,9 @@
 
 Usage: fake_vllm.py serve MODEL --served-model-name X --port P --host H
            --tensor-parallel-size N --max-num-queued-reqs Q [--speculative-config JSON]
-Unknown arguments are ignored. On start it prints {"argv", "cuda_visible_devices"} as JSON.
+           [--max-model-len N] [--dtype D] [--trust-remote-code]
+Unknown arguments are an error, as in vLLM. On start it prints {"argv",
+"cuda_visible_devices", "cwd", "env"} as JSON (env: the names of its environment variables).
 Environment:
   FAKE_VLLM_STARTUP_DELAY  seconds before it listens (default 0.5)
   FAKE_VLLM_RECORD         a file to append the same JSON line to
@@ -60,7 +62,7 @@ async def serve(args: argparse.Namespace, crash_after: float | None) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="vllm")
+    parser = argparse.ArgumentParser(prog="vllm", allow_abbrev=False)
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("model")
     parser.add_argument("--served-model-name")
@@ -69,9 +71,13 @@ def main() -> int:
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
     parser.add_argument("--max-num-queued-reqs", type=int)
     parser.add_argument("--speculative-config", type=json.loads)
-    args, _unknown = parser.parse_known_args()
+    parser.add_argument("--max-model-len", type=int)
+    parser.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"])
+    parser.add_argument("--trust-remote-code", action="store_true")
+    args = parser.parse_args()
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    line = json.dumps({"argv": sys.argv[1:], "cuda_visible_devices": devices})
+    line = json.dumps({"argv": sys.argv[1:], "cuda_visible_devices": devices,
+                       "cwd": os.getcwd(), "env": sorted(os.environ)})
     print(line, flush=True)
     if record := os.environ.get("FAKE_VLLM_RECORD"):
         with open(record, "a") as out:

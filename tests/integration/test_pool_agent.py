@@ -3,89 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
-from inference.pool.agent import PoolAgent, run_agent
+from inference.pool.agent import run_agent
 from inference.pool.argv import LaunchRequest
-from inference.pool.client import PoolClient
 from inference.pool.gpus import free_port
-from inference.pool.protocol import encode
 from tests.conftest import REDIS_URL
-
-FAKE_VLLM = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
-
-
-@pytest.fixture
-def vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An executable `vllm` that runs the fake with this interpreter; quick to start."""
-    wrapper = tmp_path / "vllm"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_VLLM}" "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "0.05")
-    monkeypatch.setenv("FAKE_VLLM_RECORD", str(tmp_path / "record.jsonl"))
-    return str(wrapper)
-
-
-@pytest.fixture
-async def client(redis_prefix: str) -> AsyncIterator[PoolClient]:
-    redis = Redis.from_url(REDIS_URL)
-    yield PoolClient(redis, redis_prefix)
-    await redis.aclose()
-
-
-@contextlib.asynccontextmanager
-async def agent(prefix: str, tmp_path: Path, vllm: str, *, host: str = "gpu1",
-                gpus: tuple[int, ...] = (0, 1, 2), **options) -> AsyncIterator[PoolAgent]:
-    redis = Redis.from_url(REDIS_URL)
-    options = {"ready_timeout": 15, "restart_backoff": (0.1, 0.1), "poll_interval": 0.05,
-               "stop_timeout": 2, "claim_grace": 0.3, "log_dir": tmp_path / "logs", **options}
-    pool = PoolAgent(redis, prefix=prefix, host_name=host, gpus=list(gpus), vllm_bin=vllm,
-                     **options)
-    await pool.setup()  # its consumer group exists before any command is sent
-    task = asyncio.create_task(pool.run())
-    try:
-        yield pool
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await redis.aclose()
-
-
-async def events(client: PoolClient, request_id: str, wait: float = 20, **kw) -> list[dict]:
-    return [e async for e in client.events(request_id, wait, **kw)]
-
-
-async def served(base_url: str) -> list[str]:
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/models") as resp:
-        return [m["id"] for m in (await resp.json())["data"]]
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def read(path: str | Path) -> str:
-    return Path(path).read_text()
-
-
-def records(tmp_path: Path) -> list[dict]:
-    """What each fake vllm process was started with: its argv and CUDA_VISIBLE_DEVICES."""
-    return [json.loads(line) for line in read(tmp_path / "record.jsonl").splitlines()]
+from tests.pool_support import AUTH, agent, events, gone, read, records, served
 
 
 async def test_launch_serves_the_model_with_its_draft_config_until_shutdown(
@@ -134,7 +63,7 @@ async def test_launch_serves_the_model_with_its_draft_config_until_shutdown(
         while len(published) < 2:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is not None:
-                published.append(json.loads(message["data"]))
+                published.append(AUTH.open_json("event", message["data"]))
         assert [e["state"] for e in published] == ["launching", "ready"]
     # Shutting the agent down stops its servers and clears the registry.
     assert gone(ready["pid"])
@@ -158,8 +87,15 @@ async def test_a_launch_that_needs_more_gpus_than_are_free_fails_clearly(
         assert failed["detail"] == ("no free GPUs on gpu1: 2 needed, 1 free of 3; "
                                     "no other pool agent took it")
         [named] = await events(client, await client.launch(
-            LaunchRequest(model_id="c", target="org/c", gpus=4), host="gpu1"))
-        assert named["detail"] == "no free GPUs on gpu1: 4 needed, 1 free of 3"
+            LaunchRequest(model_id="c", target="org/c", gpus=2), host="gpu1"))
+        assert named["detail"] == "no free GPUs on gpu1: 2 needed, 1 free of 3"
+        [more] = await events(client, await client.launch(
+            LaunchRequest(model_id="d", target="org/d", gpus=4), host="gpu1"))
+        assert more["detail"] == "gpu1 has 3 GPU(s); 4 were asked for"
+        [unnamed] = await events(client, await client.launch(
+            LaunchRequest(model_id="e", target="org/e", gpus=4)))
+        assert unnamed["detail"] == ("gpu1 has 3 GPU(s); 4 were asked for; no other pool "
+                                     "agent took it")
         assert pool.gpus.free == [2] and len(records(tmp_path)) == 1
 
 
@@ -273,7 +209,7 @@ async def test_bad_commands_fail_and_a_missing_vllm_is_reported(
     async with agent(redis_prefix, tmp_path, vllm):
         command = {"op": "launch", "request_id": "1-abc", "model_id": "m", "target": "org/m",
                    "k": 0}
-        await client.redis.xadd(client.keys.commands, encode(command))
+        await client.redis.xadd(client.keys.commands, AUTH.seal("command", command))
         [failed] = await events(client, "1-abc")
         assert failed["state"] == "failed" and "k must be an integer" in failed["detail"]
     async with agent(redis_prefix, tmp_path, str(tmp_path / "no-vllm")):
@@ -315,8 +251,9 @@ async def test_a_restarted_agent_drops_its_stale_replicas(redis_prefix, tmp_path
     dead = {**running, "port": 1, "pid": None, "request_id": "9-def"}
     other = {**running, "host": "gpu2"}
     await client.redis.hset(client.keys.replicas, mapping={
-        f"old@gpu1:{port}": json.dumps(running), "old@gpu1:1": json.dumps(dead),
-        f"old@gpu2:{port}": json.dumps(other)})
+        f"old@gpu1:{port}": AUTH.seal_json("replica", running),
+        "old@gpu1:1": AUTH.seal_json("replica", dead),
+        f"old@gpu2:{port}": AUTH.seal_json("replica", other)})
     async with agent(redis_prefix, tmp_path, vllm):
         assert await client.replicas() == [other]
         assert await asyncio.wait_for(left.wait(), 5) == -signal.SIGKILL
@@ -329,9 +266,9 @@ async def test_a_restarted_agent_drops_its_stale_replicas(redis_prefix, tmp_path
 
 async def test_run_agent_stops_its_servers_on_sigterm(redis_prefix, tmp_path, vllm, client):
     with pytest.raises(ValueError, match="not found"):
-        await run_agent(REDIS_URL, redis_prefix, [0], str(tmp_path / "missing-vllm"))
+        await run_agent(REDIS_URL, redis_prefix, [0], str(tmp_path / "missing-vllm"), auth=AUTH)
     task = asyncio.create_task(run_agent(
-        REDIS_URL, redis_prefix, [0, 1], vllm, host_name="gpu7", poll_interval=0.05,
+        REDIS_URL, redis_prefix, [0, 1], vllm, auth=AUTH, host_name="gpu7", poll_interval=0.05,
         log_dir=tmp_path / "logs"))
     for _ in range(250):  # until its first heartbeat: it reads commands from then on
         if await client.agents():

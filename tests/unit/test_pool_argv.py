@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from inference.pool.argv import LaunchRequest, vllm_argv
+from inference.pool.argv import LaunchRequest, local_path_allowed, vllm_argv
 from inference.pool.gpus import GpuPool, free_port, parse_gpus
 
 
@@ -23,19 +23,19 @@ def test_argv_with_a_draft_model_is_exactly_the_documented_command():
     ]
 
 
-def test_argv_defaults_without_a_draft():
+def test_argv_defaults_without_a_draft_and_the_optional_flags():
     request = LaunchRequest(model_id="m", target="/models/llama-3", served_name="org/served",
-                            extra_args=["--max-model-len", "8192"])
+                            max_model_len=8192, dtype="bfloat16", trust_remote_code=True)
     argv = vllm_argv("vllm", request, 9000)
     assert "--speculative-config" not in argv
-    pairs = dict(zip(argv[3:-2:2], argv[4:-2:2], strict=True))
-    assert pairs == {"--served-model-name": "org/served", "--port": "9000",
-                     "--host": "127.0.0.1", "--tensor-parallel-size": "1",
-                     "--max-num-queued-reqs": "64"}
-    assert argv[-2:] == ["--max-model-len", "8192"]
+    assert argv[:3] == ["vllm", "serve", "/models/llama-3"]
+    assert argv[3:] == ["--served-model-name", "org/served", "--port", "9000",
+                        "--host", "127.0.0.1", "--tensor-parallel-size", "1",
+                        "--max-num-queued-reqs", "64", "--max-model-len", "8192",
+                        "--dtype", "bfloat16", "--trust-remote-code"]
     assert LaunchRequest(model_id="m", target="org/m").served_name == "m"
     no_queue = vllm_argv("vllm", LaunchRequest(model_id="m", target="o/m", max_queued=None), 1)
-    assert "--max-num-queued-reqs" not in no_queue
+    assert "--max-num-queued-reqs" not in no_queue and "--trust-remote-code" not in no_queue
 
 
 def test_a_request_survives_its_command_payload():
@@ -47,25 +47,67 @@ def test_a_request_survives_its_command_payload():
         LaunchRequest.from_dict({"op": "launch", "model_id": "m"})
 
 
+@pytest.mark.parametrize("extra", [
+    {"extra_args": ["--trust-remote-code"]}, {"extra_args": ["-tp", "8"]},
+    {"extra_args": ["--tensor_parallel_size=8"]}, {"extra_args": ["--hos=0.0.0.0"]},
+    {"extra_args": ["--config", "/etc/x.yaml"]}, {"tensor_parallel_size": 8}, {"port": 1},
+])
+def test_launch_options_are_a_closed_set(extra):
+    """No free-form vLLM flags, in any spelling: only the options LaunchRequest knows."""
+    payload = {"op": "launch", "request_id": "r", "model_id": "m", "target": "org/m", **extra}
+    with pytest.raises(ValueError, match=f"unknown launch option '{next(iter(extra))}'"):
+        LaunchRequest.from_dict(payload)
+
+
 @pytest.mark.parametrize(("bad", "message"), [
-    ({"target": "org/m; rm -rf /"}, "target must be"),
-    ({"target": "--trust-remote-code"}, "not starting with -"),
+    ({"target": "org/m; rm -rf /"}, "target must be a Hugging Face repo id"),
+    ({"target": "--trust-remote-code"}, "target must be"),
+    ({"target": "-tp"}, "target must be"),
+    ({"target": "../../etc"}, "target must be"),
+    ({"target": "models/../../etc"}, "target must be"),
+    ({"target": "/models/../etc"}, "target must be"),
+    ({"target": "/models/./x"}, "target must be"),
+    ({"target": "/models//x"}, "target must be"),
+    ({"target": "org/a--b"}, "target must be"),
+    ({"target": "a/b/c"}, "target must be"),
+    ({"target": ".hidden/x"}, "target must be"),
     ({"draft": "a b"}, "draft must be"),
+    ({"draft": "../root"}, "draft must be"),
     ({"served_name": "x y"}, "served_name must be"),
     ({"k": 0}, "k must be an integer between 1 and 32"),
     ({"k": 33}, "k must be"),
     ({"k": True}, "k must be"),
     ({"k": "4"}, "k must be"),
-    ({"gpus": 0}, "gpus must be an integer at least 1"),
+    ({"gpus": 0}, "gpus must be an integer between 1 and 64"),
+    ({"gpus": 999}, "gpus must be an integer between 1 and 64"),
     ({"max_queued": 0}, "max_queued"),
+    ({"max_model_len": 1}, "max_model_len must be"),
+    ({"dtype": "int4"}, "dtype must be one of"),
+    ({"trust_remote_code": "yes"}, "trust_remote_code must be true or false"),
     ({"model_id": "bad id"}, "model_id must be"),
     ({"model_id": "a" * 41}, "model_id must be"),
-    ({"extra_args": ["--port=1"]}, "may not set --port"),
-    ({"extra_args": "--enforce-eager"}, "extra_args must be a list"),
 ])
 def test_bad_requests_are_refused_with_a_clear_message(bad, message):
     with pytest.raises(ValueError, match=message):
         LaunchRequest(**{"model_id": "m", "target": "org/m", **bad})
+
+
+def test_good_model_references():
+    for ref in ("Qwen/Qwen3-8B", "gpt2", "meta-llama/Llama-3.1-8B-Instruct", "org/v1.5_x",
+                "/srv/models/llama-3", "/srv/models/org/Qwen3-8B"):
+        assert LaunchRequest(model_id="m", target=ref).target == ref
+
+
+def test_local_paths_must_resolve_under_the_models_directory(tmp_path):
+    models = tmp_path / "models"
+    (models / "llama").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (models / "link").symlink_to(tmp_path / "secret")
+    assert local_path_allowed(str(models / "llama"), str(models)) is None
+    assert "only Hugging Face repo ids" in local_path_allowed(str(models / "llama"), None)
+    assert "is not under" in local_path_allowed(str(tmp_path / "secret"), str(models))
+    assert "is not under" in local_path_allowed(str(models / "link"), str(models))
+    assert "is not a directory" in local_path_allowed(str(models / "nothing"), str(models))
 
 
 def test_bad_port_is_refused():
