@@ -231,10 +231,12 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # One line per HTTP request is noise (and carries URLs): the clients' request logs stay
-    # quiet at INFO. Whatever is logged, at any level, passes the redaction filter.
-    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # One line per HTTP request is noise below DEBUG. Whatever is logged, at any level and by
+    # any library, passes the redaction filter (URL credentials, secret query values, and the
+    # values of the secrets this process holds).
+    if settings.log_level != "DEBUG":
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     install_redaction(settings.secret_values())
 
 

@@ -14,10 +14,8 @@ from storage.migrate import upgrade
 from tests.databases import base_url, create_database, drop_database, unique_name
 from tests.fakes.openai_api import FakeModelServer
 from tests.fakes.telegram_api import FakeTelegram
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-from tests.pool_support import client, vllm  # noqa: E402, F401  (pool fixtures, everywhere)
+from tests.pool_support import client, vllm  # noqa: F401  (pool fixtures, everywhere)
+from tests.services import REDIS_URL
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

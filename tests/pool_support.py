@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from inference.pool.agent import PoolAgent
 from inference.pool.client import PoolClient
 from inference.pool.protocol import PoolAuth
-from tests.conftest import REDIS_URL
+from tests.services import REDIS_URL
 
 FAKE_VLLM = Path(__file__).resolve().parent / "fakes" / "fake_vllm.py"
 POOL_SECRET = "pool-secret-for-tests-0123456789"
