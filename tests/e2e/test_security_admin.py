@@ -131,3 +131,27 @@ async def test_admin_commands_do_not_exist_in_groups(keyed_bot, telegram, db, co
     assert not any("127.0.0.1" in (m.text or "") for m in telegram.bot_messages(GROUP))
     assert await rows(db, "SELECT * FROM audit_log") == []
     assert await rows(db, "SELECT * FROM model_override") == []
+
+
+async def test_a_vllm_models_key_goes_to_its_api_not_to_health_or_metrics(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
+):
+    """A routed vLLM entry: the key rides on /v1 requests (health listing, chat) only; /health
+    and /metrics, which vLLM serves without authentication, never get it."""
+    overrides = {"beta": {"backend": "vllm", "api_key_env": "ALPHA_KEY"}}
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           catalogue_overrides=overrides, ADMIN_IDS=str(ADMIN)):
+        telegram.user_sends("/model", chat_id=ADMIN)
+        [menu] = await telegram.wait_for_bot_messages(ADMIN, 1)
+        data = next(b["callback_data"] for r in menu.reply_markup["inline_keyboard"] for b in r
+                    if b["text"].endswith("Beta"))
+        query = telegram.user_presses(ADMIN, menu.message_id, data)
+        await telegram.wait_for(lambda: query in telegram.callback_answers())
+        assert (await say(telegram, "hi beta")) == "[beta-served] hi beta"
+        await telegram.wait_for(lambda: any(r.path == "/metrics" for r in models.requests))
+    by_path: dict[str, set] = {}
+    for request in models.requests:
+        by_path.setdefault(request.path, set()).add(request.headers.get("authorization"))
+    assert by_path["/v1/models"] == {"Bearer sk-test-alpha"}
+    assert by_path["/v1/chat/completions"] == {"Bearer sk-test-alpha"}
+    assert by_path["/metrics"] == {None} and by_path["/health"] == {None}
