@@ -98,8 +98,9 @@ async def launch_in_pool(message: Message, bot: Bot, request: LaunchRequest, tit
             problem = ready_address_problem(event.get("base_url"), live.get(claimant))
             if problem:
                 log.warning("pool: refused the ready event of %s: %s", request_id, problem)
+                await client.stop(model_id)  # no server of a model nobody can use
                 await show(f"⚠️ {model_id}: {claimant} reported ready, but {problem}; "
-                           "not added")
+                           "not added, and its server is being stopped")
                 return
             spec = {
                 "title": title, "backend": "vllm",

@@ -3,14 +3,17 @@ bot reports progress in one message, registers the model, and `/rmmodel` stops t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from bot import pool_launch
+from inference.pool.agent import PoolAgent
 from inference.pool.protocol import PoolAuth, PoolKeys
 from tests.conftest import REDIS_URL
 from tests.e2e.helpers import labels, rows
@@ -75,36 +78,47 @@ async def wait_text(telegram, predicate, wait: float = 30):
         timeout=wait)
 
 
+@contextlib.asynccontextmanager
+async def launch_under_way(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           vllm) -> AsyncIterator[tuple[Redis, PoolKeys, dict, PoolAgent]]:
+    """`/addmodel q hf=… draft=…` with a slow-starting server: yields while it is launching,
+    with the Redis connection, the pool keys, the agent's first (genuine) event and the
+    agent."""
+    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "1.5")
+    redis = Redis.from_url(REDIS_URL)
+    keys = PoolKeys(redis_prefix)
+    async with (
+        agent(redis_prefix, tmp_path, vllm, gpus=(0,)) as pool,
+        running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
+    ):
+        telegram.user_sends("/addmodel q hf=org/q draft=org/d", chat_id=ADMIN)
+        await wait_text(telegram, lambda t: t.startswith("⏳ q: launching"))
+        [(_, [(_, fields)])] = await redis.xread({keys.events_log: "0-0"}, count=1)
+        try:
+            yield redis, keys, AUTH.open("event", fields), pool
+        finally:
+            await redis.aclose()
+
+
 async def test_forged_ready_events_are_ignored_and_the_agents_own_is_stored(
     monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, vllm, db, caplog
 ):
     """An attacker who can write to Redis races the agent with "ready" events pointing at
     their own server; the bot stores only the claiming agent's address."""
-    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "1.5")
-    redis = Redis.from_url(REDIS_URL)
-    keys = PoolKeys(redis_prefix)
-    async with (
-        agent(redis_prefix, tmp_path, vllm, gpus=(0,)),
-        running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
-                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
-    ):
-        telegram.user_sends("/addmodel q hf=org/q draft=org/d", chat_id=ADMIN)
-        launching = await wait_text(telegram, lambda t: t.startswith("⏳ q: launching"))
-        [(_, [(_, fields)])] = await redis.xread({keys.events_log: "0-0"}, count=1)
-        request_id = AUTH.open("event", fields)["request_id"]
-        forged = {"request_id": request_id, "model_id": "q", "host": "gpu1", "state": "ready",
-                  "base_url": "http://evil.example:9/v1", "gpus": [0], "detail": "", "pid": 1}
+    async with launch_under_way(monkeypatch, tmp_path, telegram, models, database_url,
+                                redis_prefix, vllm) as (redis, keys, event, _):
+        forged = {**event, "state": "ready", "base_url": "http://evil.example:9/v1"}
         await redis.xadd(keys.events_log, {"data": json.dumps(forged)})  # unsigned
         await redis.xadd(keys.events_log,
                          PoolAuth("attacker-guess-0123456789").seal("event", forged))
         # Genuinely signed, but from an agent that did not claim this launch.
         await redis.xadd(keys.events_log, AUTH.seal("event", {**forged, "host": "gpu9"}))
         ready = await wait_text(telegram, lambda t: t.startswith(("✅", "⚠️")))
-        assert ready.message_id == launching.message_id
+        assert ready.message_id == telegram.bot_messages(ADMIN)[0].message_id
         assert ready.text.startswith("✅ q: ready on gpu1 (http://127.0.0.1:"), ready.text
         [override] = await rows(db, "SELECT spec FROM model_override")
         assert override["spec"]["base_url"].startswith("http://127.0.0.1:")
-    await redis.aclose()
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "(unsigned)" in logged and "(bad signature)" in logged
     assert "from gpu9: gpu1 claimed it" in logged
@@ -115,25 +129,16 @@ async def test_a_ready_address_off_the_agents_host_is_refused(
 ):
     """Even a signed event may not move the model off the claiming agent's registered host
     (a confused or compromised agent)."""
-    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "2")
-    redis = Redis.from_url(REDIS_URL)
-    keys = PoolKeys(redis_prefix)
-    async with (
-        agent(redis_prefix, tmp_path, vllm, gpus=(0,)),
-        running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
-                    ADMIN_IDS=str(ADMIN), POOL_SECRET=POOL_SECRET),
-    ):
-        telegram.user_sends("/addmodel q hf=org/q draft=org/d", chat_id=ADMIN)
-        await wait_text(telegram, lambda t: t.startswith("⏳ q: launching"))
-        [(_, [(_, fields)])] = await redis.xread({keys.events_log: "0-0"}, count=1)
-        event = AUTH.open("event", fields)
+    async with launch_under_way(monkeypatch, tmp_path, telegram, models, database_url,
+                                redis_prefix, vllm) as (redis, keys, event, pool):
         await redis.xadd(keys.events_log, AUTH.seal("event", {
             **event, "state": "ready", "base_url": "http://evil.example:8000/v1"}))
         refused = await wait_text(telegram, lambda t: t.startswith(("✅", "⚠️")))
         assert refused.text == ("⚠️ q: gpu1 reported ready, but http://evil.example:8000/v1 is "
-                                "not on gpu1's registered address 127.0.0.1; not added")
+                                "not on gpu1's registered address 127.0.0.1; not added, and its "
+                                "server is being stopped")
         assert await rows(db, "SELECT * FROM model_override") == []
-    await redis.aclose()
+        await telegram.wait_for(lambda: pool.replicas() == [] and pool.gpus.free == [0])
 
 
 async def test_bad_launch_arguments_and_a_missing_pool_get_clear_answers_at_once(
