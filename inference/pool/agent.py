@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from inference.pool import process
-from inference.pool.argv import LaunchRequest, is_local_path, local_path_allowed
+from inference.pool.argv import LaunchRequest, is_local_path, local_path_allowed, vllm_command
 from inference.pool.gpus import GpuPool, parse_gpus
 from inference.pool.protocol import CLOCK_SKEW, TTL, Forged, PoolAuth, PoolKeys, text
 from inference.pool.reporting import Reporter
@@ -36,8 +36,9 @@ class PoolAgent:
     """Takes launch/stop commands for this host from Redis and runs the vLLM servers."""
 
     def __init__(
-        self, redis: Redis, *, prefix: str, auth: PoolAuth, host_name: str, gpus: list[int],
-        vllm_bin: str, bind_host: str = "127.0.0.1", advertise_host: str | None = None,
+        self, redis: Redis, *, prefix: str, auth: PoolAuth, host_name: str,
+        gpus: list[int] | GpuPool, vllm_bin: str | list[str], bind_host: str = "127.0.0.1",
+        advertise_host: str | None = None,
         models_dir: str | Path | None = None, trust_remote_code: Iterable[str] = (),
         env_drop: Iterable[str] = (),
         ready_timeout: float = 600, restart_backoff: Sequence[float] = (1, 2, 5, 10, 30),
@@ -47,7 +48,7 @@ class PoolAgent:
     ) -> None:
         self._redis, self.keys, self.host_name = redis, PoolKeys(prefix), host_name
         self.auth = auth
-        self.gpus = GpuPool(gpus)
+        self.gpus = gpus if isinstance(gpus, GpuPool) else GpuPool(gpus)
         self.models_dir = str(models_dir) if models_dir is not None else None
         self.trust_remote_code = frozenset(trust_remote_code)
         wildcard = bind_host in ("0.0.0.0", "::", "")
@@ -57,7 +58,9 @@ class PoolAgent:
         # vLLM runs in an empty directory of its own: `org/name` is never read as a folder.
         self._run_dir = Path(tempfile.mkdtemp(prefix="chatmux-vllm-"))
         self.servers = Supervisor(
-            self.report, self.gpus, vllm_bin=vllm_bin, bind_host=bind_host,
+            self.report, self.gpus,
+            vllm_command=vllm_command(vllm_bin) if isinstance(vllm_bin, str) else vllm_bin,
+            bind_host=bind_host,
             probe_host="127.0.0.1" if wildcard else bind_host,
             log_dir=Path(log_dir) if log_dir is not None else None,
             ready_timeout=ready_timeout, restart_backoff=restart_backoff,
@@ -193,7 +196,10 @@ class PoolAgent:
 
     async def _refusal(self, req: LaunchRequest) -> str | None:
         """Why this agent will not run `req` (its own rules), or None."""
-        if req.gpus > len(self.gpus.gpu_ids):
+        if req.gpus > self.gpus.max_tensor_parallel:
+            if self.gpus.device == "cpu":
+                return (f"{self.host_name} is a CPU host: one server takes one slot (gpus=1); "
+                        f"{req.gpus} were asked for")
             return (f"{self.host_name} has {len(self.gpus.gpu_ids)} GPU(s); "
                     f"{req.gpus} were asked for")
         for ref in req.models:
@@ -250,20 +256,29 @@ class PoolAgent:
 
 
 async def run_agent(
-    redis_url: str, prefix: str, gpus: list[int], vllm_bin: str, *, auth: PoolAuth,
-    host_name: str | None = None, **options: Any,
+    redis_url: str, prefix: str, gpus: list[int] | GpuPool, vllm_bin: str, *, auth: PoolAuth,
+    vllm_python: str | None = None, host_name: str | None = None, **options: Any,
 ) -> None:
     """Run a pool agent until SIGTERM/SIGINT or cancellation (the `chatmux pool-agent` command).
 
+    ``vllm_python``: a Python with vLLM installed, started as a module instead of ``vllm_bin``.
     ``options`` are :class:`PoolAgent`'s keyword arguments (bind_host, advertise_host, …).
     """
-    found = shutil.which(vllm_bin)
-    if found is None:
-        raise ValueError(f"vllm executable {vllm_bin!r} not found (give a path or fix PATH)")
+    if vllm_python:
+        found = shutil.which(vllm_python)
+        if found is None:
+            raise ValueError(f"VLLM_PYTHON {vllm_python!r} not found")
+        command = vllm_command(vllm_bin, found)
+    else:
+        found = shutil.which(vllm_bin)
+        if found is None:
+            raise ValueError(f"vllm executable {vllm_bin!r} not found (give a path or fix "
+                             "PATH, or set VLLM_PYTHON)")
+        command = vllm_command(found)
     redis = Redis.from_url(redis_url)
     agent = PoolAgent(redis, prefix=prefix, auth=auth,
-                      host_name=host_name or socket.gethostname(), gpus=gpus, vllm_bin=found,
-                      **options)
+                      host_name=host_name or socket.gethostname(), gpus=gpus,
+                      vllm_bin=command, **options)
     loop = asyncio.get_running_loop()
     runner = asyncio.create_task(agent.run())
     with contextlib.suppress(NotImplementedError):

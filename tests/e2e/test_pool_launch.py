@@ -170,8 +170,8 @@ async def test_bad_launch_arguments_and_a_missing_pool_get_clear_answers_at_once
             assert reply.startswith(answer), reply
         async with agent(redis_prefix, tmp_path, vllm, gpus=(0, 1)):
             reply = await say("/addmodel x hf=org/x draft=org/d gpus=3")
-            assert reply == ("⚠️ gpus=3: the largest pool agent (gpu1) has 2 GPU(s); nothing "
-                             "launched")
+            assert reply == ("⚠️ gpus=3: no pool agent gives one server that many (the most "
+                             "is 2, on gpu1); nothing launched")
         assert await rows(db, "SELECT * FROM audit_log") == []
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from inference.pool.agent import run_agent
 from inference.pool.argv import LaunchRequest
-from inference.pool.gpus import free_port
+from inference.pool.gpus import GpuPool, free_port
 from tests.conftest import REDIS_URL
 from tests.pool_support import AUTH, agent, events, gone, read, records, served
 
@@ -280,3 +280,25 @@ async def test_run_agent_stops_its_servers_on_sigterm(redis_prefix, tmp_path, vl
     os.kill(os.getpid(), signal.SIGTERM)  # run_agent's handler turns it into a clean stop
     await asyncio.wait_for(task, 15)
     assert gone(ready["pid"]) and await client.replicas() == []
+
+
+async def test_a_cpu_agent_sets_no_cuda_devices_and_runs_one_slot_per_server(
+    redis_prefix, tmp_path, vllm, client
+):
+    async with agent(redis_prefix, tmp_path, vllm, gpus=GpuPool.cpu(1)) as pool:
+        [beat] = await client.agents()
+        assert beat["device"] == "cpu" and beat["max_tensor_parallel"] == 1
+        [refused] = await events(client, await client.launch(
+            LaunchRequest(model_id="big", target="org/big", gpus=2), host="gpu1"))
+        assert refused["detail"] == ("gpu1 is a CPU host: one server takes one slot (gpus=1); "
+                                     "2 were asked for")
+        launch = await events(client, await client.launch(
+            LaunchRequest(model_id="m", target="org/m")))
+        assert launch[0]["detail"].startswith("vllm serve org/m on the CPU (pid ")
+        assert launch[-1]["state"] == "ready"
+        [run] = records(tmp_path)
+        assert run["cuda_visible_devices"] is None
+        [full] = await events(client, await client.launch(
+            LaunchRequest(model_id="n", target="org/n"), host="gpu1"))
+        assert full["detail"] == "no free CPU slots on gpu1: 1 needed, 0 free of 1"
+        assert pool.gpus.free == []

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from inference.pool.argv import LaunchRequest, local_path_allowed, vllm_argv
+from inference.pool.argv import LaunchRequest, local_path_allowed, vllm_argv, vllm_command
 from inference.pool.gpus import GpuPool, free_port, parse_gpus
 
 
@@ -146,3 +146,22 @@ def test_free_port_can_be_bound():
     port = free_port("127.0.0.1")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_module_invocation_for_builds_without_a_working_vllm_script():
+    command = vllm_command("vllm", "/venvs/vllm/bin/python")
+    argv = vllm_argv(command, LaunchRequest(model_id="m", target="/srv/models/t", k=3,
+                                            draft="/srv/models/d"), 8001)
+    assert argv[:5] == ["/venvs/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server",
+                        "--model", "/srv/models/t"]
+    assert argv[5:9] == ["--served-model-name", "m", "--port", "8001"]
+    assert vllm_command("/opt/vllm") == ["/opt/vllm", "serve"]
+
+
+def test_a_cpu_host_has_slots_not_gpus():
+    pool = GpuPool.cpu(2)
+    assert (pool.device, pool.unit, pool.max_tensor_parallel) == ("cpu", "CPU slot", 1)
+    assert pool.allocate(1) == [0] and pool.allocate(1) == [1] and pool.allocate(1) is None
+    assert GpuPool([0, 1, 2]).max_tensor_parallel == 3
+    with pytest.raises(ValueError, match="--cpu"):
+        GpuPool.cpu(0)
