@@ -179,6 +179,8 @@ class ReplicaSetBackend:
         self._session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._recheck_lock = asyncio.Lock()
+        self._rechecked_at = float("-inf")
         self._closed = False
 
     # --- lifecycle and health -------------------------------------------------------------
@@ -246,6 +248,14 @@ class ReplicaSetBackend:
             replica.spec_decode.observe(replica.stats, self._clock())
         return listed and alive
 
+    async def _recheck(self, min_interval: float = 1.0) -> None:
+        """A health check now, shared by concurrent callers, at most once per `min_interval`."""
+        async with self._recheck_lock:
+            if self._clock() - self._rechecked_at < min_interval:
+                return
+            await self.refresh()
+            self._rechecked_at = self._clock()
+
     def status(self) -> list[ReplicaStatus]:
         return [r.status() for r in self.replicas]
 
@@ -256,6 +266,10 @@ class ReplicaSetBackend:
         *, key: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         await self.start()
+        if not self._usable(key):
+            # Every replica looked down at the last health check (up to `health_interval`
+            # ago): a server that came back since would be refused for no reason. Look now.
+            await self._recheck()
         tried: set[str] = set()
         last: BackendError | None = None
         for attempt in range(self.settings.max_attempts):
@@ -302,6 +316,11 @@ class ReplicaSetBackend:
             if replica.breaker.allow():
                 return replica
         return None
+
+    def _usable(self, key: str | None) -> bool:
+        """Whether some replica could take a request now (without taking a breaker's trial)."""
+        order = choose(self._views(key), key, max_in_flight=self.settings.max_in_flight)
+        return any(self._by_url[view.id].breaker.available() for view in order)
 
     def _soonest_cooldown(self) -> float | None:
         waits = [r.cooling_left() for r in self.replicas

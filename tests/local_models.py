@@ -143,3 +143,31 @@ def chat_model_dir(
     )
     model = build_llama(config, seed=seed, logit_scale=4.0)
     return save_model(directory, model, byte_tokenizer(chat_template=chat_template))
+
+
+def printable_only(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast) -> None:
+    """Zero the LM-head rows of every token but printable ASCII, space and newline: the rest
+    (specials and EOS included) get logit 0, below the best printable one, so greedy decoding
+    writes readable characters and runs to max_tokens."""
+    keep = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(chr(b))[0])
+            for b in (10, *range(32, 127))]
+    mask = torch.zeros(model.lm_head.weight.shape[0], dtype=torch.bool)
+    mask[keep] = True
+    with torch.no_grad():
+        model.lm_head.weight[~mask] = 0.0
+
+
+def vllm_pair(directory: Path, *, eps: float = 0.3, seed: int = 0) -> tuple[Path, Path]:
+    """(target dir, draft dir) that real vLLM's CPU build serves: head_dim 64 (its attention
+    kernels reject 16), 1024 positions, the byte tokenizer with the chat template, printable
+    output (see `printable_only`); the draft is the target's first layer (see
+    `stacked_pair`)."""
+    tokenizer = byte_tokenizer()
+    draft, target = stacked_pair(
+        eps=eps, draft_layers=1, extra_layers=1, seed=seed, logit_scale=4.0,
+        vocab_size=BYTE_VOCAB_SIZE, hidden_size=128, heads=2, max_positions=1024,
+    )
+    printable_only(target, tokenizer)
+    printable_only(draft, tokenizer)
+    return (save_model(directory / "target", target, tokenizer),
+            save_model(directory / "draft", draft, tokenizer))

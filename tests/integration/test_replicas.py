@@ -346,3 +346,23 @@ async def test_unstarted_backend_starts_on_first_use(servers: list[FakeModelServ
         await backend.aclose()
     with pytest.raises(BackendError):
         await collect(backend)
+
+
+async def test_a_replica_back_between_health_checks_is_used_at_once(
+    servers: list[FakeModelServer],
+) -> None:
+    """All replicas looked down at the last check: a request looks again instead of failing
+    for up to a health interval after the servers came back (seen with real vLLM restarts)."""
+    settings = RoutingSettings(health_interval=3600, backoff_base=0.01, backoff_cap=0.05)
+    for server in servers:
+        server.healthy = False
+    async with routed(servers, settings) as backend:
+        assert {r.state for r in backend.status()} == {"warming"}
+        servers[2].healthy = True  # back, but the next scheduled check is an hour away
+        assert (await collect(backend))[0] == REPLY
+        assert chats(servers) == [0, 0, 1]
+        for server in servers:
+            server.healthy = False
+        await backend.refresh()
+        with pytest.raises(ModelUnavailable, match="no healthy replica"):
+            await collect(backend)  # and when nothing is back, it still fails fast
