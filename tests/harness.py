@@ -18,7 +18,10 @@ from tests.fakes.telegram_api import FakeTelegram
 
 
 def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Path:
-    """Two models on the fake server: `alpha` (needs a key from the env) and `beta`."""
+    """Two models on the fake server: `alpha` (needs a key from the env) and `beta`.
+
+    `overrides` maps a model id to fields to change; a field set to None is left out.
+    """
     entries = [
         {
             "id": "alpha",
@@ -44,6 +47,8 @@ def write_catalogue(path: Path, models: FakeModelServer, **overrides: Any) -> Pa
     ]
     for entry in entries:
         entry.update(overrides.get(entry["id"], {}))
+        for key in [k for k, v in entry.items() if v is None]:
+            del entry[key]  # an override of None leaves the field out of the entry
     path.write_text(yaml.safe_dump({"default_model": "alpha", "models": entries}))
     return path
 
