@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
+from bot.addressing import AddressedToBot
 from bot.answering import Answerer, Turn
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
@@ -14,29 +14,6 @@ from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
-
-
-class AddressedToBot(Filter):
-    """Private chats: always. Groups: a mention of the bot or a reply to one of its messages.
-
-    Passes the text with the mention removed as `prompt`.
-    """
-
-    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, str]:
-        text = message.text or ""
-        if message.chat.type == ChatType.PRIVATE:
-            return {"prompt": text}
-        me = await bot.me()
-        replied = message.reply_to_message
-        if replied is not None and replied.from_user and replied.from_user.id == me.id:
-            return {"prompt": text}
-        mention = f"@{me.username}".lower() if me.username else None
-        for entity in message.entities or []:
-            if entity.type == "mention" and mention:
-                value = entity.extract_from(text)
-                if value.lower() == mention:
-                    return {"prompt": text.replace(value, "", 1)}
-        return False
 
 
 async def unknown_command(message: Message, lang: str) -> None:
