@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from aiogram import Bot
 from aiogram.enums import ChatType
 from aiogram.filters import Filter
 from aiogram.types import Message, MessageEntity
+
+# A command as Telegram clients write it: /name or /name@bot_username, then a space or the end.
+_COMMAND = re.compile(r"/[A-Za-z0-9_]*(?:@([A-Za-z0-9_]*))?(?=\s|$)")
+
+
+def is_command(message: Message) -> bool:
+    """Text starting with "/": a command, for us or not, never a question for a model."""
+    return (message.text or "").startswith("/")
+
+
+def command_mention(text: str) -> str | None:
+    """The bot a command names (`/cmd@name` → "name"), None for a bare `/cmd`."""
+    match = _COMMAND.match(text)
+    return match.group(1) or None if match else None
 
 
 def entity_text(text: str, entity: MessageEntity) -> str | None:
@@ -21,24 +37,50 @@ def entity_text(text: str, entity: MessageEntity) -> str | None:
         return None
 
 
-class AddressedToBot(Filter):
-    """Private chats: always. Groups: a mention of the bot or a reply to one of its messages.
+async def addressed_prompt(message: Message, bot: Bot) -> str | None:
+    """The text meant for the bot (its mention removed), or None if the bot is not addressed.
 
-    Passes the text with the mention removed as `prompt`.
+    Private chats: always. Groups: a mention of the bot or a reply to one of its messages.
+    """
+    text = message.text or ""
+    if message.chat.type == ChatType.PRIVATE:
+        return text
+    me = await bot.me()
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user and replied.from_user.id == me.id:
+        return text
+    mention = f"@{me.username}".lower() if me.username else None
+    for entity in message.entities or []:
+        if entity.type == "mention" and mention:
+            value = entity_text(text, entity)
+            if value is not None and value.lower() == mention:
+                return text.replace(value, "", 1)
+    return None
+
+
+class AddressedToBot(Filter):
+    """A question for the bot (see `addressed_prompt`); passes its text as `prompt`.
+
+    Commands are never questions, whoever they are for.
     """
 
     async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, str]:
-        text = message.text or ""
-        if message.chat.type == ChatType.PRIVATE:
-            return {"prompt": text}
-        me = await bot.me()
-        replied = message.reply_to_message
-        if replied is not None and replied.from_user and replied.from_user.id == me.id:
-            return {"prompt": text}
-        mention = f"@{me.username}".lower() if me.username else None
-        for entity in message.entities or []:
-            if entity.type == "mention" and mention:
-                value = entity_text(text, entity)
-                if value is not None and value.lower() == mention:
-                    return {"prompt": text.replace(value, "", 1)}
-        return False
+        if is_command(message):
+            return False
+        prompt = await addressed_prompt(message, bot)
+        return False if prompt is None else {"prompt": prompt}
+
+
+class CommandForUs(Filter):
+    """A command this bot should answer: `/cmd@<this bot>`, or a bare `/cmd` in a private chat
+    or, in a group, when the message also addresses the bot. Commands for other bots
+    (`/cmd@otherbot`) are not ours, wherever they are sent."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool:
+        if not is_command(message):
+            return False
+        named = command_mention(message.text or "")
+        if named is not None:
+            me = await bot.me()
+            return me.username is not None and named.lower() == me.username.lower()
+        return await addressed_prompt(message, bot) is not None

@@ -6,7 +6,7 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
-from bot.addressing import AddressedToBot
+from bot.addressing import AddressedToBot, CommandForUs
 from bot.answering import Answerer, Turn
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
@@ -70,9 +70,11 @@ async def on_stop(event: MessageGenerationStopped, stops: StopSignals) -> None:
 
 def build_router() -> Router:
     router = Router(name="chat")
-    router.message.register(unknown_command, F.text.startswith("/"))
+    # The one place that decides about commands no other router took: ours get "I don't
+    # know that command", other bots' (and, in groups, bare ones not addressed to us) nothing.
+    router.message.register(unknown_command, CommandForUs())
     router.message.register(on_text, F.text, AddressedToBot())
-    router.message.register(not_text, F.chat.type == ChatType.PRIVATE)
+    router.message.register(not_text, F.chat.type == ChatType.PRIVATE, ~F.text)
     router.stopped_message_generation.register(on_stop)
     router.callback_query.register(stale_button)
     return router

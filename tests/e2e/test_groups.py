@@ -1,0 +1,52 @@
+"""Groups: the bot answers what is meant for it, ignores the rest, and stores only people who
+talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+
+GROUP = -1007001
+PRIVATE = 7002
+UNKNOWN = "I don't know that command. See /help."
+
+
+def say(telegram, text: str, *, user_id: int = 71, chat_id: int = GROUP, **kwargs):
+    return telegram.user_sends(text, chat_id=chat_id, user_id=user_id, chat_type="supergroup",
+                               **kwargs)
+
+
+async def settled(telegram, chat_id: int, count: int) -> list:
+    """The bot's messages once `count` are shown and nothing more arrives for a moment."""
+    await telegram.wait_for_bot_messages(chat_id, count)
+    await asyncio.sleep(0.4)
+    return telegram.bot_messages(chat_id)
+
+
+async def test_commands_for_other_bots_are_ignored(bot, telegram, models, db):
+    for text in ("/foo@otherbot", "/start@otherbot", "/ban@combot @spammer",
+                 "/new@otherbot", "/ask@otherbot @chatmux_test_bot what is 2+2?"):
+        say(telegram, text)
+    say(telegram, "/help@chatmux_test_bot")  # ours: answered, and the last one
+    [help_] = await settled(telegram, GROUP, 1)
+    assert help_.text.startswith("Commands:")
+    assert models.chat_requests() == []  # no command became a question
+
+
+async def test_bare_unknown_commands_in_groups_only_when_addressed(bot, telegram, models):
+    say(telegram, "/foo")
+    say(telegram, "@chatmux_test_bot hello")
+    [answer] = await settled(telegram, GROUP, 1)
+    assert answer.text == "[alpha-served] hello"
+    say(telegram, "/foo", reply_to_message_id=answer.message_id)  # a reply to the bot
+    say(telegram, "/bar@chatmux_test_bot")
+    say(telegram, "/baz @chatmux_test_bot")
+    messages = await settled(telegram, GROUP, 4)
+    assert [m.text for m in messages[1:]] == [UNKNOWN] * 3
+    assert len(models.chat_requests()) == 1
+
+
+async def test_private_chats_answer_bare_unknown_commands_but_not_other_bots(bot, telegram):
+    telegram.user_sends("/foo@otherbot", chat_id=PRIVATE)
+    telegram.user_sends("/foo", chat_id=PRIVATE)
+    replies = await settled(telegram, PRIVATE, 1)
+    assert [r.text for r in replies] == [UNKNOWN]
