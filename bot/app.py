@@ -164,9 +164,12 @@ async def _set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
 def build_dispatcher(app: App) -> Dispatcher:
     dp = Dispatcher(storage=app.fsm_storage, **app.workflow_data())
     dp.update.outer_middleware(DedupMiddleware(app.state))
+    # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
+    # handler's filters have passed: people are stored when they interact with the bot, not
+    # for every group message it sees.
     user_middleware = UserMiddleware(app.users)
-    dp.message.outer_middleware(user_middleware)
-    dp.callback_query.outer_middleware(user_middleware)
+    dp.message.middleware(user_middleware)
+    dp.callback_query.middleware(user_middleware)
     dp.include_routers(*feature_routers())
 
     async def on_startup(bot: Bot) -> None:

@@ -1,4 +1,6 @@
-"""Loads (and refreshes) the sender and the chat from the database for every update."""
+"""Loads (and refreshes) the sender and the chat from the database for each update the bot
+handles (an inner middleware: it runs after a handler's filters matched, so group members who
+never talk to the bot are not stored)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.e2e.helpers import rows
+
 GROUP = -1007001
 PRIVATE = 7002
 UNKNOWN = "I don't know that command. See /help."
@@ -50,3 +52,21 @@ async def test_private_chats_answer_bare_unknown_commands_but_not_other_bots(bot
     telegram.user_sends("/foo", chat_id=PRIVATE)
     replies = await settled(telegram, PRIVATE, 1)
     assert [r.text for r in replies] == [UNKNOWN]
+
+
+async def test_bystanders_are_not_stored(bot, telegram, models, db):
+    say(telegram, "hello everyone", user_id=81, first_name="Bystander", username="by_stander")
+    say(telegram, "/foo", user_id=82, first_name="Other")
+    say(telegram, "/start@otherbot", user_id=83)
+    telegram.user_sends(chat_id=GROUP, user_id=84, chat_type="supergroup", sticker=True)
+    say(telegram, "nice", user_id=85, reply_to_message_id=1)  # a reply to a bystander
+    await asyncio.sleep(0.5)
+    assert telegram.bot_messages(GROUP) == []
+    assert await rows(db, "SELECT * FROM user_account") == []
+    assert await rows(db, "SELECT * FROM chat") == []  # not even the group's title
+
+    say(telegram, "@chatmux_test_bot hi", user_id=86, first_name="Asker")
+    await telegram.wait_for_bot_messages(GROUP, 1)
+    people = await rows(db, "SELECT telegram_id, first_name FROM user_account", 1)
+    assert [(p["telegram_id"], p["first_name"]) for p in people] == [(86, "Asker")]
+    assert [c["telegram_id"] for c in await rows(db, "SELECT telegram_id FROM chat")] == [GROUP]
