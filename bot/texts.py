@@ -132,6 +132,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ru": "Спасибо! A — это {a}, B — {b}.",
     },
     "battle_strength_saved": {"en": "Saved: {strength}", "ru": "Сохранено: {strength}"},
+    "arena_needs_person": {
+        "en": "Arena battles are judged by the person who asked, so they are not available "
+              "when writing on behalf of a chat.",
+        "ru": "Поединки на арене оценивает тот, кто задал вопрос, поэтому они недоступны, "
+              "когда вы пишете от имени чата.",
+    },
     "battle_not_yours": {
         "en": "Only the person who asked can judge this battle.",
         "ru": "Оценить этот поединок может только тот, кто задал вопрос.",

@@ -12,6 +12,9 @@ from storage.base import Base, BigId, CreatedAt, JSONType
 
 
 class User(CreatedAt, Base):
+    """A person who talks to the bot, or a chat writing on its own behalf (an anonymous group
+    admin, a channel): then `telegram_id` is the chat's (negative) id and no name is stored."""
+
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -25,6 +28,11 @@ class User(CreatedAt, Base):
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
+
+    @property
+    def is_chat(self) -> bool:
+        """A chat, not a person (Telegram user ids are positive, chat ids negative)."""
+        return self.telegram_id < 0
 
 
 class Chat(CreatedAt, Base):

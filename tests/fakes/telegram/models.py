@@ -22,6 +22,9 @@ class ChatMessage:
     date: int = 0
     edit_date: int | None = None
     sender: dict[str, Any] = field(default_factory=dict)  # the "from" User object
+    # Sent on behalf of a chat (anonymous group admins, channels): that Chat object.
+    sender_chat: dict[str, Any] | None = None
+    author_signature: str | None = None
     reply_to_message_id: int | None = None
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
     # sendPhoto: file_id, file_unique_id, file_name, mime_type, size, content, width, height

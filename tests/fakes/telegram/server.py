@@ -215,6 +215,37 @@ class FakeTelegram:
             photo=photo,
         )
 
+    def chat_sends(
+        self,
+        text: str | None = None,
+        *,
+        chat_id: int,
+        channel_id: int | None = None,
+        channel_title: str | None = None,
+        author_signature: str | None = None,
+        reply_to_message_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        sticker: bool = False,
+    ) -> dict[str, Any]:
+        """A message on behalf of a chat in supergroup `chat_id`: an anonymous admin's
+        (`channel_id` None: the group is the sender, `from` is GroupAnonymousBot), or a
+        channel's (`from` is Channel_Bot); returns the queued Update."""
+        user, sender = simulate.sender_chat(self.world, chat_id, channel_id, channel_title)
+        return simulate.user_sends(
+            self.world,
+            text,
+            chat_id=chat_id,
+            user=user,
+            chat_type="supergroup",
+            chat_title=None,
+            reply_to_message_id=reply_to_message_id,
+            entities=entities,
+            sticker=sticker,
+            photo=False,
+            sender_chat=sender,
+            author_signature=author_signature if channel_id is None else None,
+        )
+
     def user_presses(
         self,
         chat_id: int,

@@ -12,6 +12,11 @@ from .textutil import utf16_len
 _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@])")
 _MENTION = re.compile(r"(?<![\w@/])@[A-Za-z0-9_]{5,32}(?![\w@])")
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
+# The service accounts Telegram puts in `from` of messages sent on behalf of a chat.
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group",
+                       "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel",
+               "username": "Channel_Bot"}
 
 
 def auto_entities(text: str) -> list[dict[str, Any]]:
@@ -67,6 +72,8 @@ def user_sends(
     entities: list[dict[str, Any]] | None,
     sticker: bool,
     photo: bool,
+    sender_chat: dict[str, Any] | None = None,
+    author_signature: str | None = None,
 ) -> dict[str, Any]:
     """Store a user's message and queue its ``message`` update."""
     if sticker and (photo or text is not None):
@@ -85,7 +92,8 @@ def user_sends(
     else:
         title = chat_title or (chat.title if chat else None) or "Test group"
         world.chats[chat_id] = ChatInfo(chat_id, chat_type, title=title)
-    message = ChatMessage(0, from_bot=False, sender=user, reply_to_message_id=reply_to_message_id)
+    message = ChatMessage(0, from_bot=False, sender=user, reply_to_message_id=reply_to_message_id,
+                          sender_chat=sender_chat, author_signature=author_signature)
     found = auto_entities(text or "") if entities is None else entities
     if sticker:
         message.media["sticker"] = _sticker(world.serial())
@@ -96,6 +104,24 @@ def user_sends(
         message.text, message.entities = text, found
     world.add_message(chat_id, message)
     return world.add_update("message", world.message_dict(chat_id, message))
+
+
+def sender_chat(world: World, chat_id: int, channel_id: int | None,
+                channel_title: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(`from`, `sender_chat`) of a message sent on behalf of a chat in supergroup `chat_id`:
+    the group itself (an anonymous admin) or a channel (its posts forwarded to its discussion
+    group, or a member writing as their channel)."""
+    if chat_id >= 0:
+        raise ValueError("group chat ids are negative")
+    chat = world.chats.setdefault(chat_id, ChatInfo(chat_id, "supergroup", title="Test group"))
+    if chat.type != "supergroup":
+        raise ValueError("only supergroups have anonymous admins and members writing as a channel")
+    if channel_id is None:
+        return GROUP_ANONYMOUS_BOT, chat.as_dict()
+    if channel_id > -1_000_000_000_000 or channel_id == chat_id:
+        raise ValueError("a channel id looks like -100xxxxxxxxxx and is not the group's")
+    return CHANNEL_BOT, {"id": channel_id, "title": channel_title or "Test channel",
+                         "type": "channel"}
 
 
 def user_presses(

@@ -105,6 +105,10 @@ class World:
             "chat": self.chats[chat_id].as_dict(),
             "date": message.date,
         }
+        if message.sender_chat is not None:
+            result["sender_chat"] = message.sender_chat
+        if message.author_signature:
+            result["author_signature"] = message.author_signature
         if message.edit_date:
             result["edit_date"] = message.edit_date
         replied = self.find(chat_id, message.reply_to_message_id or 0)
