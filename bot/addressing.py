@@ -24,6 +24,23 @@ def command_mention(text: str) -> str | None:
     return match.group(1) or None if match else None
 
 
+def topic_of(message: Message) -> int | None:
+    """The forum (or private-chat) topic a message is in; None for the chat itself and a
+    forum's General topic. A reply outside topics carries the id of its reply thread in
+    `message_thread_id` too, which is not a topic (sending to it fails)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def replies_to_bot(message: Message, bot_id: int) -> bool:
+    """A real reply to one of the bot's messages. In a topic every message that replies to
+    nothing "replies" to the topic's first message, the service message that opened it —
+    which is the bot's if the bot opened the topic."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return False
+    return replied.forum_topic_created is None and replied.message_id != topic_of(message)
+
+
 def entity_text(text: str, entity: MessageEntity) -> str | None:
     """The text `entity` covers, or None when its UTF-16 offsets do not fall on whole
     characters inside `text` (entities come from clients and may be malformed)."""
@@ -46,8 +63,7 @@ async def addressed_prompt(message: Message, bot: Bot) -> str | None:
     if message.chat.type == ChatType.PRIVATE:
         return text
     me = await bot.me()
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user and replied.from_user.id == me.id:
+    if replies_to_bot(message, me.id):
         return text
     mention = f"@{me.username}".lower() if me.username else None
     for entity in message.entities or []:

@@ -122,9 +122,11 @@ class Answerer:
                 self._idle.set()
 
     @contextlib.asynccontextmanager
-    async def chat_lock(self, chat_id: int, wait: float = 60.0) -> AsyncIterator[bool]:
-        """One generation at a time per chat (across processes); yields False if still busy."""
-        key = f"gen:{chat_id}"
+    async def chat_lock(self, chat_id: int, thread_id: int | None = None,
+                        wait: float = 60.0) -> AsyncIterator[bool]:
+        """One generation at a time per conversation: a chat, or one topic of it (across
+        processes); yields False if still busy after `wait` seconds."""
+        key = f"gen:{chat_id}" if thread_id is None else f"gen:{chat_id}:{thread_id}"
         ttl = 600.0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ChatType
+from aiogram.enums import ChatType, ContentType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
-from bot.addressing import AddressedToBot, CommandForUs
+from bot.addressing import AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
@@ -27,15 +27,16 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
     if not prompt:
         await message.reply(t("empty", lang), parse_mode=None)
         return
+    topic = topic_of(message)
     turn = Turn(
         chat_id=message.chat.id,
         chat_type=message.chat.type,
-        thread_id=message.message_thread_id if message.is_topic_message else None,
+        thread_id=topic,
         reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
         lang=lang,
     )
-    async with answerer.chat_lock(message.chat.id) as free:
-        conversation = await conversations.active(chat_row_id, db_user.id)
+    async with answerer.chat_lock(message.chat.id, topic) as free:
+        conversation = await conversations.active(chat_row_id, db_user.id, topic)
         try:
             stored = await conversations.add_user_message(
                 conversation.id, db_user.id, prompt, message.chat.id, message.message_id
@@ -52,6 +53,16 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
                                   chat_row_id=chat_row_id, pair=pair)
         else:
             await answerer.answer(bot, turn, stored, db_user.model_id)
+
+
+# What a person can send instead of text. Service messages (a topic opened, a pinned
+# message…) are not in it: they are events, not something to answer.
+NOT_TEXT = frozenset({
+    ContentType.STICKER, ContentType.PHOTO, ContentType.VIDEO, ContentType.ANIMATION,
+    ContentType.AUDIO, ContentType.VOICE, ContentType.VIDEO_NOTE, ContentType.DOCUMENT,
+    ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE, ContentType.POLL,
+    ContentType.DICE, ContentType.STORY, ContentType.PAID_MEDIA,
+})
 
 
 async def not_text(message: Message, lang: str) -> None:
@@ -74,7 +85,8 @@ def build_router() -> Router:
     # know that command", other bots' (and, in groups, bare ones not addressed to us) nothing.
     router.message.register(unknown_command, CommandForUs())
     router.message.register(on_text, F.text, AddressedToBot())
-    router.message.register(not_text, F.chat.type == ChatType.PRIVATE, ~F.text)
+    router.message.register(not_text, F.chat.type == ChatType.PRIVATE,
+                            F.content_type.in_(NOT_TEXT))
     router.stopped_message_generation.register(on_stop)
     router.callback_query.register(stale_button)
     return router

@@ -18,6 +18,7 @@ from aiogram.types import (
 )
 from aiogram.utils.formatting import Text, TextMention
 
+from bot.addressing import topic_of
 from bot.answering import Answerer, Turn
 from bot.handlers.callbacks import pressed_answer, replace_markup
 from bot.keyboards.answers import (
@@ -92,11 +93,11 @@ async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, mode
         asked = await conversations.deliveries(question.id)
         reply_to = asked[0].tg_message_id if asked else None
     turn = Turn(chat_id=message.chat.id, chat_type=message.chat.type,
-                thread_id=message.message_thread_id if message.is_topic_message else None,
-                reply_to=reply_to, lang=lang)
-    async with answerer.chat_lock(message.chat.id) as free:
+                thread_id=topic_of(message), reply_to=reply_to, lang=lang)
+    async with answerer.chat_lock(message.chat.id, turn.thread_id) as free:
         if not free:
-            await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None)
+            await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None,
+                                   message_thread_id=turn.thread_id)
             return
         await answerer.answer(bot, turn, question, model_id, origin="regenerated", head="take")
 
