@@ -5,9 +5,19 @@ from __future__ import annotations
 import re
 
 from aiogram import Bot
-from aiogram.enums import ChatType
+from aiogram.enums import ChatType, ContentType
 from aiogram.filters import Filter
 from aiogram.types import Message, MessageEntity
+
+# What a person can send instead of text. Service messages (a topic opened, a pinned
+# message…) are not in it: they are events, not something to answer.
+NOT_TEXT = frozenset({
+    ContentType.STICKER, ContentType.PHOTO, ContentType.VIDEO, ContentType.ANIMATION,
+    ContentType.AUDIO, ContentType.VOICE, ContentType.VIDEO_NOTE, ContentType.DOCUMENT,
+    ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE, ContentType.POLL,
+    ContentType.DICE, ContentType.STORY, ContentType.PAID_MEDIA,
+})
+
 
 # A command as Telegram clients write it: /name or /name@bot_username, then a space or the end.
 _COMMAND = re.compile(r"/[A-Za-z0-9_]*(?:@([A-Za-z0-9_]*))?(?=\s|$)")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ChatType, ContentType
+from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
-from bot.addressing import AddressedToBot, CommandForUs, topic_of
+from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
 from bot.texts import t
+from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
@@ -24,7 +25,7 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
                   lang: str, answerer: Answerer, conversations: ConversationRepository,
                   registry: ModelRegistry) -> None:
     prompt = prompt.strip()
-    if not prompt:
+    if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return
     topic = topic_of(message)
@@ -53,16 +54,6 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
                                   chat_row_id=chat_row_id, pair=pair)
         else:
             await answerer.answer(bot, turn, stored, db_user.model_id)
-
-
-# What a person can send instead of text. Service messages (a topic opened, a pinned
-# message…) are not in it: they are events, not something to answer.
-NOT_TEXT = frozenset({
-    ContentType.STICKER, ContentType.PHOTO, ContentType.VIDEO, ContentType.ANIMATION,
-    ContentType.AUDIO, ContentType.VOICE, ContentType.VIDEO_NOTE, ContentType.DOCUMENT,
-    ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE, ContentType.POLL,
-    ContentType.DICE, ContentType.STORY, ContentType.PAID_MEDIA,
-})
 
 
 async def not_text(message: Message, lang: str) -> None:
