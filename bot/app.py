@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import Answerer
+from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
 from bot.middlewares.dedup import DedupMiddleware
@@ -110,12 +111,12 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
-        fsm_storage = RedisStorage(
+        fsm_storage = ResilientStorage(RedisStorage(
             Redis.from_url(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
             # The only state is ✏️ edit mode, which expires: abandoned ones leave no keys.
             state_ttl=timedelta(seconds=EDIT_TTL), data_ttl=timedelta(seconds=EDIT_TTL),
-        )
+        ))
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
     conversations = ConversationRepository(sessionmaker)
