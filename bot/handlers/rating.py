@@ -59,8 +59,9 @@ class EditReply(Filter):
     only as a reply to the bot's prompt. Anything else is handled as usual; passes `edit`
     (the FSM data)."""
 
-    async def __call__(self, message: Message, state: FSMContext) -> bool | dict[str, Any]:
-        if await state.get_state() != EditingAnswer.waiting.state:
+    async def __call__(self, message: Message, state: FSMContext,
+                       raw_state: str | None = None) -> bool | dict[str, Any]:
+        if raw_state != EditingAnswer.waiting.state:  # read once per update by aiogram
             return False
         data = await state.get_data()
         if time.time() > float(data.get("until", 0)):

@@ -27,7 +27,7 @@ class EndEditOnCommand(BaseMiddleware):
     ) -> Any:
         state: FSMContext | None = data.get("state")
         if (isinstance(event, Message) and (event.text or "").startswith("/")
-                and state is not None and not get_flag(data, KEEPS_EDIT_MODE)
-                and await state.get_state() is not None):
+                and state is not None and data.get("raw_state") is not None
+                and not get_flag(data, KEEPS_EDIT_MODE)):
             await state.clear()
         return await handler(event, data)
