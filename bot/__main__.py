@@ -266,8 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     dump.add_argument("--models", type=_csv(), help="only rows whose models are all listed")
     dump.add_argument("--min-strength", choices=STRENGTHS,
                       help="only arena pairs at least this strong (unrated ones are left out)")
-    dump.add_argument("--include-ties", action="store_true",
-                      help="arena: keep tie and both-bad battles; kto: label both answers")
+    ties = dump.add_mutually_exclusive_group()
+    ties.add_argument("--include-ties", dest="include_ties", action="store_const", const=True,
+                      help="kto: a tie labels both answers good and \"both bad\" both bad "
+                      "(off by default); arena: already the default")
+    ties.add_argument("--exclude-ties", dest="include_ties", action="store_const", const=False,
+                      help="arena: leave out tie and both-bad battles (by default they are in, "
+                      "as in LMSYS releases and /leaderboard, which counts a tie as half a win)")
     dump.add_argument("--source", type=_csv(SOURCES),
                       help="where rows come from: arena,regenerate,edit,likes "
                       "(default per format)")

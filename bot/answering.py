@@ -29,7 +29,7 @@ from inference.registry import ModelRegistry
 from storage.models import Battle, Message
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
-from storage.shared_state import SharedState
+from storage.shared_state import SharedState, held_lock
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,14 @@ class Answerer:
                 self._idle.set()
 
     @contextlib.asynccontextmanager
-    async def chat_lock(self, chat_id: int, wait: float = 60.0) -> AsyncIterator[bool]:
-        """One generation at a time per chat (across processes); yields False if still busy."""
-        key = f"gen:{chat_id}"
-        ttl = 600.0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        got = await self.state.claim(key, ttl)
-        while not got and loop.time() < deadline:
-            await asyncio.sleep(0.2)
-            got = await self.state.claim(key, ttl)
-        try:
+    async def chat_lock(self, chat_id: int, thread_id: int | None = None,
+                        wait: float = 60.0) -> AsyncIterator[bool]:
+        """One generation at a time per conversation: a chat, or one topic of it (across
+        processes); yields False if still busy after `wait` seconds. The lock has an owner
+        and a short expiry renewed while held; losing Redis never fails the turn."""
+        key = f"gen:{chat_id}" if thread_id is None else f"gen:{chat_id}:{thread_id}"
+        async with held_lock(self.state, key, wait=wait) as got:
             yield got
-        finally:
-            if got:
-                await self.state.release(key)
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -17,13 +18,17 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeChat
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import Answerer
+from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
+from bot.handlers.rating import EDIT_TTL
 from bot.middlewares.dedup import DedupMiddleware
+from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
 from bot.settings import Settings
@@ -111,10 +116,12 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
-        fsm_storage = RedisStorage(
+        fsm_storage = ResilientStorage(RedisStorage(
             Redis.from_url(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
-        )
+            # The only state is ✏️ edit mode, which expires: abandoned ones leave no keys.
+            state_ttl=timedelta(seconds=EDIT_TTL), data_ttl=timedelta(seconds=EDIT_TTL),
+        ))
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
     conversations = ConversationRepository(sessionmaker)
@@ -167,11 +174,18 @@ async def _set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
 
 
 def build_dispatcher(app: App) -> Dispatcher:
-    dp = Dispatcher(storage=app.fsm_storage, **app.workflow_data())
+    # FSM state (✏️ edit mode) is per user and topic: an edit started in one topic is not
+    # completed by a message in another.
+    dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
+                    **app.workflow_data())
     dp.update.outer_middleware(DedupMiddleware(app.state))
+    # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
+    # handler's filters have passed: people are stored when they interact with the bot, not
+    # for every group message it sees.
     user_middleware = UserMiddleware(app.users)
-    dp.message.outer_middleware(user_middleware)
-    dp.callback_query.outer_middleware(user_middleware)
+    dp.message.middleware(user_middleware)
+    dp.callback_query.middleware(user_middleware)
+    dp.message.middleware(EndEditOnCommand())
     dp.include_routers(*feature_routers())
 
     async def on_startup(bot: Bot) -> None:

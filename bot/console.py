@@ -52,6 +52,7 @@ _CLEAR_LINE = "\r\x1b[2K"
 _STYLES = {"bold": "1", "italic": "3", "underline": "4", "strikethrough": "9", "spoiler": "2"}
 _STYLES |= {"code": "36", "pre": "36", "url": "4", "text_link": "4"}
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]+)?(?=\s|$)")
+_BUTTON_NUMBER = re.compile(r"[0-9]{1,4}")
 
 
 def render_text(text: str, entities: Sequence[MessageEntity] | None, *, color: bool) -> str:
@@ -307,9 +308,17 @@ async def _stdin_lines() -> AsyncIterator[str]:
     queue: asyncio.Queue[str] = asyncio.Queue()
 
     def pump() -> None:
+        # Bytes in, decoded leniently: a stray non-UTF-8 byte becomes U+FFFD instead of
+        # killing this thread (strict locale) or reaching the bot as a lone surrogate (C locale).
+        stream = getattr(sys.stdin, "buffer", None)
         with contextlib.suppress(RuntimeError):  # the loop may be closed already
-            for line in iter(sys.stdin.readline, ""):
-                loop.call_soon_threadsafe(queue.put_nowait, line)
+            if stream is None:
+                for line in iter(sys.stdin.readline, ""):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            else:
+                for raw in iter(stream.readline, b""):
+                    line = raw.decode("utf-8", errors="replace")
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
             loop.call_soon_threadsafe(queue.put_nowait, "")
 
     threading.Thread(target=pump, name="chatmux-console-stdin", daemon=True).start()
@@ -364,8 +373,10 @@ async def run_console(
             if not text:
                 continue
             buttons = session.buttons()
-            if text.isdigit() and 1 <= int(text) <= len(buttons):
-                label, data = buttons[int(text) - 1]
+            # ASCII digits only: "²" is a digit to str.isdigit() but not a number to int().
+            number = int(text) if _BUTTON_NUMBER.fullmatch(text) else 0
+            if 1 <= number <= len(buttons):
+                label, data = buttons[number - 1]
                 if not interactive:
                     session.write(session.you(f"[{text}] {label}"))
                 event: dict[str, Any] = {

@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from inference.registry import ModelRegistry, Override
 from storage.repositories.admin import AdminRepository
@@ -38,7 +39,11 @@ class ModelSync:
         """Call after writing a change: this process reloads now, the others on the message."""
         await self.reload()
         if self.redis is not None:
-            await self.redis.publish(self.channel, "reload")
+            try:
+                await self.redis.publish(self.channel, "reload")
+            except (RedisError, OSError) as exc:  # the others catch up on their next refresh
+                log.warning("could not announce a model change (%s); other processes reload "
+                            "within %.0f s", exc, self.refresh)
 
     async def start(self) -> None:
         await self.reload()

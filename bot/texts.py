@@ -79,10 +79,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "regen_with": {"en": "🔀 Asking {model}…", "ru": "🔀 Спрашиваю {model}…"},
     "pick_regen_model": {"en": "Pick a model", "ru": "Выберите модель"},
     "edit_prompt": {
-        "en": "✏️ Send me the improved answer as your next message — it will count as better "
-              "than the original. /cancel to stop.",
-        "ru": "✏️ Пришлите улучшенный ответ следующим сообщением — он будет считаться лучше "
-              "исходного. /cancel — отмена.",
+        "en": "✏️ Send me the improved answer as your next message (a reply to this one) "
+              "within 10 minutes — it will count as better than the original. "
+              "/cancel to stop.",
+        "ru": "✏️ Пришлите улучшенный ответ следующим сообщением (ответом на это) в течение "
+              "10 минут — он будет считаться лучше исходного. /cancel — отмена.",
     },
     "edit_placeholder": {"en": "The improved answer", "ru": "Улучшенный ответ"},
     "edit_saved": {
@@ -92,6 +93,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "edit_unchanged": {
         "en": "That is the same as the original. Send a changed version, or /cancel.",
         "ru": "Это совпадает с исходным ответом. Пришлите изменённый вариант или /cancel.",
+    },
+    "edit_invisible": {
+        "en": "That shows nothing. Send the improved answer as text, or /cancel.",
+        "ru": "В этом сообщении ничего не видно. Пришлите улучшенный ответ текстом или /cancel.",
     },
     "edit_not_text": {
         "en": "Please send the improved answer as text, or /cancel.",
@@ -132,6 +137,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ru": "Спасибо! A — это {a}, B — {b}.",
     },
     "battle_strength_saved": {"en": "Saved: {strength}", "ru": "Сохранено: {strength}"},
+    "arena_needs_person": {
+        "en": "Arena battles are judged by the person who asked, so they are not available "
+              "when writing on behalf of a chat.",
+        "ru": "Поединки на арене оценивает тот, кто задал вопрос, поэтому они недоступны, "
+              "когда вы пишете от имени чата.",
+    },
     "battle_not_yours": {
         "en": "Only the person who asked can judge this battle.",
         "ru": "Оценить этот поединок может только тот, кто задал вопрос.",

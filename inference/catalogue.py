@@ -86,6 +86,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+    # What users see in /model; an entry without one is shown by its id.
     title: str = Field(min_length=1, max_length=60)
     # openai: any OpenAI-compatible API; vllm: vLLM replicas (adds /metrics scraping);
     # hf: a transformers checkpoint run in this process (`pip install 'chatmux[local]'`).
@@ -115,6 +116,13 @@ class ModelSpec(BaseModel):
     num_speculative_tokens: int = Field(default=4, gt=0, le=16)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_title(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("title") is None and isinstance(data.get("id"), str):
+            return {**data, "title": data["id"]}
+        return data
 
     @model_validator(mode="after")
     def _check_backend(self) -> ModelSpec:

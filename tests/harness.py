@@ -21,7 +21,9 @@ def write_catalogue(path: Path, models: FakeModelServer, top: dict[str, Any] | N
                     **overrides: Any) -> Path:
     """Two models on the fake server: `alpha` (needs a key from the env) and `beta`.
 
-    `overrides` change entries by id; `top` adds top-level keys (e.g. `api_keys`)."""
+    `overrides` maps a model id to fields to change; a field set to None is left out.
+    `top` adds top-level keys (e.g. `api_keys`).
+    """
     entries = [
         {
             "id": "alpha",
@@ -47,6 +49,8 @@ def write_catalogue(path: Path, models: FakeModelServer, top: dict[str, Any] | N
     ]
     for entry in entries:
         entry.update(overrides.get(entry["id"], {}))
+        for key in [k for k, v in entry.items() if v is None]:
+            del entry[key]  # an override of None leaves the field out of the entry
     path.write_text(yaml.safe_dump({"default_model": "alpha", "models": entries, **(top or {})}))
     return path
 

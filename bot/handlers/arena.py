@@ -26,11 +26,18 @@ CHANGE_WINDOW = timedelta(minutes=5)
 
 
 def arena_on(user: User, registry: ModelRegistry) -> bool:
+    """Whether the user's questions get battles. Never for a chat writing on its own behalf:
+    only the asker judges a battle, and a chat is nobody in particular."""
+    if user.is_chat:
+        return False
     return user.arena_mode if user.arena_mode is not None else registry.arena_default
 
 
 async def toggle_arena(message: Message, db_user: User, lang: str, users: UserRepository,
                        registry: ModelRegistry) -> None:
+    if db_user.is_chat:
+        await message.answer(t("arena_needs_person", lang), parse_mode=None)
+        return
     enable = not arena_on(db_user, registry)
     if enable and len(registry.arena_models()) < 2:
         await message.answer(t("arena_unavailable", lang), parse_mode=None)

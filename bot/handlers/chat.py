@@ -4,39 +4,17 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
+from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
 from bot.texts import t
+from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
-
-
-class AddressedToBot(Filter):
-    """Private chats: always. Groups: a mention of the bot or a reply to one of its messages.
-
-    Passes the text with the mention removed as `prompt`.
-    """
-
-    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, str]:
-        text = message.text or ""
-        if message.chat.type == ChatType.PRIVATE:
-            return {"prompt": text}
-        me = await bot.me()
-        replied = message.reply_to_message
-        if replied is not None and replied.from_user and replied.from_user.id == me.id:
-            return {"prompt": text}
-        mention = f"@{me.username}".lower() if me.username else None
-        for entity in message.entities or []:
-            if entity.type == "mention" and mention:
-                value = entity.extract_from(text)
-                if value.lower() == mention:
-                    return {"prompt": text.replace(value, "", 1)}
-        return False
 
 
 async def unknown_command(message: Message, lang: str) -> None:
@@ -47,18 +25,19 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
                   lang: str, answerer: Answerer, conversations: ConversationRepository,
                   registry: ModelRegistry) -> None:
     prompt = prompt.strip()
-    if not prompt:
+    if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return
+    topic = topic_of(message)
     turn = Turn(
         chat_id=message.chat.id,
         chat_type=message.chat.type,
-        thread_id=message.message_thread_id if message.is_topic_message else None,
+        thread_id=topic,
         reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
         lang=lang,
     )
-    async with answerer.chat_lock(message.chat.id) as free:
-        conversation = await conversations.active(chat_row_id, db_user.id)
+    async with answerer.chat_lock(message.chat.id, topic) as free:
+        conversation = await conversations.active(chat_row_id, db_user.id, topic)
         try:
             stored = await conversations.add_user_message(
                 conversation.id, db_user.id, prompt, message.chat.id, message.message_id
@@ -93,9 +72,12 @@ async def on_stop(event: MessageGenerationStopped, stops: StopSignals) -> None:
 
 def build_router() -> Router:
     router = Router(name="chat")
-    router.message.register(unknown_command, F.text.startswith("/"))
+    # The one place that decides about commands no other router took: ours get "I don't
+    # know that command", other bots' (and, in groups, bare ones not addressed to us) nothing.
+    router.message.register(unknown_command, CommandForUs())
     router.message.register(on_text, F.text, AddressedToBot())
-    router.message.register(not_text, F.chat.type == ChatType.PRIVATE)
+    router.message.register(not_text, F.chat.type == ChatType.PRIVATE,
+                            F.content_type.in_(NOT_TEXT))
     router.stopped_message_generation.register(on_stop)
     router.callback_query.register(stale_button)
     return router

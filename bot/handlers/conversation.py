@@ -1,4 +1,4 @@
-"""/new: close the chat's conversation so the next message starts a fresh one."""
+"""/new: close the chat's (or the topic's) conversation so the next message starts afresh."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
+from bot.addressing import topic_of
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
@@ -15,7 +16,7 @@ from storage.repositories.conversations import ConversationRepository
 async def new_conversation(message: Message, db_user: User, chat_row_id: int, lang: str,
                            conversations: ConversationRepository,
                            registry: ModelRegistry) -> None:
-    await conversations.close_active(chat_row_id)
+    await conversations.close_active(chat_row_id, topic_of(message))  # this topic's only
     model = registry.spec(db_user.model_id).title
     await message.answer(t("new_conversation", lang, model=model), parse_mode=None)
 

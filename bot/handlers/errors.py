@@ -7,6 +7,7 @@ import logging
 from aiogram import Bot, Router
 from aiogram.types import ErrorEvent
 
+from bot.addressing import topic_of
 from bot.texts import lang_of, t
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     if message is not None:
         lang = lang_of(message.from_user.language_code if message.from_user else None)
         try:
-            await bot.send_message(message.chat.id, t("err_internal", lang), parse_mode=None)
+            await bot.send_message(message.chat.id, t("err_internal", lang), parse_mode=None,
+                                   message_thread_id=topic_of(message))
         except Exception:
             log.warning("could not report the failure to chat %s", message.chat.id)
     return True

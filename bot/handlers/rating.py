@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
@@ -18,6 +20,7 @@ from aiogram.types import (
 )
 from aiogram.utils.formatting import Text, TextMention
 
+from bot.addressing import NOT_TEXT, topic_of
 from bot.answering import Answerer, Turn
 from bot.handlers.callbacks import pressed_answer, replace_markup
 from bot.keyboards.answers import (
@@ -27,7 +30,9 @@ from bot.keyboards.answers import (
     answer_keyboard,
     regen_models_keyboard,
 )
+from bot.middlewares.edit_mode import KEEPS_EDIT_MODE
 from bot.texts import t
+from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import ConversationRepository
@@ -40,8 +45,33 @@ TAP_WINDOW = 1.5
 REFRESH_WINDOW = 0.3
 
 
+# ✏️ waits this long (seconds) for the improved answer; later messages are handled as usual.
+EDIT_TTL = 600.0
+
+
 class EditingAnswer(StatesGroup):
     waiting = State()
+
+
+class EditReply(Filter):
+    """The message is the improved answer the user was asked for after pressing ✏️: while edit
+    mode lasts, in the same chat and topic (the FSM is per user and topic), and in a group
+    only as a reply to the bot's prompt. Anything else is handled as usual; passes `edit`
+    (the FSM data)."""
+
+    async def __call__(self, message: Message, state: FSMContext,
+                       raw_state: str | None = None) -> bool | dict[str, Any]:
+        if raw_state != EditingAnswer.waiting.state:  # read once per update by aiogram
+            return False
+        data = await state.get_data()
+        if time.time() > float(data.get("until", 0)):
+            await state.clear()  # expired: this message is not an edit
+            return False
+        if message.chat.type != ChatType.PRIVATE:
+            replied = message.reply_to_message
+            if replied is None or replied.message_id != data.get("prompt_id"):
+                return False
+        return {"edit": data}
 
 
 async def _keyboard_with_counts(
@@ -92,11 +122,11 @@ async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, mode
         asked = await conversations.deliveries(question.id)
         reply_to = asked[0].tg_message_id if asked else None
     turn = Turn(chat_id=message.chat.id, chat_type=message.chat.type,
-                thread_id=message.message_thread_id if message.is_topic_message else None,
-                reply_to=reply_to, lang=lang)
-    async with answerer.chat_lock(message.chat.id) as free:
+                thread_id=topic_of(message), reply_to=reply_to, lang=lang)
+    async with answerer.chat_lock(message.chat.id, turn.thread_id) as free:
         if not free:
-            await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None)
+            await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None,
+                                   message_thread_id=turn.thread_id)
             return
         await answerer.answer(bot, turn, question, model_id, origin="regenerated", head="take")
 
@@ -150,8 +180,6 @@ async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot
                                   with_text=True)
     if answer is None:
         return
-    await state.set_state(EditingAnswer.waiting)
-    await state.update_data(answer_id=answer.message.id)
     await query.answer()
     message = query.message
     assert isinstance(message, Message)
@@ -159,26 +187,32 @@ async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot
     # In groups the forced reply must target the editor: `selective` + a mention of them.
     text = (Text(TextMention(query.from_user.first_name, user=query.from_user), ", ",
                  t("edit_prompt", lang)) if group else Text(t("edit_prompt", lang)))
-    await bot.send_message(
+    prompt = await bot.send_message(
         message.chat.id,
         **text.as_kwargs(),
         reply_markup=ForceReply(input_field_placeholder=t("edit_placeholder", lang),
                                 selective=group),
         reply_parameters=ReplyParameters(message_id=message.message_id),
+        message_thread_id=topic_of(message),
     )
+    await state.set_state(EditingAnswer.waiting)
+    await state.set_data({"answer_id": answer.message.id, "prompt_id": prompt.message_id,
+                          "until": time.time() + EDIT_TTL})
 
 
-async def receive_edit(message: Message, db_user: User, chat_row_id: int, lang: str,
-                       state: FSMContext, feedback: FeedbackRepository,
+async def receive_edit(message: Message, edit: dict[str, Any], db_user: User, chat_row_id: int,
+                       lang: str, state: FSMContext, feedback: FeedbackRepository,
                        conversations: ConversationRepository) -> None:
-    data = await state.get_data()
-    answer = await feedback.answer_in_chat(int(data.get("answer_id", 0)), chat_row_id,
+    answer = await feedback.answer_in_chat(int(edit.get("answer_id", 0)), chat_row_id,
                                            message.chat.id)
     if answer is None:  # the conversation was deleted meanwhile
         await state.clear()
         await message.reply(t("stale_button", lang), parse_mode=None)
         return
     text = (message.text or "").strip()
+    if is_blank(text):  # only spaces and zero-width characters: nothing to prefer
+        await message.reply(t("edit_invisible", lang), parse_mode=None)
+        return
     if text == answer.message.content.strip():
         await message.reply(t("edit_unchanged", lang), parse_mode=None)
         return
@@ -202,10 +236,10 @@ async def cancel(message: Message, lang: str, state: FSMContext) -> None:
 
 def build_router() -> Router:
     router = Router(name="rating")
-    router.message.register(cancel, Command("cancel"))
-    waiting = StateFilter(EditingAnswer.waiting)
-    router.message.register(receive_edit, waiting, F.text, ~F.text.startswith("/"))
-    router.message.register(edit_not_text, waiting, ~F.text)
+    # Every other command ends edit mode (see bot/middlewares/edit_mode.py); /cancel says so.
+    router.message.register(cancel, Command("cancel"), flags={KEEPS_EDIT_MODE: True})
+    router.message.register(receive_edit, F.text, ~F.text.startswith("/"), EditReply())
+    router.message.register(edit_not_text, F.content_type.in_(NOT_TEXT), EditReply())
     router.callback_query.register(vote, AnswerAction.filter(F.action.in_(VOTES)))
     router.callback_query.register(regenerate, AnswerAction.filter(F.action == "regen"))
     router.callback_query.register(show_models,

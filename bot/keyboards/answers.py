@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.keyboards import StoredId
 from bot.texts import t
 from inference.catalogue import ModelSpec
 
@@ -16,11 +17,11 @@ class AnswerAction(CallbackData, prefix="ans"):
     """`message_id` is the stored answer's id (not a Telegram id)."""
 
     action: str  # up | down | regen | switch | edit | back
-    message_id: int
+    message_id: StoredId
 
 
 class RegenWith(CallbackData, prefix="rgw"):
-    message_id: int
+    message_id: StoredId
     model_id: str  # ≤ 40 chars: "rgw:" + 15-digit id + ":" + 40 stays under 64 bytes
 
 

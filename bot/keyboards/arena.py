@@ -5,17 +5,18 @@ from __future__ import annotations
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.keyboards import StoredId
 from bot.texts import t
 from storage.models.feedback import STRENGTHS, WINNERS
 
 
 class BattleVote(CallbackData, prefix="bv"):
-    battle_id: int
+    battle_id: StoredId
     winner: str  # a | b | tie | both_bad
 
 
 class BattleStrength(CallbackData, prefix="bs"):
-    battle_id: int
+    battle_id: StoredId
     strength: str  # much_better | better | slightly_better | about_same
 
 

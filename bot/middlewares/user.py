@@ -1,7 +1,10 @@
-"""Loads (and refreshes) the sender and the chat from the database for every update."""
+"""Loads (and refreshes) the sender and the chat from the database for each update the bot
+handles (an inner middleware: it runs after a handler's filters matched, so group members who
+never talk to the bot are not stored)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +14,8 @@ from aiogram.types import User as TgUser
 
 from bot.texts import lang_of
 from storage.repositories.users import TelegramUser, UserRepository
+
+log = logging.getLogger(__name__)
 
 
 class UserMiddleware(BaseMiddleware):
@@ -27,13 +32,22 @@ class UserMiddleware(BaseMiddleware):
     ) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
         chat: Chat | None = data.get("event_chat")
-        if tg_user is None or chat is None or tg_user.is_bot:
+        sender_chat: Chat | None = getattr(event, "sender_chat", None)
+        if chat is None:
             return await handler(event, data)
-        db_user, chat_row_id = await self.users.touch(
-            TelegramUser(tg_user.id, tg_user.username, tg_user.first_name, tg_user.language_code),
-            chat.id, chat.type, chat.title,
-        )
+        if sender_chat is not None:
+            # On behalf of a chat (an anonymous admin: the group itself; a channel): the chat
+            # is the author. `from` is a service account (GroupAnonymousBot, Channel_Bot);
+            # nothing personal is stored, and replies are in the default language.
+            author = TelegramUser(sender_chat.id)
+        elif tg_user is not None and not tg_user.is_bot:
+            author = TelegramUser(tg_user.id, tg_user.username, tg_user.first_name,
+                                  tg_user.language_code)
+        else:
+            log.debug("update %s has no author to answer; skipped", type(event).__name__)
+            return None
+        db_user, chat_row_id = await self.users.touch(author, chat.id, chat.type, chat.title)
         data["db_user"] = db_user
         data["chat_row_id"] = chat_row_id
-        data["lang"] = lang_of(tg_user.language_code)
+        data["lang"] = lang_of(author.language_code)
         return await handler(event, data)

@@ -43,7 +43,10 @@ class ExportOptions:
     until: datetime | None = None
     models: frozenset[str] | None = None
     min_strength: str | None = None
-    include_ties: bool = False
+    # arena: tie and both-bad battles are rows (LMSYS releases and /leaderboard count them);
+    # kto: a tie labels both answers good, "both bad" both bad. None: the format's default
+    # (in for arena, out for kto); dpo and sft have no row for a tie.
+    include_ties: bool | None = None
     scrub_pii: bool = False
     # Secret for the salted hashes of ids; a random one makes ids unlinkable across dumps.
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
@@ -62,6 +65,8 @@ class ExportOptions:
             )
         if self.min_strength is not None and self.min_strength not in STRENGTHS:
             raise ExportOptionsError(f"--min-strength must be one of {', '.join(STRENGTHS)}")
+        if self.include_ties is None:
+            object.__setattr__(self, "include_ties", self.format == "arena")
         if self.include_ties and self.format in ("dpo", "sft"):
             raise ExportOptionsError(
                 "a tie says neither answer is preferred, so it makes no "

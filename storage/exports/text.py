@@ -17,7 +17,7 @@ _TELEGRAM_HANDLE = re.compile(r"(?<![\w@])@[A-Za-z][A-Za-z0-9_]{3,31}\b")
 def _luhn(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
+        d = int(ch)  # `\d` matches every script's decimal digits; int() reads them all
         if i % 2:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d

@@ -12,6 +12,9 @@ from storage.base import Base, BigId, CreatedAt, JSONType
 
 
 class User(CreatedAt, Base):
+    """A person who talks to the bot, or a chat writing on its own behalf (an anonymous group
+    admin, a channel): then `telegram_id` is the chat's (negative) id and no name is stored."""
+
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -26,6 +29,11 @@ class User(CreatedAt, Base):
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
 
+    @property
+    def is_chat(self) -> bool:
+        """A chat, not a person (Telegram user ids are positive, chat ids negative)."""
+        return self.telegram_id < 0
+
 
 class Chat(CreatedAt, Base):
     __tablename__ = "chat"
@@ -37,13 +45,15 @@ class Chat(CreatedAt, Base):
 
 
 class Conversation(CreatedAt, Base):
-    """A thread of messages in a chat. At most one open (closed_at IS NULL) per chat."""
+    """A thread of messages in a chat, or in one topic of it (forum supergroups and private
+    chats can have topics). At most one open (closed_at IS NULL) per chat and topic."""
 
     __tablename__ = "conversation"
     __table_args__ = (
         sa.Index(
-            "uq_conversation_open_per_chat",
+            "uq_conversation_open_per_thread",
             "chat_id",
+            "thread_id",
             unique=True,
             postgresql_where=sa.text("closed_at IS NULL"),
             sqlite_where=sa.text("closed_at IS NULL"),
@@ -52,6 +62,8 @@ class Conversation(CreatedAt, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     chat_id: Mapped[int] = mapped_column(sa.ForeignKey("chat.id", ondelete="CASCADE"), index=True)
+    # The topic's message_thread_id; 0 for the chat itself (no topics, or a forum's General).
+    thread_id: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     started_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )

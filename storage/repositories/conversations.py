@@ -52,35 +52,44 @@ class ConversationRepository:
     def __init__(self, sessionmaker: async_sessionmaker) -> None:
         self._sessionmaker = sessionmaker
 
-    async def _open(self, session: AsyncSession, chat_row_id: int) -> Conversation | None:
+    async def _open(self, session: AsyncSession, chat_row_id: int,
+                    thread: int) -> Conversation | None:
         return await session.scalar(
             sa.select(Conversation).where(
-                Conversation.chat_id == chat_row_id, Conversation.closed_at.is_(None)
+                Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
+                Conversation.closed_at.is_(None),
             )
         )
 
-    async def active(self, chat_row_id: int, user_id: int) -> Conversation:
-        """The chat's open conversation, created on first use."""
+    async def active(self, chat_row_id: int, user_id: int,
+                     thread_id: int | None = None) -> Conversation:
+        """The open conversation of the chat (or of its topic `thread_id`), created on first
+        use. Topics never share a conversation: each has its own history."""
+        thread = thread_id or 0
         async with self._sessionmaker.begin() as session:
-            found = await self._open(session, chat_row_id)
+            found = await self._open(session, chat_row_id, thread)
             if found is not None:
                 return found
         try:
             async with self._sessionmaker.begin() as session:
-                conversation = Conversation(chat_id=chat_row_id, started_by_id=user_id)
+                conversation = Conversation(chat_id=chat_row_id, thread_id=thread,
+                                            started_by_id=user_id)
                 session.add(conversation)
             return conversation
         except IntegrityError:  # another update opened it first
             async with self._sessionmaker() as session:
-                found = await self._open(session, chat_row_id)
+                found = await self._open(session, chat_row_id, thread)
                 assert found is not None
                 return found
 
-    async def close_active(self, chat_row_id: int) -> bool:
+    async def close_active(self, chat_row_id: int, thread_id: int | None = None) -> bool:
+        """Close the open conversation of the chat, or of its topic `thread_id` only."""
         async with self._sessionmaker.begin() as session:
             result = await session.execute(
                 sa.update(Conversation)
-                .where(Conversation.chat_id == chat_row_id, Conversation.closed_at.is_(None))
+                .where(Conversation.chat_id == chat_row_id,
+                       Conversation.thread_id == (thread_id or 0),
+                       Conversation.closed_at.is_(None))
                 .values(closed_at=datetime.now(UTC))
             )
             return bool(result.rowcount)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from storage.db import dialect_insert
 from storage.models import AnswerEdit, Battle, Conversation, Message, MessageDelivery, Vote
@@ -181,9 +182,15 @@ class FeedbackRepository:
 
     async def judged_battles(self, *, anonymous_only: bool = True
                              ) -> AsyncIterator[tuple[str, str, str]]:
-        """(model_a, model_b, winner) of every judged battle, streamed from the database."""
-        query = sa.select(Battle.model_a, Battle.model_b, Battle.winner).where(
-            Battle.winner.is_not(None)
+        """(model_a, model_b, winner) of every judged battle whose two answers finished,
+        streamed from the database: the battles `chatmux export --format arena` writes, so a
+        fit of the dump gives the same ratings (a cut or stopped answer was judged unfinished)."""
+        answer_a, answer_b = aliased(Message), aliased(Message)
+        query = (
+            sa.select(Battle.model_a, Battle.model_b, Battle.winner)
+            .join(answer_a, answer_a.id == Battle.answer_a_id)
+            .join(answer_b, answer_b.id == Battle.answer_b_id)
+            .where(Battle.winner.is_not(None), *_finished(answer_a), *_finished(answer_b))
         )
         if anonymous_only:
             query = query.where(Battle.anonymous.is_(True))
@@ -223,6 +230,11 @@ class FeedbackRepository:
             )
             return UserStats(votes.get(1, 0), votes.get(-1, 0), edits or 0, battles or 0,
                              favourite)
+
+
+def _finished(answer: type[Message]) -> list[sa.ColumnElement[bool]]:
+    """An answer that ended normally and says something (as the dumps require)."""
+    return [answer.status == "complete", sa.func.length(sa.func.trim(answer.content)) > 0]
 
 
 def _aware(moment: datetime) -> datetime:

@@ -213,3 +213,17 @@ async def test_start_help_and_command_menu(bot, telegram):
     assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
                                                 "leaderboard", "stats", "cancel"}
                for cmds in menus.values())
+
+
+async def test_a_model_without_a_title_is_shown_by_its_id(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
+):
+    from tests.harness import running_bot
+
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           catalogue_overrides={"beta": {"title": None}}):
+        telegram.user_sends("/model", chat_id=PRIVATE)
+        [menu] = await telegram.wait_for_bot_messages(PRIVATE, 1)
+        assert [b["text"] for row in menu.reply_markup["inline_keyboard"] for b in row] == [
+            "✓ Alpha", "beta"
+        ]

@@ -58,7 +58,9 @@ async def test_export_sends_parquet_and_jsonl_documents(
                           and m.document["file_name"].endswith(".jsonl.gz"))
         lines = gzip.decompress(doc.document["content"]).decode().splitlines()
         battles = [json.loads(line) for line in lines]
-        assert sorted(b["winner"] for b in battles) == ["model_a", "model_b"]
+        # Ties are battles too (LMSYS releases and /leaderboard count them).
+        assert sorted(b["winner"] for b in battles) == ["model_a", "model_b", "tie",
+                                                        "tie (bothbad)"]
         assert "since" in doc.caption
 
         # Anyone else: the command does not exist.

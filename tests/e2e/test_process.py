@@ -66,3 +66,22 @@ async def test_chatmux_run_without_a_token_starts_the_console(tmp_path, models):
     assert "[2] Beta" in out
     assert "chatmux › [beta-served] and beta?" in out
     assert (tmp_path / "chatmux.db").exists()  # the embedded default database
+
+
+async def test_console_survives_odd_numbers_while_buttons_are_shown(tmp_path, models):
+    write_catalogue(tmp_path / "models.yaml", models)
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=base_env(ALPHA_KEY="sk-test-alpha"),
+    )
+    stdout, stderr = await asyncio.wait_for(
+        process.communicate("/model\n²\n/model\n".encode() + b"9" * 5000
+                            + b"\n\xff\xfe not UTF-8\nstill there?\n"), 60
+    )
+    out, err = stdout.decode(), stderr.decode()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "chatmux › [alpha-served] ²" in out  # not a button number: a question
+    assert "chatmux › [alpha-served] \ufffd\ufffd not UTF-8" in out
+    assert "chatmux › [alpha-served] still there?" in out

@@ -135,6 +135,10 @@ async def test_kto_labels_from_votes_and_arena(stored, tmp_path):
     assert got == [("4", True), ("5", False), ("About two hours.", True),
                    ("Five minutes.", False), ("Hello! How can I help?", True)]
     assert result.duplicates == 2
+    rows, _ = await run(stored, tmp_path, "kto1.jsonl", format="kto", sources=("arena",))
+    # Without --include-ties a kto dump labels only decided battles' answers.
+    assert not any("tie" in r["completion"][0]["content"] or "bothbad" in
+                   r["completion"][0]["content"] for r in rows)
     rows, _ = await run(stored, tmp_path, "kto2.jsonl", format="kto", sources=("arena",),
                         include_ties=True)
     labels = sorted((r["completion"][0]["content"], r["label"]) for r in rows)
@@ -145,9 +149,9 @@ async def test_kto_labels_from_votes_and_arena(stored, tmp_path):
 
 
 async def test_arena_battles_in_the_lmsys_schema(stored, tmp_path):
-    rows, _ = await run(stored, tmp_path, "arena.jsonl", format="arena")
+    rows, _ = await run(stored, tmp_path, "arena.jsonl", format="arena", include_ties=False)
     assert sorted(r["winner"] for r in rows) == ["model_a", "model_b"]
-    rows, _ = await run(stored, tmp_path, "arena.parquet", format="arena", include_ties=True)
+    rows, _ = await run(stored, tmp_path, "arena.parquet", format="arena")  # ties by default
     by_winner = {r["winner"]: r for r in rows}
     assert set(by_winner) == {"model_a", "model_b", "tie", "tie (bothbad)"}
     borscht = by_winner["model_b"]
@@ -234,7 +238,7 @@ async def test_exports_from_sqlite_too(tmp_path):
     await store_scenario(url)
     engine = create_engine(url)
     try:
-        for fmt, expected in (("dpo", 5), ("kto", 5), ("arena", 2), ("sft", 3)):
+        for fmt, expected in (("dpo", 5), ("kto", 5), ("arena", 4), ("sft", 3)):
             result = await export(create_sessionmaker(engine), ExportOptions(format=fmt),
                                   tmp_path / f"{fmt}.parquet")
             assert result.rows == expected, fmt

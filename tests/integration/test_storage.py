@@ -60,6 +60,43 @@ async def test_downgrade_to_base_and_back(db_url):
     await engine.dispose()
 
 
+async def test_downgrade_closes_topic_conversations_and_keeps_the_chats(db_url):
+    """0005 → 0004 with several topics open in one chat: one open conversation per chat."""
+    import sqlalchemy as sa
+
+    engine = create_engine(db_url)
+    sessionmaker = create_sessionmaker(engine)
+    users, convs = UserRepository(sessionmaker), ConversationRepository(sessionmaker)
+    user, chat = await users.touch(TelegramUser(5), -1005, "supergroup", None)
+    general = await convs.active(chat, user.id)
+    for topic in (3, 4):
+        await convs.active(chat, user.id, thread_id=topic)
+    await engine.dispose()
+    await downgrade(db_url, "0004")
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        open_ = (await conn.execute(sa.text(
+            "SELECT id FROM conversation WHERE closed_at IS NULL"))).scalars().all()
+    await engine.dispose()
+    assert open_ == [general.id]
+    await upgrade(db_url)
+
+
+async def test_each_topic_is_its_own_conversation(repos):
+    users, convs = repos
+    user, chat = await users.touch(TelegramUser(6), -1006, "supergroup", None)
+    general = await convs.active(chat, user.id)
+    topic_a = await convs.active(chat, user.id, thread_id=11)
+    topic_b = await convs.active(chat, user.id, thread_id=12)
+    assert len({general.id, topic_a.id, topic_b.id}) == 3
+    assert (await convs.active(chat, user.id, thread_id=11)).id == topic_a.id
+    assert (await convs.active(chat, user.id, thread_id=None)).id == general.id
+    assert await convs.close_active(chat, thread_id=11)
+    assert (await convs.active(chat, user.id, thread_id=11)).id != topic_a.id
+    assert (await convs.active(chat, user.id, thread_id=12)).id == topic_b.id
+    assert (await convs.active(chat, user.id)).id == general.id
+
+
 async def test_users_are_upserted_and_keep_their_model_choice(repos):
     users, _ = repos
     user, chat_id = await users.touch(TelegramUser(42, "ann", "Ann", "en"), 42, "private", None)

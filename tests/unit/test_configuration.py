@@ -62,6 +62,17 @@ def test_invalid_catalogue_names_entry_and_field(tmp_path, mutate, expected):
     assert expected in message and "\n" not in message
 
 
+def test_title_defaults_to_the_id(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    del data["models"][0]["title"]
+    data["models"][1]["title"] = None  # `title:` with nothing after it
+    catalogue = load_catalogue(write(tmp_path, data))
+    assert [m.title for m in catalogue.models] == ["a", "b"]
+    data["models"][0]["title"] = ""
+    with pytest.raises(CatalogueError, match=r"models\[0\] \(id 'a'\) → title"):
+        load_catalogue(write(tmp_path, data))
+
+
 def test_missing_and_broken_files(tmp_path):
     with pytest.raises(CatalogueError, match=r"not found: copy models\.example\.yaml"):
         load_catalogue(tmp_path / "nope.yaml")

@@ -138,6 +138,17 @@ async def test_numbers_without_matching_button_are_text() -> None:
     assert text.count("you › 1\n") == 2
 
 
+async def test_digits_that_are_not_ascii_numbers_are_text() -> None:
+    # "²" and "٣" are digits to str.isdigit(); 5000 nines are too long for int().
+    huge = "9" * 5000
+    text, seen = await run("/start", "²", "/start", "٣", "/start", huge, "/start", "1")
+    assert "you › ²\nchatmux › Hello from fake-llm!" in text
+    assert "you › ٣\nchatmux › Hello from fake-llm!" in text
+    assert f"you › {huge}\nchatmux › Hello from fake-llm!" in text
+    assert [s[:2] for s in seen if s[0] == "pick"] == [("pick", "gpt")]
+    assert seen[-1] == ("shutdown", "fake-llm")
+
+
 async def test_quit_stops_and_errors_do_not() -> None:
     text, seen = await run("/fail", "/echo a b", "/quit", "never")
     assert "chatmux ✗ RuntimeError: boom" in text

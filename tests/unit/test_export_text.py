@@ -14,6 +14,9 @@ from storage.exports.text import guess_language, scrub_pii
     ("US: 555-123-4567.", "US: [PHONE]."),
     ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
     ("card 5500-0000-0000-0004", "card [CARD]"),
+    # Any script's decimal digits are digits: Arabic-Indic 4111 1111 1111 1111.
+    ("card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 "
+     "\u0661\u0661\u0661\u0661", "card [CARD]"),
     ("ping @durov_fan please", "ping [USER] please"),
 ])
 def test_pii_is_masked(text, expected):

@@ -554,3 +554,73 @@ async def test_wait_for_reports_recent_requests(fake: FakeTelegram, bot: Bot, ch
         await bot.send_message(chat, "bad <tag>", parse_mode="HTML")
     with pytest.raises(AssertionError, match=r"sendMessage .*Unsupported start tag"):
         await fake.wait_for(lambda: fake.bot_messages(chat), timeout=0.1)
+
+
+# --- topics and messages on behalf of chats -----------------------------------------------
+FORUM = -1001000000001
+
+
+async def test_forum_topics_like_telegram(fake: FakeTelegram, bot: Bot) -> None:
+    topic = fake.create_topic(FORUM, "Ideas", user_id=USER)
+    opened = fake.pending_updates()[-1]["message"]
+    assert opened["forum_topic_created"]["name"] == "Ideas"
+    assert opened["chat"]["is_forum"] is True
+    assert (opened["message_thread_id"], opened["is_topic_message"]) == (topic, True)
+    update = fake.user_sends("in the topic", chat_id=FORUM, user_id=USER, chat_type="supergroup",
+                             thread_id=topic)
+    message = Message.model_validate(update["message"])
+    # A message in a topic replies to the topic's first message unless it replies to another.
+    assert message.is_topic_message and message.message_thread_id == topic
+    assert message.reply_to_message.forum_topic_created is not None
+
+    sent = await bot.send_message(FORUM, "answer", message_thread_id=topic)
+    assert (sent.message_thread_id, sent.is_topic_message) == (topic, True)
+    replied = await bot.send_message(FORUM, "reply", reply_to_message_id=message.message_id)
+    assert replied.message_thread_id == topic  # a reply goes to the replied message's topic
+    assert fake.topic_messages(FORUM, topic) == fake.bot_messages(FORUM)
+    general = await bot.send_message(FORUM, "to General")
+    assert general.message_thread_id is None and fake.topic_messages(FORUM, None)[0].text == (
+        "to General")
+    await bot.send_chat_action(FORUM, "typing", message_thread_id=topic)
+    for wrong in (1, 999, message.message_id):  # General, unknown, not a topic's first message
+        with pytest.raises(TelegramBadRequest, match="message thread not found"):
+            await bot.send_message(FORUM, "x", message_thread_id=wrong)
+        with pytest.raises(TelegramBadRequest, match="message thread not found"):
+            await bot.send_chat_action(FORUM, "typing", message_thread_id=wrong)
+
+    # A reply in General carries its reply thread's id, which is not a topic.
+    in_general = fake.user_sends("reply in General", chat_id=FORUM, user_id=USER,
+                                 chat_type="supergroup", reply_to_message_id=general.message_id)
+    reply = Message.model_validate(in_general["message"])
+    assert reply.message_thread_id == general.message_id and not reply.is_topic_message
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await bot.send_message(FORUM, "x", message_thread_id=reply.message_thread_id)
+    with pytest.raises(ValueError):
+        fake.user_sends("x", chat_id=FORUM, user_id=USER, chat_type="supergroup", thread_id=777)
+
+
+async def test_private_chat_topics(fake: FakeTelegram, bot: Bot) -> None:
+    topic = fake.create_topic(USER, "Work")
+    assert (await bot.get_me()).has_topics_enabled is True
+    await bot.send_message_draft(USER, draft_id=5, text="…", message_thread_id=topic)
+    assert fake.drafts(USER)[-1].thread_id == topic
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await bot.send_message_draft(USER, draft_id=5, text="…", message_thread_id=topic + 1)
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await bot.send_message(USER, "x", message_thread_id=topic + 1)
+
+
+def test_messages_on_behalf_of_a_chat(fake: FakeTelegram) -> None:
+    admin = Message.model_validate(
+        fake.chat_sends("hi", chat_id=FORUM, author_signature="Boss")["message"])
+    assert admin.from_user.username == "GroupAnonymousBot" and admin.from_user.is_bot
+    assert admin.sender_chat.id == FORUM and admin.author_signature == "Boss"
+    channel = Message.model_validate(
+        fake.chat_sends("news", chat_id=FORUM, channel_id=-1002000000002)["message"])
+    assert channel.from_user.username == "Channel_Bot"
+    assert (channel.sender_chat.id, channel.sender_chat.type) == (-1002000000002, "channel")
+    with pytest.raises(ValueError):
+        fake.chat_sends("x", chat_id=GROUP + 1, channel_id=-5)  # not a channel id
+    fake.user_sends("x", chat_id=GROUP, user_id=USER, chat_type="group")
+    with pytest.raises(ValueError):  # basic groups have no anonymous admins
+        fake.chat_sends("x", chat_id=GROUP)

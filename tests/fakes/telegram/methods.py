@@ -106,6 +106,25 @@ class BotMethods:
             return None
         raise bad_request("message to be replied not found")
 
+    def _thread(self, chat: ChatInfo, p: Params, reply_to: int | None) -> int | None:
+        """The topic a sent message lands in: `message_thread_id` if it names a topic of the
+        chat, else the replied message's topic, else none (the chat itself, or General)."""
+        thread = p.int("message_thread_id")
+        if thread is None:
+            return self.world.topic_of(chat.id, reply_to)
+        # Forum topics (and private-chat topics) are the only threads one can send to: not
+        # General (id 1, which takes no message_thread_id), not a reply thread's id.
+        if thread not in chat.topics:
+            raise bad_request("message thread not found")
+        return thread
+
+    def _place(self, message: ChatMessage, chat: ChatInfo, p: Params,
+               reply_to: int | None) -> None:
+        """Set where a sent message goes: its topic, and what it replies to (in a topic,
+        a message that replies to nothing replies to the topic's first message)."""
+        message.thread_id = self._thread(chat, p, reply_to)
+        message.reply_to_message_id = reply_to or message.thread_id
+
     def _text(self, p: Params) -> tuple[str, list[dict[str, Any]]]:
         text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
         if not text:
@@ -128,12 +147,15 @@ class BotMethods:
 
     # --- bot ---------------------------------------------------------------------
     def get_me(self, p: Params) -> dict[str, Any]:
-        return {
+        me = {
             **self.world.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
+        if self.world.private_topics:
+            me["has_topics_enabled"] = True
+        return me
 
     def delete_webhook(self, p: Params) -> bool:
         if p.flag("drop_pending_updates"):
@@ -155,7 +177,7 @@ class BotMethods:
         markup = validate_reply_markup(p.json("reply_markup"))
         reply_to = self._reply_to(chat, p)
         message = ChatMessage(0, True, text, entities, markup, sender=self.world.bot_user)
-        message.reply_to_message_id = reply_to
+        self._place(message, chat, p, reply_to)
         self.world.add_message(chat.id, message)
         self._count_flood(chat.id)
         return self._show(chat, message)
@@ -170,9 +192,11 @@ class BotMethods:
         draft_id = p.int("draft_id")
         if not draft_id:
             raise bad_request("TEXTDRAFT_ID_INVALID")
+        thread = self._thread(chat, p, None)
         text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
         frame = DraftFrame(
-            draft_id, text, entities, self.clock(), p.flag("can_stop"), p.flag("keep_on_stop")
+            draft_id, text, entities, self.clock(), p.flag("can_stop"), p.flag("keep_on_stop"),
+            thread,
         )
         self.world.drafts.setdefault(chat_id, []).append(frame)
         return True
@@ -246,7 +270,7 @@ class BotMethods:
         reply_to = self._reply_to(chat, p)
         message = ChatMessage(0, True, reply_markup=markup, sender=self.world.bot_user)
         setattr(message, kind, file)
-        message.reply_to_message_id = reply_to
+        self._place(message, chat, p, reply_to)
         message.caption, message.caption_entities = caption or None, entities
         self.world.add_message(chat.id, message)
         self._count_flood(chat.id)
@@ -333,6 +357,7 @@ class BotMethods:
 
     def send_chat_action(self, p: Params) -> bool:
         chat = self._chat(p)
+        self._thread(chat, p, None)
         action = p.get("action")
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")

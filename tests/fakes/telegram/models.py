@@ -22,6 +22,12 @@ class ChatMessage:
     date: int = 0
     edit_date: int | None = None
     sender: dict[str, Any] = field(default_factory=dict)  # the "from" User object
+    # The forum (or private-chat) topic it is in: the topic's message_thread_id; None for the
+    # chat itself (no topics, or a forum's General topic).
+    thread_id: int | None = None
+    # Sent on behalf of a chat (anonymous group admins, channels): that Chat object.
+    sender_chat: dict[str, Any] | None = None
+    author_signature: str | None = None
     reply_to_message_id: int | None = None
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
     # sendPhoto: file_id, file_unique_id, file_name, mime_type, size, content, width, height
@@ -38,6 +44,7 @@ class DraftFrame:
     time: float
     can_stop: bool = False
     keep_on_stop: bool = False
+    thread_id: int | None = None  # a private-chat topic
 
 
 @dataclass
@@ -67,6 +74,10 @@ class ChatInfo:
     first_name: str | None = None
     username: str | None = None
     blocked: bool = False
+    is_forum: bool = False  # a supergroup with topics
+    # Topics: message_thread_id (the id of the topic's creation message) → name. Forums, and
+    # private chats with a bot that has topics enabled.
+    topics: dict[int, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         chat: dict[str, Any] = {"id": self.id, "type": self.type}
@@ -76,4 +87,6 @@ class ChatInfo:
                 chat["username"] = self.username
         else:
             chat["title"] = self.title or ""
+        if self.is_forum:
+            chat["is_forum"] = True
         return chat

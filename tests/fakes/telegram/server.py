@@ -198,8 +198,10 @@ class FakeTelegram:
         entities: list[dict[str, Any]] | None = None,
         sticker: bool = False,
         photo: bool = False,
+        thread_id: int | None = None,
     ) -> dict[str, Any]:
-        """A user writes in a chat; returns the queued Update."""
+        """A user writes in a chat (in topic `thread_id`, see `create_topic`); returns the
+        queued Update."""
         uid = simulate.resolve_user(chat_id, user_id, chat_type)
         user = simulate.user_dict(uid, first_name, username, language_code)
         return simulate.user_sends(
@@ -213,6 +215,52 @@ class FakeTelegram:
             entities=entities,
             sticker=sticker,
             photo=photo,
+            thread_id=thread_id,
+        )
+
+    def create_topic(self, chat_id: int, name: str, *, user_id: int | None = None,
+                     first_name: str = "Ann", by_bot: bool = False) -> int:
+        """A user (or, with `by_bot`, the bot itself) opens a topic in forum supergroup
+        `chat_id` (created on first use) or in a private chat; returns the topic's
+        message_thread_id. Messages without one are in the General topic."""
+        chat_type = "private" if chat_id > 0 else "supergroup"
+        uid = simulate.resolve_user(chat_id, user_id, chat_type)
+        user = simulate.user_dict(uid, first_name, None, "en")
+        return simulate.create_topic(self.world, chat_id, name, user, by_bot)
+
+    def topic_messages(self, chat_id: int, thread_id: int | None) -> list[ChatMessage]:
+        """The bot's messages in one topic (None: the chat itself, or a forum's General)."""
+        return [m for m in self.bot_messages(chat_id) if m.thread_id == thread_id]
+
+    def chat_sends(
+        self,
+        text: str | None = None,
+        *,
+        chat_id: int,
+        channel_id: int | None = None,
+        channel_title: str | None = None,
+        author_signature: str | None = None,
+        reply_to_message_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        sticker: bool = False,
+    ) -> dict[str, Any]:
+        """A message on behalf of a chat in supergroup `chat_id`: an anonymous admin's
+        (`channel_id` None: the group is the sender, `from` is GroupAnonymousBot), or a
+        channel's (`from` is Channel_Bot); returns the queued Update."""
+        user, sender = simulate.sender_chat(self.world, chat_id, channel_id, channel_title)
+        return simulate.user_sends(
+            self.world,
+            text,
+            chat_id=chat_id,
+            user=user,
+            chat_type="supergroup",
+            chat_title=None,
+            reply_to_message_id=reply_to_message_id,
+            entities=entities,
+            sticker=sticker,
+            photo=False,
+            sender_chat=sender,
+            author_signature=author_signature if channel_id is None else None,
         )
 
     def user_presses(

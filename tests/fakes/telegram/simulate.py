@@ -12,6 +12,11 @@ from .textutil import utf16_len
 _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@])")
 _MENTION = re.compile(r"(?<![\w@/])@[A-Za-z0-9_]{5,32}(?![\w@])")
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
+# The service accounts Telegram puts in `from` of messages sent on behalf of a chat.
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group",
+                       "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel",
+               "username": "Channel_Bot"}
 
 
 def auto_entities(text: str) -> list[dict[str, Any]]:
@@ -67,25 +72,37 @@ def user_sends(
     entities: list[dict[str, Any]] | None,
     sticker: bool,
     photo: bool,
+    sender_chat: dict[str, Any] | None = None,
+    author_signature: str | None = None,
+    thread_id: int | None = None,
 ) -> dict[str, Any]:
-    """Store a user's message and queue its ``message`` update."""
+    """Store a user's message and queue its ``message`` update.
+
+    `thread_id`: the topic it is written in (a reply is in the replied message's topic).
+    """
     if sticker and (photo or text is not None):
         raise ValueError("a sticker message has no text or photo")
     if text is None and not (sticker or photo):
         raise ValueError("pass text, sticker=True or photo=True")
-    if reply_to_message_id is not None and world.find(chat_id, reply_to_message_id) is None:
+    replied = world.find(chat_id, reply_to_message_id or 0)
+    if reply_to_message_id is not None and replied is None:
         raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
     chat = world.chats.get(chat_id)
     if chat is not None and chat.type != chat_type:
         raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
-    if chat_type == "private":
-        world.chats[chat_id] = ChatInfo(
-            chat_id, "private", first_name=user["first_name"], username=user.get("username")
-        )
-    else:
-        title = chat_title or (chat.title if chat else None) or "Test group"
-        world.chats[chat_id] = ChatInfo(chat_id, chat_type, title=title)
-    message = ChatMessage(0, from_bot=False, sender=user, reply_to_message_id=reply_to_message_id)
+    chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
+    if replied is not None:
+        if thread_id is not None and replied.thread_id != thread_id:
+            raise ValueError(f"message {reply_to_message_id} is not in topic {thread_id}")
+        thread_id = replied.thread_id
+    if thread_id is not None and thread_id not in chat.topics:
+        raise ValueError(f"chat {chat_id} has no topic {thread_id}")
+    if thread_id is not None and reply_to_message_id is None:
+        # In a topic, a message that replies to nothing replies to the topic's first message.
+        reply_to_message_id = thread_id
+    message = ChatMessage(0, from_bot=False, sender=user, reply_to_message_id=reply_to_message_id,
+                          sender_chat=sender_chat, author_signature=author_signature,
+                          thread_id=thread_id)
     found = auto_entities(text or "") if entities is None else entities
     if sticker:
         message.media["sticker"] = _sticker(world.serial())
@@ -96,6 +113,62 @@ def user_sends(
         message.text, message.entities = text, found
     world.add_message(chat_id, message)
     return world.add_update("message", world.message_dict(chat_id, message))
+
+
+def ensure_chat(world: World, chat_id: int, chat_type: str, user: dict[str, Any],
+                chat_title: str | None) -> ChatInfo:
+    """The chat, created on its first message (later messages refresh its names only)."""
+    chat = world.chats.get(chat_id)
+    if chat is None:
+        chat = world.chats[chat_id] = ChatInfo(chat_id, chat_type)
+    if chat_type == "private":
+        chat.first_name, chat.username = user["first_name"], user.get("username")
+        chat.blocked = False  # writing to the bot unblocks it
+    else:
+        chat.title = chat_title or chat.title or "Test group"
+    return chat
+
+
+def create_topic(world: World, chat_id: int, name: str, user: dict[str, Any],
+                 by_bot: bool) -> int:
+    """A user (or the bot) opens a topic; returns its message_thread_id. A forum supergroup
+    is created if `chat_id` is new; a private chat gets topics (the bot's topic mode is on)."""
+    chat = world.chats.get(chat_id)
+    if chat_id > 0:
+        chat = ensure_chat(world, chat_id, "private", user, None)
+        world.private_topics = True
+    elif chat is None:
+        chat = world.chats[chat_id] = ChatInfo(chat_id, "supergroup", title="Test forum",
+                                               is_forum=True)
+        # Message 1 opened the chat; thread 1 is the General topic (never a topic of its own).
+        opened = ChatMessage(0, from_bot=False, sender=user)
+        opened.media["supergroup_chat_created"] = True
+        world.add_message(chat_id, opened)
+    if chat.type != "private" and not chat.is_forum:
+        raise ValueError(f"chat {chat_id} is not a forum")
+    creator = world.bot_user if by_bot else user
+    message = world.create_topic(chat_id, name, creator, by_bot)
+    if not by_bot:  # the bot hears of it as a service message
+        world.add_update("message", world.message_dict(chat_id, message))
+    return message.message_id
+
+
+def sender_chat(world: World, chat_id: int, channel_id: int | None,
+                channel_title: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(`from`, `sender_chat`) of a message sent on behalf of a chat in supergroup `chat_id`:
+    the group itself (an anonymous admin) or a channel (its posts forwarded to its discussion
+    group, or a member writing as their channel)."""
+    if chat_id >= 0:
+        raise ValueError("group chat ids are negative")
+    chat = world.chats.setdefault(chat_id, ChatInfo(chat_id, "supergroup", title="Test group"))
+    if chat.type != "supergroup":
+        raise ValueError("only supergroups have anonymous admins and members writing as a channel")
+    if channel_id is None:
+        return GROUP_ANONYMOUS_BOT, chat.as_dict()
+    if channel_id > -1_000_000_000_000 or channel_id == chat_id:
+        raise ValueError("a channel id looks like -100xxxxxxxxxx and is not the group's")
+    return CHANNEL_BOT, {"id": channel_id, "title": channel_title or "Test channel",
+                         "type": "channel"}
 
 
 def user_presses(
@@ -141,7 +214,9 @@ def user_stops_generation(world: World, chat_id: int, draft_id: int) -> dict[str
         raise ValueError(f"no draft {draft_id} was shown in chat {chat_id}")
     if not frames[-1].can_stop:
         raise ValueError(f"draft {draft_id} has no stop button (can_stop was not set)")
-    payload = {"chat": world.chats[chat_id].as_dict(), "draft_id": draft_id}
+    payload: dict[str, Any] = {"chat": world.chats[chat_id].as_dict(), "draft_id": draft_id}
+    if frames[-1].thread_id is not None:
+        payload["message_thread_id"] = frames[-1].thread_id
     return world.add_update("stopped_message_generation", payload)
 
 

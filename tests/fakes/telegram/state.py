@@ -52,6 +52,7 @@ class World:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self.descriptions: dict[str, str] = {}
+        self.private_topics = False  # the bot has topics in private chats (getMe)
         self.event = asyncio.Event()
         self._next_message_id: dict[int, int] = {}
         self._next_update_id = 1
@@ -95,6 +96,33 @@ class World:
     def find(self, chat_id: int, message_id: int) -> ChatMessage | None:
         return self.messages.get(chat_id, {}).get(message_id)
 
+    def thread_root(self, chat_id: int, message: ChatMessage) -> int:
+        """The first message of the reply chain `message` belongs to."""
+        seen = {message.message_id}
+        while (up := self.find(chat_id, message.reply_to_message_id or 0)) is not None:
+            if up.message_id in seen:
+                break
+            seen.add(up.message_id)
+            message = up
+        return message.message_id
+
+    def create_topic(self, chat_id: int, name: str, creator: dict[str, Any],
+                     by_bot: bool) -> ChatMessage:
+        """A topic in a forum or a private chat: its `forum_topic_created` service message,
+        whose id is the topic's message_thread_id."""
+        chat = self.chats[chat_id]
+        message = ChatMessage(0, from_bot=by_bot, sender=creator)
+        message.media["forum_topic_created"] = {"name": name, "icon_color": 7322096}
+        self.add_message(chat_id, message)
+        message.thread_id = message.message_id
+        chat.topics[message.message_id] = name
+        return message
+
+    def topic_of(self, chat_id: int, message_id: int | None) -> int | None:
+        """The topic a message is in (None: the chat itself or a forum's General topic)."""
+        found = self.find(chat_id, message_id or 0)
+        return found.thread_id if found is not None else None
+
     def message_dict(
         self, chat_id: int, message: ChatMessage, *, with_reply: bool = True
     ) -> dict[str, Any]:
@@ -105,9 +133,19 @@ class World:
             "chat": self.chats[chat_id].as_dict(),
             "date": message.date,
         }
+        if message.sender_chat is not None:
+            result["sender_chat"] = message.sender_chat
+        if message.author_signature:
+            result["author_signature"] = message.author_signature
         if message.edit_date:
             result["edit_date"] = message.edit_date
         replied = self.find(chat_id, message.reply_to_message_id or 0)
+        if message.thread_id is not None:
+            result["message_thread_id"] = message.thread_id
+            result["is_topic_message"] = True
+        elif replied is not None and self.chats[chat_id].type == "supergroup":
+            # A reply outside topics: the id of its reply thread, which is not a topic.
+            result["message_thread_id"] = self.thread_root(chat_id, replied)
         if with_reply and replied is not None:
             result["reply_to_message"] = self.message_dict(chat_id, replied, with_reply=False)
         if message.text is not None:
