@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from inference.catalogue import ModelSpec
-from inference.pool.argv import LaunchRequest
+from inference.pool.argv import LaunchRequest, shown
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -17,6 +17,13 @@ ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class UsageError(ValueError):
     """Malformed arguments; the message says what is wrong."""
+
+
+def whole_number(text: str, max_digits: int = 9) -> int | None:
+    """`text` as a non-negative int if it is ASCII digits only (not "²", "٣" or 10^5000)."""
+    if text.isascii() and text.isdigit() and len(text) <= max_digits:
+        return int(text)
+    return None
 
 
 def split_args(text: str | None) -> tuple[str, dict[str, list[str]]]:
@@ -29,12 +36,12 @@ def split_args(text: str | None) -> tuple[str, dict[str, list[str]]]:
         raise UsageError("the model id is missing")
     model_id, *rest = words
     if not ID_RE.match(model_id):
-        raise UsageError(f"bad model id {model_id!r}: letters, digits, . _ - (up to 40)")
+        raise UsageError(f"bad model id {shown(model_id)}: letters, digits, . _ - (up to 40)")
     options: dict[str, list[str]] = {}
     for word in rest:
         key, sep, value = word.partition("=")
         if not sep or not value:
-            raise UsageError(f"expected key=value, got {word!r}")
+            raise UsageError(f"expected key=value, got {shown(word)}")
         options.setdefault(key.lower(), []).append(value)
     return model_id, options
 
@@ -64,7 +71,7 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     if key_env and not ENV_RE.match(key_env):
         raise UsageError("key_env= must name an environment variable, e.g. OPENAI_API_KEY")
     context = one(options, "context")
-    if context is not None and not context.isdigit():
+    if context is not None and whole_number(context) is None:
         raise UsageError("context= must be a number of tokens")
     data = {
         "id": model_id, "title": one(options, "title", model_id), "backend": "openai",
@@ -102,9 +109,10 @@ def launch_request(model_id: str, options: dict[str, list[str]]) -> tuple[Launch
         if value is None:
             continue
         if name in ("k", "gpus", "max_model_len"):
-            if not value.isascii() or not value.isdigit():
-                raise UsageError(f"{option}= must be a whole number, got {value!r}")
-            values[name] = int(value)
+            number = whole_number(value)
+            if number is None:
+                raise UsageError(f"{option}= must be a whole number, got {shown(value)}")
+            values[name] = number
         elif name == "trust_remote_code":
             values[name] = value.lower() in ("1", "true", "yes")
         else:

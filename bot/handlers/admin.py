@@ -24,6 +24,7 @@ from bot.status import models_report
 from bot.texts import lang_of, t
 from inference.errors import BackendError
 from inference.keys import KeyRefused
+from inference.pool.argv import shown
 from inference.probe import served_models
 from inference.redaction import redact_url
 from inference.registry import ModelRegistry
@@ -120,7 +121,7 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
     spec = registry.get(model_id) if model_id else None
     if spec is None:
         known = ", ".join(m.id for m in registry.all())
-        await message.answer(f"⚠️ no model {model_id!r} (models: {known})\n{USAGE[action]}",
+        await message.answer(f"⚠️ no model {shown(model_id)} (models: {known})\n{USAGE[action]}",
                              parse_mode=None)
         return
     others = [m for m in registry.enabled() if m.id != model_id]

@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import FSInputFile, Message
 
+from bot.admin_args import whole_number
 from bot.handlers.admin import IsAdmin
 from bot.settings import Settings
 from storage.exports import FORMATS, ExportOptions, ExportResult, export_in_thread
@@ -37,8 +38,9 @@ def _parse(args: str | None) -> tuple[str, int | None, str]:
     days: int | None = None
     suffix = "parquet"
     for word in words[1:]:
-        if word.isdigit() and days is None and 0 < int(word) <= 36500:
-            days = int(word)
+        number = whole_number(word)
+        if number is not None and days is None and 0 < number <= 36500:
+            days = number
         elif word.lower() in ("jsonl", "json") and suffix == "parquet":
             suffix = "jsonl.gz"
         else:

@@ -27,6 +27,12 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 COMMAND_KEYS = frozenset({"op", "request_id", "host"})
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: errors echo what they were given, briefly."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 2]}…{text[-1]}"
+
+
 def is_local_path(ref: str) -> bool:
     return ref.startswith("/")
 
@@ -42,7 +48,7 @@ def check_model_ref(name: str, value: object) -> None:
     if not ok:
         raise ValueError(
             f"{name} must be a Hugging Face repo id (org/name) or an absolute path under the "
-            f"agent's models directory, got {value!r}")
+            f"agent's models directory, got {shown(value)}")
 
 
 def local_path_allowed(ref: str, models_dir: str | None) -> str | None:
@@ -66,7 +72,7 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> N
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
     if not ok or (high is not None and value > high):  # type: ignore[operator]
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {bounds}, got {shown(value)}")
 
 
 @dataclass
@@ -90,13 +96,13 @@ class LaunchRequest:
         if not isinstance(self.model_id, str) or not MODEL_ID_RE.match(self.model_id):
             raise ValueError(
                 "model_id must be 1-40 letters, digits, '.', '_' or '-' starting with a letter "
-                f"or digit, got {self.model_id!r}"
+                f"or digit, got {shown(self.model_id)}"
             )
         if not self.served_name:
             self.served_name = self.model_id
         if not isinstance(self.served_name, str) or not HF_REPO_RE.match(self.served_name):
             raise ValueError(f"served_name must be a name like org/model, got "
-                             f"{self.served_name!r}")
+                             f"{shown(self.served_name)}")
         check_model_ref("target", self.target)
         if self.draft is not None:
             check_model_ref("draft", self.draft)
@@ -107,7 +113,7 @@ class LaunchRequest:
         if self.max_model_len is not None:
             _check_int("max_model_len", self.max_model_len, 16, 10_000_000)
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {shown(self.dtype)}")
         if not isinstance(self.trust_remote_code, bool):
             raise ValueError("trust_remote_code must be true or false")
 
@@ -132,7 +138,7 @@ class LaunchRequest:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names - COMMAND_KEYS)
         if unknown:
-            raise ValueError(f"unknown launch option {unknown[0]!r}")
+            raise ValueError(f"unknown launch option {shown(unknown[0])}")
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
         except TypeError as exc:  # a required field is missing

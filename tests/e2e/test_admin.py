@@ -115,6 +115,13 @@ async def test_addmodel_refuses_unreachable_urls_and_unserved_names(admin_bot, t
     assert reply.startswith("⚠️ url= and model= are required")
     reply = await say(telegram, "/addmodel ok url=http://x model=y colour=blue")
     assert reply.startswith("⚠️ unknown option colour=")
+    for odd in ("²", "٣", "1" * 5000):  # digits to str.isdigit(), not numbers to int()
+        reply = await say(telegram, f"/addmodel ok url=http://x/v1 model=y context={odd}")
+        assert reply.startswith("⚠️ context= must be a number of tokens"), reply
+        reply = await say(telegram, f"/addmodel ok hf=org/x draft=org/d k={odd}")
+        assert reply.startswith("⚠️ k= must be a whole number"), reply
+    reply = await say(telegram, "/export dpo ²")
+    assert reply.startswith("⚠️ Usage: /export"), reply
     assert await rows(db, "SELECT * FROM model_override") == []
 
 
