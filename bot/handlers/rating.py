@@ -19,6 +19,7 @@ from aiogram.types import (
 from aiogram.utils.formatting import Text, TextMention
 
 from bot.answering import Answerer, Turn
+from bot.cleaning import clean_text
 from bot.handlers.callbacks import pressed_answer, replace_markup
 from bot.keyboards.answers import (
     VOTES,
@@ -178,7 +179,10 @@ async def receive_edit(message: Message, db_user: User, chat_row_id: int, lang: 
         await state.clear()
         await message.reply(t("stale_button", lang), parse_mode=None)
         return
-    text = (message.text or "").strip()
+    text = clean_text(message.text or "").strip()
+    if not text:
+        await message.reply(t("edit_not_text", lang), parse_mode=None)
+        return
     if text == answer.message.content.strip():
         await message.reply(t("edit_unchanged", lang), parse_mode=None)
         return

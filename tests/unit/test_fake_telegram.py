@@ -554,3 +554,14 @@ async def test_wait_for_reports_recent_requests(fake: FakeTelegram, bot: Bot, ch
         await bot.send_message(chat, "bad <tag>", parse_mode="HTML")
     with pytest.raises(AssertionError, match=r"sendMessage .*Unsupported start tag"):
         await fake.wait_for(lambda: fake.bot_messages(chat), timeout=0.1)
+
+
+async def test_control_characters_become_spaces_and_surrogates_cannot_be_sent(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    """Telegram's server turns C0 control characters into spaces (so what a bot shows differs
+    from what it sent); a lone surrogate cannot even be encoded as UTF-8 by the client."""
+    sent = await bot.send_message(chat, "a\x00b\x07c\nd")
+    assert sent.text == "a b c\nd"
+    with pytest.raises(UnicodeEncodeError):
+        await bot.send_message(chat, "half \ud800")
