@@ -13,6 +13,7 @@ from aiogram import Bot
 from aiogram.enums import ChatType
 from aiogram.types import MessageEntity
 
+from bot.cleaning import clean_text
 from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
@@ -26,7 +27,7 @@ from inference.context import fit_to_context
 from inference.errors import BackendError, ModelUnavailable
 from inference.protocol import ChatMessage
 from inference.registry import ModelRegistry
-from storage.models import Battle, Message
+from storage.models import UNSHOWN_STATUSES, Battle, Message
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.shared_state import SharedState
@@ -49,11 +50,12 @@ class Turn:
 
 
 def history_for(path: list[Message]) -> list[ChatMessage]:
-    """Stored path → chat messages: failed empty answers skipped, same-role runs merged
-    (after a failed answer the next user message follows the previous one)."""
+    """Stored path → chat messages: answers the user never saw skipped, same-role runs merged
+    (a question sent while the previous one was being answered goes with the next one)."""
     history: list[ChatMessage] = []
     for message in path:
-        if message.role not in ("user", "assistant") or not message.content:
+        if (message.role not in ("user", "assistant") or not message.content
+                or message.status in UNSHOWN_STATUSES):
             continue
         if history and history[-1].role == message.role:
             merged = f"{history[-1].content}\n\n{message.content}"
@@ -176,7 +178,8 @@ class Answerer:
                          if (m := self.registry.get(f)) is not None and m.enabled)]
         for current, following in zip(chain, [*chain[1:], None], strict=True):
             view, outcome = await self._stream_once(bot, turn, current, user_message, header)
-            unavailable = isinstance(outcome.error, ModelUnavailable) and not outcome.text
+            unavailable = (isinstance(outcome.error, ModelUnavailable)
+                           and not outcome.text.strip())
             if not unavailable or following is None:
                 return current, view, outcome
             log.warning("model %s unavailable (%s); falling back to %s", current.id,
@@ -190,32 +193,45 @@ class Answerer:
 
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
                      *, origin: str = "original", head: str = "follow") -> Message:
-        """Stream an answer to `user_message` (already stored), store it, deliver it."""
+        """Stream an answer to `user_message` (already stored), store it, deliver it, and settle
+        the conversation (`ConversationRepository.conclude` with `head`)."""
         async with self._tracked():
             spec, view, outcome = await self._stream(
                 bot, turn, self.registry.spec(model_id), user_message
             )
-            if outcome.error is not None and not outcome.text:
-                return await self._failed(bot, turn, spec, user_message, outcome, origin, head)
-            stored = await self.conversations.add_answer(
-                user_message, self._record(spec, outcome), origin=origin, head=head
+            if not outcome.text.strip():
+                return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
+                                              head)
+            stored = await self.conversations.store_answer(
+                user_message, self._record(spec, outcome), origin=origin
             )
             text = display_text(outcome.text, stored.status, outcome.finish_reason, turn.lang)
             ids = await view.finish(text, reply_markup=answer_keyboard(stored.id))
             await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
+            await self.conversations.conclude(stored, head=head)
             return stored
 
-    async def _failed(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                      outcome: StreamOutcome, origin: str, head: str) -> Message:
-        error = outcome.error
-        assert error is not None
-        log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
-        stored = await self.conversations.add_answer(
-            user_message, self._record(spec, outcome), origin=origin, head=head
+    async def _unanswered(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
+                          outcome: StreamOutcome, origin: str, head: str) -> Message:
+        """No text reached the user (the model failed, answered nothing, or was stopped at
+        once): store that, leave the conversation where it was, say so with 🔄."""
+        stored = await self.conversations.store_answer(
+            user_message, self._record(spec, outcome), origin=origin
         )
-        kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
+        await self.conversations.conclude(stored, head=head)
+        if outcome.error is not None:
+            error = outcome.error
+            log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
+            kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
+            text = t(f"err_{kind}", turn.lang, model=spec.title)
+        elif outcome.stopped:
+            text = t("answer_stopped", turn.lang)
+        else:
+            log.warning("model %s gave an empty answer (finish reason %s)", spec.id,
+                        outcome.finish_reason)
+            text = t("err_empty", turn.lang, model=spec.title)
         sent = await bot.send_message(
-            turn.chat_id, t(f"err_{kind}", turn.lang, model=spec.title), parse_mode=None,
+            turn.chat_id, text, parse_mode=None,
             message_thread_id=turn.thread_id, reply_markup=retry_keyboard(stored.id),
         )
         await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
@@ -223,34 +239,36 @@ class Answerer:
 
     async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
                      chat_row_id: int, pair: tuple[ModelSpec, ModelSpec]) -> Battle | None:
-        """Two anonymous answers, A then B, with the vote buttons under B."""
+        """Two anonymous answers, A then B, with the vote buttons under B. A side that shows
+        no text makes it no battle: the other side answers as a normal turn."""
         async with self._tracked():
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
                                                         arena_header("A", turn.lang))
-            if outcome_a.error is not None and not outcome_a.text:
+            if not outcome_a.text.strip():
                 await self._side_failed(bot, turn, "A")
                 await self.answer(bot, turn, user_message, spec_b.id)
                 return None
-            answer_a = await self.conversations.add_answer(
+            answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
             )
             ids_a = await view_a.finish(
                 display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason, turn.lang)
             )
             await self.conversations.add_deliveries(answer_a.id, turn.chat_id, ids_a)
+            await self.conversations.conclude(answer_a, head="follow")
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
                                                         arena_header("B", turn.lang))
-            if outcome_b.error is not None and not outcome_b.text:
+            if not outcome_b.text.strip():
                 await self._side_failed(bot, turn, "B")
                 await bot.edit_message_reply_markup(
                     chat_id=turn.chat_id, message_id=ids_a[-1],
                     reply_markup=answer_keyboard(answer_a.id),
                 )
                 return None
-            answer_b = await self.conversations.add_answer(
-                user_message, self._record(spec_b, outcome_b), origin="arena", head="keep"
+            answer_b = await self.conversations.store_answer(
+                user_message, self._record(spec_b, outcome_b), origin="arena"
             )
             battle = await self.feedback.create_battle(
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
@@ -268,10 +286,15 @@ class Answerer:
                                parse_mode=None, message_thread_id=turn.thread_id)
 
     def _record(self, spec: ModelSpec, outcome: StreamOutcome) -> AnswerRecord:
+        has_text = bool(outcome.text.strip())
         if outcome.error is not None:
-            status = "cut" if outcome.text else "error"
+            status = "cut" if has_text else "error"
+        elif outcome.stopped:
+            status = "stopped"
         else:
-            status = "stopped" if outcome.stopped else "complete"
+            status = "complete" if has_text else "empty"
+        # The finish reason is the server's word too: cleaned, and cut to its column.
+        finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         return AnswerRecord(
             content=outcome.text,
             model_id=spec.id,
@@ -284,6 +307,6 @@ class Answerer:
             completion_tokens=outcome.usage.completion_tokens,
             ttft_ms=round(outcome.ttft * 1000) if outcome.ttft is not None else None,
             total_ms=round(outcome.total * 1000),
-            finish_reason=outcome.finish_reason,
+            finish_reason=finish_reason,
             decoding=outcome.decoding.as_dict() if outcome.decoding else None,
         )

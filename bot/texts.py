@@ -76,6 +76,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ru": "Это может сделать только собеседник бота в этом чате.",
     },
     "regenerating": {"en": "🔄 Writing another answer…", "ru": "🔄 Пишу другой ответ…"},
+    "regen_same": {
+        "en": "🔄 Already writing another answer",
+        "ru": "🔄 Уже пишу другой ответ",
+    },
     "regen_with": {"en": "🔀 Asking {model}…", "ru": "🔀 Спрашиваю {model}…"},
     "pick_regen_model": {"en": "Pick a model", "ru": "Выберите модель"},
     "edit_prompt": {
@@ -234,6 +238,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "err_stream_error": {
         "en": "⚠️ {model} failed while answering. Please try again.",
         "ru": "⚠️ {model} сломалась во время ответа. Попробуйте ещё раз.",
+    },
+    "err_empty": {
+        "en": "⚠️ {model} returned an empty answer. Tap 🔄 to try again.",
+        "ru": "⚠️ {model} вернула пустой ответ. Нажмите 🔄, чтобы попробовать ещё раз.",
     },
     "err_internal": {
         "en": "⚠️ Something went wrong on my side. Please try again.",

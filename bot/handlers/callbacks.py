@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.streaming.delivery import frame_request, is_not_modified
 from bot.texts import t
+from storage.repositories.conversations import shown
 from storage.repositories.feedback import FeedbackRepository, StoredAnswer
 
 
@@ -17,7 +18,8 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
                          *, with_text: bool = False) -> StoredAnswer | None:
     """The answer a button refers to, if the button really sits under it in this chat and the
     presser may judge it; otherwise the query is answered with an error toast and None.
-    `with_text`: also refuse a failed answer that has no text (nothing to rate or edit)."""
+    `with_text`: also refuse an answer the user never saw as text (failed, empty,
+    undelivered: nothing to rate or edit)."""
     message = query.message
     if not isinstance(message, Message):
         await query.answer(t("stale_button", lang), show_alert=True)
@@ -27,7 +29,7 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
         return None
     answer = await feedback.answer_in_chat(answer_id, chat_row_id, message.chat.id)
     if (answer is None or message.message_id not in answer.tg_message_ids
-            or (with_text and answer.message.status == "error")):
+            or (with_text and not shown(answer.message))):
         await query.answer(t("stale_button", lang), show_alert=True)
         return None
     return answer
