@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.enums import ChatType
-from aiogram.types import MessageEntity
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import InlineKeyboardMarkup, MessageEntity
 
 from bot.cleaning import clean_text
 from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
 from bot.settings import Settings
+from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
 from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
@@ -165,7 +167,9 @@ class Answerer:
                 outcome = await pump(events, view, interval=self.settings.draft_interval,
                                      stop=stop)
         else:
-            await bot.send_chat_action(turn.chat_id, "typing", message_thread_id=turn.thread_id)
+            with contextlib.suppress(TelegramAPIError), frame_request():
+                await bot.send_chat_action(turn.chat_id, "typing",
+                                           message_thread_id=turn.thread_id)
             outcome = await pump(events, view, interval=self.settings.edit_interval_group)
         return view, outcome
 
@@ -184,11 +188,8 @@ class Answerer:
                 return current, view, outcome
             log.warning("model %s unavailable (%s); falling back to %s", current.id,
                         outcome.error, following.id)
-            await bot.send_message(
-                turn.chat_id,
-                t("fallback_note", turn.lang, model=current.title, fallback=following.title),
-                parse_mode=None, message_thread_id=turn.thread_id,
-            )
+            await self._say(bot, turn, t("fallback_note", turn.lang, model=current.title,
+                                         fallback=following.title))
         raise AssertionError("unreachable")
 
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
@@ -206,10 +207,40 @@ class Answerer:
                 user_message, self._record(spec, outcome), origin=origin
             )
             text = display_text(outcome.text, stored.status, outcome.finish_reason, turn.lang)
-            ids = await view.finish(text, reply_markup=answer_keyboard(stored.id))
-            await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
-            await self.conversations.conclude(stored, head=head)
+            await self._deliver(bot, turn, view, stored, text, answer_keyboard(stored.id), head)
             return stored
+
+    async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message, text: str,
+                       markup: InlineKeyboardMarkup | None, head: str) -> bool:
+        """The final delivery, with patience (`patient_delivery`). If Telegram does not take
+        it all, the answer is marked undelivered (never the head, never history or data) and
+        the user gets a line with 🔄. The recorded deliveries are what really got through."""
+        try:
+            with patient_delivery():
+                ids = await view.finish(text, reply_markup=markup)
+        except DeliveryFailed as exc:
+            log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
+            await self.conversations.add_deliveries(stored.id, turn.chat_id, exc.delivered)
+            await self.conversations.conclude(stored, head=head, status="undelivered")
+            await self._notice(bot, turn, stored, t("err_undelivered", turn.lang))
+            return False
+        await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
+        await self.conversations.conclude(stored, head=head)
+        return True
+
+    async def _notice(self, bot: Bot, turn: Turn, stored: Message, text: str) -> None:
+        """A line about `stored` with 🔄 under it (best effort: Telegram may refuse it too)."""
+        try:
+            with patient_delivery():
+                sent = await bot.send_message(
+                    turn.chat_id, text, parse_mode=None, message_thread_id=turn.thread_id,
+                    reply_markup=retry_keyboard(stored.id),
+                )
+        except TelegramAPIError as exc:
+            log.warning("could not tell chat %s about answer %s: %s", turn.chat_id, stored.id,
+                        exc.message)
+            return
+        await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
 
     async def _unanswered(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
                           outcome: StreamOutcome, origin: str, head: str) -> Message:
@@ -230,42 +261,35 @@ class Answerer:
             log.warning("model %s gave an empty answer (finish reason %s)", spec.id,
                         outcome.finish_reason)
             text = t("err_empty", turn.lang, model=spec.title)
-        sent = await bot.send_message(
-            turn.chat_id, text, parse_mode=None,
-            message_thread_id=turn.thread_id, reply_markup=retry_keyboard(stored.id),
-        )
-        await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
+        await self._notice(bot, turn, stored, text)
         return stored
 
     async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
                      chat_row_id: int, pair: tuple[ModelSpec, ModelSpec]) -> Battle | None:
         """Two anonymous answers, A then B, with the vote buttons under B. A side that shows
-        no text makes it no battle: the other side answers as a normal turn."""
+        no text makes it no battle: the other side answers as a normal turn. A side Telegram
+        would not take ends it too."""
         async with self._tracked():
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
                                                         arena_header("A", turn.lang))
             if not outcome_a.text.strip():
-                await self._side_failed(bot, turn, "A")
+                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
                 await self.answer(bot, turn, user_message, spec_b.id)
                 return None
             answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
             )
-            ids_a = await view_a.finish(
-                display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason, turn.lang)
-            )
-            await self.conversations.add_deliveries(answer_a.id, turn.chat_id, ids_a)
-            await self.conversations.conclude(answer_a, head="follow")
+            text_a = display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason,
+                                  turn.lang)
+            if not await self._deliver(bot, turn, view_a, answer_a, text_a, None, "follow"):
+                return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
                                                         arena_header("B", turn.lang))
             if not outcome_b.text.strip():
-                await self._side_failed(bot, turn, "B")
-                await bot.edit_message_reply_markup(
-                    chat_id=turn.chat_id, message_id=ids_a[-1],
-                    reply_markup=answer_keyboard(answer_a.id),
-                )
+                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
+                await self._no_battle(bot, turn, answer_a)
                 return None
             answer_b = await self.conversations.store_answer(
                 user_message, self._record(spec_b, outcome_b), origin="arena"
@@ -274,16 +298,35 @@ class Answerer:
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
                 answer_a=answer_a, answer_b=answer_b,
             )
-            ids_b = await view_b.finish(
-                display_text(outcome_b.text, answer_b.status, outcome_b.finish_reason, turn.lang),
-                reply_markup=battle_keyboard(battle.id, turn.lang),
-            )
-            await self.conversations.add_deliveries(answer_b.id, turn.chat_id, ids_b)
+            text_b = display_text(outcome_b.text, answer_b.status, outcome_b.finish_reason,
+                                  turn.lang)
+            if not await self._deliver(bot, turn, view_b, answer_b, text_b,
+                                       battle_keyboard(battle.id, turn.lang), "keep"):
+                await self.feedback.delete_battle(battle.id)
+                await self._no_battle(bot, turn, answer_a)
+                return None
             return battle
 
-    async def _side_failed(self, bot: Bot, turn: Turn, side: str) -> None:
-        await bot.send_message(turn.chat_id, t("arena_side_failed", turn.lang, side=side),
-                               parse_mode=None, message_thread_id=turn.thread_id)
+    async def _no_battle(self, bot: Bot, turn: Turn, answer_a: Message) -> None:
+        """Answer A stands alone: it gets the buttons of a normal answer."""
+        parts = await self.conversations.deliveries(answer_a.id)
+        if not parts:
+            return
+        try:
+            await bot.edit_message_reply_markup(
+                chat_id=turn.chat_id, message_id=parts[-1].tg_message_id,
+                reply_markup=answer_keyboard(answer_a.id),
+            )
+        except TelegramAPIError as exc:
+            log.warning("no buttons for answer %s: %s", answer_a.id, exc.message)
+
+    async def _say(self, bot: Bot, turn: Turn, text: str) -> None:
+        """A one-line note (best effort)."""
+        try:
+            await bot.send_message(turn.chat_id, text, parse_mode=None,
+                                   message_thread_id=turn.thread_id)
+        except TelegramAPIError as exc:
+            log.warning("could not tell chat %s: %s", turn.chat_id, exc.message)
 
     def _record(self, spec: ModelSpec, outcome: StreamOutcome) -> AnswerRecord:
         has_text = bool(outcome.text.strip())

@@ -243,6 +243,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "⚠️ {model} returned an empty answer. Tap 🔄 to try again.",
         "ru": "⚠️ {model} вернула пустой ответ. Нажмите 🔄, чтобы попробовать ещё раз.",
     },
+    "err_undelivered": {
+        "en": "⚠️ I couldn't deliver the whole answer: Telegram did not accept it. "
+              "Tap 🔄 for a new one.",
+        "ru": "⚠️ Не удалось доставить ответ целиком: Telegram его не принял. "
+              "Нажмите 🔄, чтобы получить новый.",
+    },
     "err_internal": {
         "en": "⚠️ Something went wrong on my side. Please try again.",
         "ru": "⚠️ Что-то пошло не так с моей стороны. Попробуйте ещё раз.",

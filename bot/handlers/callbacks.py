@@ -7,7 +7,7 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.streaming.delivery import frame_request, is_not_modified
+from bot.streaming.delivery import frame_request, is_gone, is_not_modified
 from bot.texts import t
 from storage.repositories.conversations import shown
 from storage.repositories.feedback import FeedbackRepository, StoredAnswer
@@ -37,8 +37,8 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
 
 async def replace_markup(bot: Bot, chat_id: int, message_id: int,
                          markup: InlineKeyboardMarkup | None) -> None:
-    """Best-effort keyboard update: "not modified" and a 429 are not errors (the next update
-    shows the latest state anyway)."""
+    """Best-effort keyboard update: "not modified", a deleted message and a 429 are not errors
+    (the next update shows the latest state anyway)."""
     try:
         with frame_request():
             await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id,
@@ -46,5 +46,5 @@ async def replace_markup(bot: Bot, chat_id: int, message_id: int,
     except TelegramRetryAfter:
         return
     except TelegramBadRequest as exc:
-        if not is_not_modified(exc):
+        if not (is_not_modified(exc) or is_gone(exc)):
             raise

@@ -8,11 +8,22 @@ import time
 from typing import Protocol
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from aiogram.types import InlineKeyboardMarkup
 
 from bot.formatting import Chunk, compose, plain
-from bot.streaming.delivery import edit_part, frame_request, send_part
+from bot.streaming.delivery import (
+    DeliveryFailed,
+    edit_part,
+    frame_request,
+    is_gone,
+    send_part,
+)
 from storage.shared_state import SharedState
 
 log = logging.getLogger(__name__)
@@ -28,7 +39,8 @@ class AnswerView(Protocol):
     async def finish(
         self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> list[int]:
-        """Deliver the final answer; returns the Telegram message ids, in order."""
+        """Deliver the final answer; returns the Telegram message ids, in order. Raises
+        `DeliveryFailed` (with the ids that did get through) if Telegram did not take it all."""
 
 
 class _Paused:
@@ -71,12 +83,15 @@ class DraftView:
             except TelegramRetryAfter as exc:
                 self._paused.hit(exc)
                 return
-            except TelegramBadRequest as exc:
-                if attempt.entities:
+            except (TelegramBadRequest, TelegramForbiddenError) as exc:
+                if attempt.entities and isinstance(exc, TelegramBadRequest):
                     continue
                 log.warning("drafts refused in chat %s (%s); no more frames", self.chat_id,
                             exc.message)
                 self._disabled = True
+                return
+            except TelegramAPIError as exc:  # a lost connection, a 5xx: skip this frame
+                log.info("draft frame lost in chat %s: %s", self.chat_id, exc.message)
                 return
 
     async def start(self) -> None:
@@ -99,15 +114,18 @@ class DraftView:
         self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> list[int]:
         parts = compose(markdown, self.header)
-        ids = []
-        for i, part in enumerate(parts):
-            ids.append(
-                await send_part(
-                    self.bot, self.chat_id, part,
-                    reply_markup=reply_markup if i == len(parts) - 1 else None,
-                    reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+        ids: list[int] = []
+        try:
+            for i, part in enumerate(parts):
+                ids.append(
+                    await send_part(
+                        self.bot, self.chat_id, part,
+                        reply_markup=reply_markup if i == len(parts) - 1 else None,
+                        reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                    )
                 )
-            )
+        except TelegramAPIError as exc:
+            raise DeliveryFailed(ids, exc) from exc
         return ids
 
 
@@ -139,7 +157,19 @@ class EditView:
                     continue
                 if not final and not await self._budget():
                     return
-                await edit_part(self.bot, self.chat_id, message_id, part, reply_markup=markup)
+                try:
+                    await edit_part(self.bot, self.chat_id, message_id, part,
+                                    reply_markup=markup)
+                except TelegramBadRequest as exc:
+                    if not is_gone(exc):
+                        raise
+                    # Someone deleted the message being edited: the part goes out anew.
+                    log.info("part %s in chat %s was deleted; sending it again", message_id,
+                             self.chat_id)
+                    message_id = await send_part(
+                        self.bot, self.chat_id, part, reply_markup=markup,
+                        reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                    )
                 self._sent[i] = (message_id, key)
             else:
                 if not final and not await self._budget():
@@ -158,7 +188,7 @@ class EditView:
                 await self._sync(compose(markdown, self.header), None, final=False)
         except TelegramRetryAfter as exc:
             self._paused.hit(exc)
-        except TelegramBadRequest as exc:
+        except TelegramAPIError as exc:  # refused, or lost on the way: the next frame may do
             log.warning("frame refused in chat %s: %s", self.chat_id, exc.message)
 
     async def keepalive(self) -> None:
@@ -168,12 +198,15 @@ class EditView:
         self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> list[int]:
         parts = compose(markdown, self.header)
-        await self._sync(parts, reply_markup, final=True)
+        try:
+            await self._sync(parts, reply_markup, final=True)
+        except TelegramAPIError as exc:
+            raise DeliveryFailed([message_id for message_id, _ in self._sent], exc) from exc
         # A shorter final rendering leaves stale extra messages: delete them.
         for message_id, _ in self._sent[len(parts):]:
             try:
                 await self.bot.delete_message(self.chat_id, message_id)
-            except TelegramBadRequest:
+            except TelegramAPIError:
                 log.info("could not delete stale part %s in chat %s", message_id, self.chat_id)
         del self._sent[len(parts):]
         return [message_id for message_id, _ in self._sent]

@@ -228,13 +228,21 @@ class ConversationRepository:
     async def add_deliveries(
         self, message_id: int, tg_chat_id: int, tg_message_ids: Sequence[int]
     ) -> None:
-        """Record the Telegram messages a stored message was delivered as, in order."""
+        """Record the Telegram messages a stored message was delivered as, in order (after any
+        recorded before: the parts that got through, then a notice about the rest)."""
+        if not tg_message_ids:
+            return
         async with self._sessionmaker.begin() as session:
+            last = await session.scalar(
+                sa.select(sa.func.max(MessageDelivery.part))
+                .where(MessageDelivery.message_id == message_id)
+            )
+            first = 0 if last is None else last + 1
             session.add_all(
                 MessageDelivery(
                     message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
                 )
-                for part, tg_id in enumerate(tg_message_ids)
+                for part, tg_id in enumerate(tg_message_ids, start=first)
             )
 
     async def path_to(self, message_id: int) -> list[Message]:

@@ -139,6 +139,11 @@ class FeedbackRepository:
             session.add(battle)
             return battle
 
+    async def delete_battle(self, battle_id: int) -> None:
+        """A battle whose buttons never reached the user is no battle."""
+        async with self._sessionmaker.begin() as session:
+            await session.execute(sa.delete(Battle).where(Battle.id == battle_id))
+
     async def battle_in_chat(self, battle_id: int, chat_row_id: int) -> Battle | None:
         async with self._sessionmaker() as session:
             return await session.scalar(
