@@ -75,12 +75,25 @@ def build_request(spec: ModelSpec, path: list[Message]) -> list[ChatMessage]:
     return fit_to_context(messages, spec.context_window, reserve)
 
 
-def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
-    """What the user sees for a stored answer: its text plus a note on how it ended."""
+def answer_note(status: str, finish_reason: str | None, lang: str) -> str | None:
+    """A note on how an answer ended, if it did not end normally."""
     note = {"cut": "answer_cut", "stopped": "answer_stopped"}.get(status)
     if note is None and finish_reason == "length":
         note = "answer_length"
-    return f"{content}\n\n{t(note, lang)}" if note else content
+    return t(note, lang) if note else None
+
+
+def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
+    """What the user sees for a stored answer: its text plus a note on how it ended."""
+    note = answer_note(status, finish_reason, lang)
+    return f"{content}\n\n{note}" if note else content
+
+
+def file_caption(status: str, finish_reason: str | None, lang: str) -> str:
+    """The caption of the file holding the rest of a very long answer (with the note on how
+    it ended, which is at the very end of the file)."""
+    note = answer_note(status, finish_reason, lang)
+    return t("answer_in_file", lang) + (f"\n{note}" if note else "")
 
 
 def arena_header(side: str, lang: str, model_title: str | None = None) -> Chunk:
@@ -206,18 +219,19 @@ class Answerer:
             stored = await self.conversations.store_answer(
                 user_message, self._record(spec, outcome), origin=origin
             )
-            text = display_text(outcome.text, stored.status, outcome.finish_reason, turn.lang)
-            await self._deliver(bot, turn, view, stored, text, answer_keyboard(stored.id), head)
+            await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head)
             return stored
 
-    async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message, text: str,
+    async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
                        markup: InlineKeyboardMarkup | None, head: str) -> bool:
         """The final delivery, with patience (`patient_delivery`). If Telegram does not take
         it all, the answer is marked undelivered (never the head, never history or data) and
         the user gets a line with 🔄. The recorded deliveries are what really got through."""
+        text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang)
+        caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
             with patient_delivery():
-                ids = await view.finish(text, reply_markup=markup)
+                ids = await view.finish(text, reply_markup=markup, file_caption=caption)
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.add_deliveries(stored.id, turn.chat_id, exc.delivered)
@@ -280,9 +294,7 @@ class Answerer:
             answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
             )
-            text_a = display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason,
-                                  turn.lang)
-            if not await self._deliver(bot, turn, view_a, answer_a, text_a, None, "follow"):
+            if not await self._deliver(bot, turn, view_a, answer_a, None, "follow"):
                 return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
@@ -298,9 +310,7 @@ class Answerer:
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
                 answer_a=answer_a, answer_b=answer_b,
             )
-            text_b = display_text(outcome_b.text, answer_b.status, outcome_b.finish_reason,
-                                  turn.lang)
-            if not await self._deliver(bot, turn, view_b, answer_b, text_b,
+            if not await self._deliver(bot, turn, view_b, answer_b,
                                        battle_keyboard(battle.id, turn.lang), "keep"):
                 await self.feedback.delete_battle(battle.id)
                 await self._no_battle(bot, turn, answer_a)

@@ -257,6 +257,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "⚠️ The answer was cut off: the model failed mid-way.",
         "ru": "⚠️ Ответ оборвался: модель сломалась посередине.",
     },
+    "answer_in_file": {
+        "en": "📄 The answer is too long for a chat: the rest of it is in this file.",
+        "ru": "📄 Ответ слишком длинный для чата: его продолжение — в этом файле.",
+    },
     "answer_stopped": {"en": "⏹ Stopped.", "ru": "⏹ Остановлено."},
     "answer_length": {
         "en": "… (the model reached its length limit)",

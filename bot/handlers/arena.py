@@ -10,7 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.answering import arena_header, display_text
-from bot.formatting import compose
+from bot.formatting import layout
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.arena import BattleStrength, BattleVote, battle_keyboard
 from bot.streaming.delivery import edit_part, is_gone
@@ -69,10 +69,10 @@ async def _reveal(bot: Bot, chat_id: int, battle: Battle, lang: str,
         parts = await conversations.deliveries(answer_id)
         if answer is None or not parts:
             continue
-        rendered = compose(
+        rendered = layout(  # as it was delivered (see Answerer._deliver)
             display_text(answer.content, answer.status, answer.finish_reason, lang),
             arena_header(side, lang, registry.title(model_id)),
-        )
+        ).parts
         markup = keyboard if side == "B" and len(parts) == 1 else None
         try:
             await edit_part(bot, chat_id, parts[0].tg_message_id, rendered[0],

@@ -21,7 +21,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import InlineKeyboardMarkup, ReplyParameters
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, ReplyParameters
 
 from bot.formatting import Chunk, plain
 
@@ -35,6 +35,7 @@ _frame: contextvars.ContextVar[bool] = contextvars.ContextVar("chatmux_frame", d
 DELIVERY_PATIENCE = 120.0
 NETWORK_RETRIES = 3
 NETWORK_BACKOFF = 0.5  # seconds before the first retry; doubled each time
+ANSWER_FILE = "answer.md"  # the rest of a very long answer
 
 
 @contextlib.contextmanager
@@ -163,6 +164,19 @@ async def send_part(
                 continue
             raise
     raise AssertionError("unreachable")
+
+
+async def send_file(
+    bot: Bot, chat_id: int, markdown: str, caption: str, *,
+    reply_markup: InlineKeyboardMarkup | None = None, thread_id: int | None = None,
+) -> int:
+    """Send the rest of a long answer as a Markdown file, with a short caption."""
+    sent = await bot.send_document(
+        chat_id, BufferedInputFile(markdown.encode("utf-8"), filename=ANSWER_FILE),
+        caption=caption or None, parse_mode=None, reply_markup=reply_markup,
+        message_thread_id=thread_id,
+    )
+    return sent.message_id
 
 
 async def edit_part(

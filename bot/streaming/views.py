@@ -16,12 +16,13 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.formatting import Chunk, compose, plain
+from bot.formatting import Chunk, frame_parts, frame_tail, layout, plain
 from bot.streaming.delivery import (
     DeliveryFailed,
     edit_part,
     frame_request,
     is_gone,
+    send_file,
     send_part,
 )
 from storage.shared_state import SharedState
@@ -37,10 +38,13 @@ class AnswerView(Protocol):
         """Called when nothing new arrived for a while."""
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        """Deliver the final answer; returns the Telegram message ids, in order. Raises
-        `DeliveryFailed` (with the ids that did get through) if Telegram did not take it all."""
+        """Deliver the final answer (`bot.formatting.layout`: a few messages, then the rest as
+        a file with `file_caption`), the buttons under the last thing delivered. Returns the
+        Telegram message ids, in order. Raises `DeliveryFailed` (with the ids that did get
+        through) if Telegram did not take it all."""
 
 
 class _Paused:
@@ -99,31 +103,37 @@ class DraftView:
         await self._draft(self.header or Chunk(""), self.draft_id)
 
     async def show(self, markdown: str) -> None:
-        parts = compose(markdown, self.header)
-        if not parts:
+        tail = frame_tail(markdown, self.header)
+        if tail is None:
             return
         # Long answers: the draft shows the part being written; a new id per part replaces it.
-        self._last = parts[-1]
-        await self._draft(parts[-1], self.draft_id + len(parts) - 1)
+        number, self._last = tail
+        await self._draft(self._last, self.draft_id + number)
 
     async def keepalive(self) -> None:
         # Drafts expire after ~30 s without an update.
         await self._draft(self._last or Chunk(""), self.draft_id)
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        parts = compose(markdown, self.header)
+        plan = layout(markdown, self.header)
+        parts = plan.parts
         ids: list[int] = []
         try:
             for i, part in enumerate(parts):
+                last = i == len(parts) - 1 and plan.rest is None
                 ids.append(
                     await send_part(
                         self.bot, self.chat_id, part,
-                        reply_markup=reply_markup if i == len(parts) - 1 else None,
+                        reply_markup=reply_markup if last else None,
                         reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
                     )
                 )
+            if plan.rest is not None:
+                ids.append(await send_file(self.bot, self.chat_id, plan.rest, file_caption,
+                                           reply_markup=reply_markup, thread_id=self.thread_id))
         except TelegramAPIError as exc:
             raise DeliveryFailed(ids, exc) from exc
         return ids
@@ -185,7 +195,8 @@ class EditView:
             return
         try:
             with frame_request():
-                await self._sync(compose(markdown, self.header), None, final=False)
+                # No more messages than a final answer keeps (the rest would go to a file).
+                await self._sync(frame_parts(markdown, self.header), None, final=False)
         except TelegramRetryAfter as exc:
             self._paused.hit(exc)
         except TelegramAPIError as exc:  # refused, or lost on the way: the next frame may do
@@ -195,11 +206,13 @@ class EditView:
         return None
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        parts = compose(markdown, self.header)
+        plan = layout(markdown, self.header)
+        parts = plan.parts
         try:
-            await self._sync(parts, reply_markup, final=True)
+            await self._sync(parts, reply_markup if plan.rest is None else None, final=True)
         except TelegramAPIError as exc:
             raise DeliveryFailed([message_id for message_id, _ in self._sent], exc) from exc
         # A shorter final rendering leaves stale extra messages: delete them.
@@ -209,4 +222,11 @@ class EditView:
             except TelegramAPIError:
                 log.info("could not delete stale part %s in chat %s", message_id, self.chat_id)
         del self._sent[len(parts):]
-        return [message_id for message_id, _ in self._sent]
+        ids = [message_id for message_id, _ in self._sent]
+        if plan.rest is not None:
+            try:
+                ids.append(await send_file(self.bot, self.chat_id, plan.rest, file_caption,
+                                           reply_markup=reply_markup, thread_id=self.thread_id))
+            except TelegramAPIError as exc:
+                raise DeliveryFailed(ids, exc) from exc
+        return ids

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.streaming.delivery import NETWORK_RETRIES
 
 GROUP = -100555
@@ -252,3 +254,111 @@ async def test_an_arena_answer_b_that_cannot_be_delivered_is_no_battle(
     assert await rows(db, "SELECT * FROM battle") == []
     statuses = await rows(db, "SELECT status FROM message WHERE role = 'assistant' ORDER BY id")
     assert [s["status"] for s in statuses] == ["complete", "undelivered"]
+
+
+# --- floods: a very long answer is a few messages and a file -------------------------------
+
+@pytest.fixture
+async def roomy(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix):
+    """The bot with models whose context and answers may be very long."""
+    from tests.harness import running_bot
+
+    roomy = {"context_window": 200_000, "params": {"max_tokens": 100_000}}
+    for served in ("alpha-served", "beta-served"):
+        models.models[served] = 200_000
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           catalogue_overrides={"alpha": roomy, "beta": roomy}) as settings:
+        yield settings
+
+
+def huge_answer(paragraphs: int = 710) -> str:
+    """About 284,000 characters of Markdown in numbered paragraphs."""
+    return "\n\n".join(f"**Paragraph {i}.** " + "lorem ipsum dolor sit amet " * 14
+                       for i in range(paragraphs))
+
+
+def check_nothing_lost(messages, markdown: str, paragraphs: int) -> None:
+    """Every paragraph is in the messages shown or in the file, in order, once."""
+    shown = "\n".join(m.text for m in messages if m.text)
+    [doc] = [m for m in messages if m.document is not None]
+    assert doc.document["file_name"] == "answer.md"
+    rest = doc.document["content"].decode()
+    numbers = [int(p.split(".")[0]) for p in
+               (shown.replace("Paragraph ", "\0").split("\0")[1:]
+                + rest.replace("**Paragraph ", "\0").split("\0")[1:])]
+    assert numbers == list(range(paragraphs))
+    assert rest.strip() and markdown.rstrip().endswith(rest.strip())  # the rest, as Markdown
+
+
+async def test_a_huge_answer_is_a_few_messages_and_the_rest_as_a_file(
+    roomy, telegram, models, db
+):
+    from tests.e2e.helpers import button, labels, rows
+
+    markdown = huge_answer()
+    assert len(markdown) > 280_000
+    models.set_reply("alpha-served", markdown)
+    models.tokens_per_chunk = 3000
+    telegram.user_sends("tell me everything", chat_id=1001)
+    last = await telegram.wait_for(
+        lambda: (m := telegram.bot_messages(1001)) and labels(m[-1]) and m[-1], timeout=30)
+    messages = telegram.bot_messages(1001)
+    assert len(messages) <= 4 and last.document is not None
+    assert last.caption.startswith("📄 The answer is too long for a chat")
+    assert labels(last)[:2] == ["👍", "👎"]  # the buttons are under the last thing delivered
+    assert all(labels(m) == [] for m in messages[:-1])
+    check_nothing_lost(messages, markdown, 710)
+
+    [answer] = await rows(db, "SELECT id, content FROM message WHERE role = 'assistant'", 1)
+    assert answer["content"] == markdown
+    deliveries = await rows(db, "SELECT tg_message_id FROM message_delivery "
+                                "WHERE message_id = :id ORDER BY part", len(messages),
+                            id=answer["id"])
+    assert [d["tg_message_id"] for d in deliveries] == [m.message_id for m in messages]
+    vote = telegram.user_presses(1001, last.message_id, button(last, "👍"))
+    await telegram.wait_for(lambda: vote in telegram.callback_answers())
+    assert "Saved" in telegram.callback_answers()[vote]["text"]
+
+
+async def test_a_huge_group_answer_streams_into_a_few_messages_then_a_file(
+    roomy, telegram, models, db
+):
+    from tests.e2e.helpers import labels
+
+    markdown = huge_answer(300)
+    models.set_reply("alpha-served", markdown)
+    models.tokens_per_chunk = 400
+    models.chunk_delay = 0.01
+    telegram.user_sends("@chatmux_test_bot everything", chat_id=GROUP, user_id=7,
+                        chat_type="group")
+    last = await telegram.wait_for(
+        lambda: (m := telegram.bot_messages(GROUP)) and labels(m[-1]) and m[-1], timeout=30)
+    assert last.document is not None
+    messages = telegram.bot_messages(GROUP)
+    assert len(messages) <= 4
+    # While streaming, no more messages were opened than are kept.
+    sends = [r for r in telegram.requests if r.method in ("sendMessage", "sendDocument")
+             and r.ok and r.params.get("chat_id") == GROUP]
+    assert len(sends) <= 4
+    check_nothing_lost(messages, markdown, 300)
+
+
+async def test_huge_arena_answers_keep_the_vote_under_b(roomy, telegram, models, db):
+    from tests.e2e.helpers import button, labels
+
+    for served in ("alpha-served", "beta-served"):
+        models.set_reply(served, huge_answer(200))
+    models.tokens_per_chunk = 3000
+    telegram.user_sends("/arena", chat_id=1001)
+    await telegram.wait_for_bot_messages(1001, 1)
+    telegram.user_sends("fight long", chat_id=1001)
+    b = await telegram.wait_for(
+        lambda: (m := telegram.bot_messages(1001)) and labels(m[-1])[:1] == ["🅰️ A is better"]
+        and m[-1], timeout=30)
+    messages = telegram.bot_messages(1001)[1:]
+    assert len(messages) <= 8 and b.document is not None
+    assert [m.document is not None for m in messages].count(True) == 2
+    vote = telegram.user_presses(1001, b.message_id, button(b, "🅰️"))
+    await telegram.wait_for(lambda: vote in telegram.callback_answers())
+    assert telegram.callback_answers()[vote]["text"].startswith("Thanks!")
+    await telegram.wait_for(lambda: telegram.bot_messages(1001)[1].text.startswith("Model A: "))
