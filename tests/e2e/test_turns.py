@@ -280,3 +280,32 @@ async def test_turns_work_the_same_without_redis(
         await ask(telegram, "lost", 1)
         await ask(telegram, "found", 2)
         assert sent_history(models) == [SYSTEM, "found"]
+
+
+async def test_stopping_before_any_text_is_no_answer_and_does_not_glue_the_next_turn(
+    bot, telegram, models, db
+):
+    models.first_token_delay = 1.0
+    telegram.user_sends("never mind", chat_id=CHAT)
+    await telegram.wait_for(lambda: telegram.drafts(CHAT))  # "Thinking…", with a stop button
+    telegram.user_stops_generation(CHAT, telegram.drafts(CHAT)[0].draft_id)
+    [stopped] = await telegram.wait_for_bot_messages(CHAT, 1)
+    assert stopped.text == "⏹ Stopped." and labels(stopped) == ["🔄"]
+    models.first_token_delay = 0
+    await ask(telegram, "something else", 2)
+    assert sent_history(models) == [SYSTEM, "something else"]
+
+
+async def test_a_user_who_blocks_the_bot_mid_answer_leaves_it_undelivered(
+    bot, telegram, models, db
+):
+    models.set_reply("alpha-served", " ".join(f"w{i}" for i in range(30)))
+    models.tokens_per_chunk = 1
+    models.chunk_delay = 0.03
+    telegram.user_sends("hello", chat_id=CHAT)
+    await telegram.wait_for(lambda: len(telegram.drafts(CHAT)) >= 2)
+    telegram.user_blocks_bot(CHAT)
+    [row] = await rows(db, "SELECT status FROM message WHERE role = 'assistant' "
+                           "AND status = 'undelivered'", 1)
+    assert row["status"] == "undelivered"
+    assert await head(db) is None  # the conversation is where it was before "hello"
