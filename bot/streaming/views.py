@@ -103,7 +103,7 @@ class DraftView:
         await self._draft(self.header or Chunk(""), self.draft_id)
 
     async def show(self, markdown: str) -> None:
-        tail = frame_tail(markdown, self.header)
+        tail = frame_tail(markdown, self.header) if markdown.strip() else None
         if tail is None:
             return
         # Long answers: the draft shows the part being written; a new id per part replaces it.
@@ -191,7 +191,9 @@ class EditView:
                 self._sent.append((message_id, key))
 
     async def show(self, markdown: str) -> None:
-        if self._paused.active():
+        # Nothing but whitespace yet: no message (an arena header alone would be left behind
+        # as a stub if the answer never gets any text).
+        if self._paused.active() or not markdown.strip():
             return
         try:
             with frame_request():

@@ -309,3 +309,20 @@ async def test_a_user_who_blocks_the_bot_mid_answer_leaves_it_undelivered(
                            "AND status = 'undelivered'", 1)
     assert row["status"] == "undelivered"
     assert await head(db) is None  # the conversation is where it was before "hello"
+
+
+async def test_a_group_arena_side_with_only_whitespace_leaves_no_stub(bot, telegram, models, db):
+    group = -100701
+    models.tokens_per_chunk = 1
+    models.chunk_delay = 0.3  # frames are shown while the whitespace streams
+    models.set_reply("alpha-served", ["  ", "\n", "  "])
+    models.set_reply("beta-served", ["  ", "\n", "  "])
+    telegram.user_sends("/arena", chat_id=group, user_id=31, chat_type="group")
+    await telegram.wait_for_bot_messages(group, 1)
+    telegram.user_sends("@chatmux_test_bot ping", chat_id=group, user_id=31, chat_type="group")
+    await telegram.wait_for(
+        lambda: any(m.text.startswith("⚠️ Beta returned an empty answer")
+                    or m.text.startswith("⚠️ Alpha returned an empty answer")
+                    for m in telegram.bot_messages(group)), timeout=15)
+    texts = [m.text for m in telegram.bot_messages(group)]
+    assert not any(t.strip() in ("Model A", "Model B") for t in texts), texts
