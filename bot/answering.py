@@ -209,7 +209,7 @@ class Answerer:
                      *, origin: str = "original", head: str = "follow") -> Message:
         """Stream an answer to `user_message` (already stored), store it, deliver it, and settle
         the conversation (`ConversationRepository.conclude` with `head`)."""
-        async with self._tracked():
+        async with self._tracked(), self._settled(user_message, head):
             spec, view, outcome = await self._stream(
                 bot, turn, self.registry.spec(model_id), user_message
             )
@@ -221,6 +221,21 @@ class Answerer:
             )
             await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head)
             return stored
+
+    @contextlib.asynccontextmanager
+    async def _settled(self, question: Message, head: str) -> AsyncIterator[None]:
+        """If a turn breaks off with an unexpected error, the question it was answering does
+        not stay the conversation's tip (the next question would be glued onto it)."""
+        try:
+            yield
+        except Exception:
+            if head == "follow":
+                try:
+                    await self.conversations.abandon(question)
+                except Exception:
+                    log.exception("could not settle the conversation of message %s",
+                                  question.id)
+            raise
 
     async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
                        markup: InlineKeyboardMarkup | None, head: str) -> bool:
@@ -238,6 +253,9 @@ class Answerer:
             await self.conversations.conclude(stored, head=head, status="undelivered")
             await self._notice(bot, turn, stored, t("err_undelivered", turn.lang))
             return False
+        except Exception:  # a bug: whatever the user saw, this answer is not known delivered
+            await self.conversations.conclude(stored, head=head, status="undelivered")
+            raise
         await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
         await self.conversations.conclude(stored, head=head)
         return True
@@ -283,7 +301,7 @@ class Answerer:
         """Two anonymous answers, A then B, with the vote buttons under B. A side that shows
         no text makes it no battle: the other side answers as a normal turn. A side Telegram
         would not take ends it too."""
-        async with self._tracked():
+        async with self._tracked(), self._settled(user_message, "follow"):
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
                                                         arena_header("A", turn.lang))

@@ -65,6 +65,20 @@ async def move_head_if_latest(session: AsyncSession, question: Message, message_
         conversation.head_message_id = message_id
 
 
+async def _move_on(session: AsyncSession, conversation: Conversation, question: Message,
+                   target: int | None) -> None:
+    """The turn of `question` is over: continue from `target` (its answer, or its parent if
+    the user saw none). Questions sent meanwhile were stored under `question`; in the chat
+    they came after it, so they move under `target` too."""
+    await session.execute(
+        sa.update(Message)
+        .where(Message.parent_id == question.id, Message.role == "user")
+        .values(parent_id=target)
+    )
+    if conversation.head_message_id == question.id:
+        conversation.head_message_id = target
+
+
 class AlreadyStored(Exception):
     """This Telegram message was stored before (Telegram delivered the update twice)."""
 
@@ -203,18 +217,22 @@ class ConversationRepository:
             question = await session.get(Message, answer.parent_id)
             assert question is not None
             if head == "follow":
-                target = answer.id if shown(answer) else question.parent_id
-                await session.execute(
-                    sa.update(Message)
-                    .where(Message.parent_id == question.id, Message.role == "user")
-                    .values(parent_id=target)
-                )
-                if conversation.head_message_id == question.id:
-                    conversation.head_message_id = target
+                await _move_on(session, conversation, question,
+                               answer.id if shown(answer) else question.parent_id)
             elif head == "take" and shown(answer) and await is_latest_turn(
                 session, conversation, question
             ):
                 conversation.head_message_id = answer.id
+
+    async def abandon(self, question: Message) -> None:
+        """A turn broke off before any answer was settled (an unexpected error): the
+        conversation returns to where it was before `question`, as for an answer never shown."""
+        async with self._sessionmaker.begin() as session:
+            conversation = await session.get(
+                Conversation, question.conversation_id, with_for_update=True
+            )
+            if conversation is not None:
+                await _move_on(session, conversation, question, question.parent_id)
 
     async def add_answer(
         self, parent: Message, answer: AnswerRecord, *, origin: str = "original",

@@ -326,3 +326,32 @@ async def test_a_group_arena_side_with_only_whitespace_leaves_no_stub(bot, teleg
                     for m in telegram.bot_messages(group)), timeout=15)
     texts = [m.text for m in telegram.bot_messages(group)]
     assert not any(t.strip() in ("Model A", "Model B") for t in texts), texts
+
+
+async def test_a_turn_that_breaks_off_unexpectedly_does_not_glue_the_next_one(
+    monkeypatch, bot, telegram, models, db
+):
+    """Whatever goes wrong inside a turn (here: a bug simulated in building the request, and
+    one in laying out the final message), the question does not stay the conversation's tip."""
+    import bot.answering
+    import bot.streaming.views
+
+    real_build, real_layout = bot.answering.build_request, bot.streaming.views.layout
+
+    def broken_once(target, name, real):
+        def broken(*args, **kwargs):
+            monkeypatch.setattr(target, name, real)
+            raise RuntimeError("a bug")
+        return broken
+
+    for target, name, real in ((bot.answering, "build_request", real_build),
+                               (bot.streaming.views, "layout", real_layout)):
+        monkeypatch.setattr(target, name, broken_once(target, name, real))
+        count = len(telegram.bot_messages(CHAT))
+        telegram.user_sends(f"breaks in {name}", chat_id=CHAT)
+        [oops] = (await telegram.wait_for_bot_messages(CHAT, count + 1))[count:]
+        assert oops.text.startswith("⚠️ Something went wrong")
+    await ask(telegram, "and now?", 3)
+    assert sent_history(models) == [SYSTEM, "and now?"]
+    statuses = await rows(db, "SELECT status FROM message WHERE role = 'assistant' ORDER BY id")
+    assert [s["status"] for s in statuses] == ["undelivered", "complete"]
