@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.enums import ChatType
-from aiogram.types import MessageEntity
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import InlineKeyboardMarkup, MessageEntity
 
+from bot.cleaning import clean_text
 from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
 from bot.settings import Settings
+from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
 from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
@@ -26,7 +29,7 @@ from inference.context import fit_to_context
 from inference.errors import BackendError, ModelUnavailable
 from inference.protocol import ChatMessage
 from inference.registry import ModelRegistry
-from storage.models import Battle, Message
+from storage.models import UNSHOWN_STATUSES, Battle, Message
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.shared_state import SharedState, held_lock
@@ -49,11 +52,12 @@ class Turn:
 
 
 def history_for(path: list[Message]) -> list[ChatMessage]:
-    """Stored path → chat messages: failed empty answers skipped, same-role runs merged
-    (after a failed answer the next user message follows the previous one)."""
+    """Stored path → chat messages: answers the user never saw skipped, same-role runs merged
+    (a question sent while the previous one was being answered goes with the next one)."""
     history: list[ChatMessage] = []
     for message in path:
-        if message.role not in ("user", "assistant") or not message.content:
+        if (message.role not in ("user", "assistant") or not message.content
+                or message.status in UNSHOWN_STATUSES):
             continue
         if history and history[-1].role == message.role:
             merged = f"{history[-1].content}\n\n{message.content}"
@@ -71,12 +75,25 @@ def build_request(spec: ModelSpec, path: list[Message]) -> list[ChatMessage]:
     return fit_to_context(messages, spec.context_window, reserve)
 
 
-def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
-    """What the user sees for a stored answer: its text plus a note on how it ended."""
+def answer_note(status: str, finish_reason: str | None, lang: str) -> str | None:
+    """A note on how an answer ended, if it did not end normally."""
     note = {"cut": "answer_cut", "stopped": "answer_stopped"}.get(status)
     if note is None and finish_reason == "length":
         note = "answer_length"
-    return f"{content}\n\n{t(note, lang)}" if note else content
+    return t(note, lang) if note else None
+
+
+def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
+    """What the user sees for a stored answer: its text plus a note on how it ended."""
+    note = answer_note(status, finish_reason, lang)
+    return f"{content}\n\n{note}" if note else content
+
+
+def file_caption(status: str, finish_reason: str | None, lang: str) -> str:
+    """The caption of the file holding the rest of a very long answer (with the note on how
+    it ended, which is at the very end of the file)."""
+    note = answer_note(status, finish_reason, lang)
+    return t("answer_in_file", lang) + (f"\n{note}" if note else "")
 
 
 def arena_header(side: str, lang: str, model_title: str | None = None) -> Chunk:
@@ -156,7 +173,9 @@ class Answerer:
                 outcome = await pump(events, view, interval=self.settings.draft_interval,
                                      stop=stop)
         else:
-            await bot.send_chat_action(turn.chat_id, "typing", message_thread_id=turn.thread_id)
+            with contextlib.suppress(TelegramAPIError), frame_request():
+                await bot.send_chat_action(turn.chat_id, "typing",
+                                           message_thread_id=turn.thread_id)
             outcome = await pump(events, view, interval=self.settings.edit_interval_group)
         return view, outcome
 
@@ -169,102 +188,177 @@ class Answerer:
                          if (m := self.registry.get(f)) is not None and m.enabled)]
         for current, following in zip(chain, [*chain[1:], None], strict=True):
             view, outcome = await self._stream_once(bot, turn, current, user_message, header)
-            unavailable = isinstance(outcome.error, ModelUnavailable) and not outcome.text
+            unavailable = (isinstance(outcome.error, ModelUnavailable)
+                           and not outcome.text.strip())
             if not unavailable or following is None:
                 return current, view, outcome
             log.warning("model %s unavailable (%s); falling back to %s", current.id,
                         outcome.error, following.id)
-            await bot.send_message(
-                turn.chat_id,
-                t("fallback_note", turn.lang, model=current.title, fallback=following.title),
-                parse_mode=None, message_thread_id=turn.thread_id,
-            )
+            await self._say(bot, turn, t("fallback_note", turn.lang, model=current.title,
+                                         fallback=following.title))
         raise AssertionError("unreachable")
 
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
                      *, origin: str = "original", head: str = "follow") -> Message:
-        """Stream an answer to `user_message` (already stored), store it, deliver it."""
-        async with self._tracked():
+        """Stream an answer to `user_message` (already stored), store it, deliver it, and settle
+        the conversation (`ConversationRepository.conclude` with `head`)."""
+        async with self._tracked(), self._settled(user_message, head):
             spec, view, outcome = await self._stream(
                 bot, turn, self.registry.spec(model_id), user_message
             )
-            if outcome.error is not None and not outcome.text:
-                return await self._failed(bot, turn, spec, user_message, outcome, origin, head)
-            stored = await self.conversations.add_answer(
-                user_message, self._record(spec, outcome), origin=origin, head=head
+            if not outcome.text.strip():
+                return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
+                                              head)
+            stored = await self.conversations.store_answer(
+                user_message, self._record(spec, outcome), origin=origin
             )
-            text = display_text(outcome.text, stored.status, outcome.finish_reason, turn.lang)
-            ids = await view.finish(text, reply_markup=answer_keyboard(stored.id))
-            await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
+            await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head)
             return stored
 
-    async def _failed(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                      outcome: StreamOutcome, origin: str, head: str) -> Message:
-        error = outcome.error
-        assert error is not None
-        log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
-        stored = await self.conversations.add_answer(
-            user_message, self._record(spec, outcome), origin=origin, head=head
-        )
-        kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
-        sent = await bot.send_message(
-            turn.chat_id, t(f"err_{kind}", turn.lang, model=spec.title), parse_mode=None,
-            message_thread_id=turn.thread_id, reply_markup=retry_keyboard(stored.id),
-        )
+    @contextlib.asynccontextmanager
+    async def _settled(self, question: Message, head: str) -> AsyncIterator[None]:
+        """If a turn breaks off with an unexpected error, the question it was answering does
+        not stay the conversation's tip (the next question would be glued onto it)."""
+        try:
+            yield
+        except Exception:
+            if head == "follow":
+                try:
+                    await self.conversations.abandon(question)
+                except Exception:
+                    log.exception("could not settle the conversation of message %s",
+                                  question.id)
+            raise
+
+    async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
+                       markup: InlineKeyboardMarkup | None, head: str) -> bool:
+        """The final delivery, with patience (`patient_delivery`). If Telegram does not take
+        it all, the answer is marked undelivered (never the head, never history or data) and
+        the user gets a line with 🔄. The recorded deliveries are what really got through."""
+        text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang)
+        caption = file_caption(stored.status, stored.finish_reason, turn.lang)
+        try:
+            with patient_delivery():
+                ids = await view.finish(text, reply_markup=markup, file_caption=caption)
+        except DeliveryFailed as exc:
+            log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
+            await self.conversations.add_deliveries(stored.id, turn.chat_id, exc.delivered)
+            await self.conversations.conclude(stored, head=head, status="undelivered")
+            await self._notice(bot, turn, stored, t("err_undelivered", turn.lang))
+            return False
+        except Exception:  # a bug: whatever the user saw, this answer is not known delivered
+            await self.conversations.conclude(stored, head=head, status="undelivered")
+            raise
+        await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
+        await self.conversations.conclude(stored, head=head)
+        return True
+
+    async def _notice(self, bot: Bot, turn: Turn, stored: Message, text: str) -> None:
+        """A line about `stored` with 🔄 under it (best effort: Telegram may refuse it too)."""
+        try:
+            with patient_delivery():
+                sent = await bot.send_message(
+                    turn.chat_id, text, parse_mode=None, message_thread_id=turn.thread_id,
+                    reply_markup=retry_keyboard(stored.id),
+                )
+        except TelegramAPIError as exc:
+            log.warning("could not tell chat %s about answer %s: %s", turn.chat_id, stored.id,
+                        exc.message)
+            return
         await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
+
+    async def _unanswered(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
+                          outcome: StreamOutcome, origin: str, head: str) -> Message:
+        """No text reached the user (the model failed, answered nothing, or was stopped at
+        once): store that, leave the conversation where it was, say so with 🔄."""
+        stored = await self.conversations.store_answer(
+            user_message, self._record(spec, outcome), origin=origin
+        )
+        await self.conversations.conclude(stored, head=head)
+        if outcome.error is not None:
+            error = outcome.error
+            log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
+            kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
+            text = t(f"err_{kind}", turn.lang, model=spec.title)
+        elif outcome.stopped:
+            text = t("answer_stopped", turn.lang)
+        else:
+            log.warning("model %s gave an empty answer (finish reason %s)", spec.id,
+                        outcome.finish_reason)
+            text = t("err_empty", turn.lang, model=spec.title)
+        await self._notice(bot, turn, stored, text)
         return stored
 
     async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
                      chat_row_id: int, pair: tuple[ModelSpec, ModelSpec]) -> Battle | None:
-        """Two anonymous answers, A then B, with the vote buttons under B."""
-        async with self._tracked():
+        """Two anonymous answers, A then B, with the vote buttons under B. A side that shows
+        no text makes it no battle: the other side answers as a normal turn. A side Telegram
+        would not take ends it too."""
+        async with self._tracked(), self._settled(user_message, "follow"):
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
                                                         arena_header("A", turn.lang))
-            if outcome_a.error is not None and not outcome_a.text:
-                await self._side_failed(bot, turn, "A")
+            if not outcome_a.text.strip():
+                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
                 await self.answer(bot, turn, user_message, spec_b.id)
                 return None
-            answer_a = await self.conversations.add_answer(
+            answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
             )
-            ids_a = await view_a.finish(
-                display_text(outcome_a.text, answer_a.status, outcome_a.finish_reason, turn.lang)
-            )
-            await self.conversations.add_deliveries(answer_a.id, turn.chat_id, ids_a)
+            if not await self._deliver(bot, turn, view_a, answer_a, None, "follow"):
+                return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
                                                         arena_header("B", turn.lang))
-            if outcome_b.error is not None and not outcome_b.text:
-                await self._side_failed(bot, turn, "B")
-                await bot.edit_message_reply_markup(
-                    chat_id=turn.chat_id, message_id=ids_a[-1],
-                    reply_markup=answer_keyboard(answer_a.id),
-                )
+            if not outcome_b.text.strip():
+                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
+                await self._no_battle(bot, turn, answer_a)
                 return None
-            answer_b = await self.conversations.add_answer(
-                user_message, self._record(spec_b, outcome_b), origin="arena", head="keep"
+            answer_b = await self.conversations.store_answer(
+                user_message, self._record(spec_b, outcome_b), origin="arena"
             )
             battle = await self.feedback.create_battle(
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
                 answer_a=answer_a, answer_b=answer_b,
             )
-            ids_b = await view_b.finish(
-                display_text(outcome_b.text, answer_b.status, outcome_b.finish_reason, turn.lang),
-                reply_markup=battle_keyboard(battle.id, turn.lang),
-            )
-            await self.conversations.add_deliveries(answer_b.id, turn.chat_id, ids_b)
+            if not await self._deliver(bot, turn, view_b, answer_b,
+                                       battle_keyboard(battle.id, turn.lang), "keep"):
+                await self.feedback.delete_battle(battle.id)
+                await self._no_battle(bot, turn, answer_a)
+                return None
             return battle
 
-    async def _side_failed(self, bot: Bot, turn: Turn, side: str) -> None:
-        await bot.send_message(turn.chat_id, t("arena_side_failed", turn.lang, side=side),
-                               parse_mode=None, message_thread_id=turn.thread_id)
+    async def _no_battle(self, bot: Bot, turn: Turn, answer_a: Message) -> None:
+        """Answer A stands alone: it gets the buttons of a normal answer."""
+        parts = await self.conversations.deliveries(answer_a.id)
+        if not parts:
+            return
+        try:
+            await bot.edit_message_reply_markup(
+                chat_id=turn.chat_id, message_id=parts[-1].tg_message_id,
+                reply_markup=answer_keyboard(answer_a.id),
+            )
+        except TelegramAPIError as exc:
+            log.warning("no buttons for answer %s: %s", answer_a.id, exc.message)
+
+    async def _say(self, bot: Bot, turn: Turn, text: str) -> None:
+        """A one-line note (best effort)."""
+        try:
+            await bot.send_message(turn.chat_id, text, parse_mode=None,
+                                   message_thread_id=turn.thread_id)
+        except TelegramAPIError as exc:
+            log.warning("could not tell chat %s: %s", turn.chat_id, exc.message)
 
     def _record(self, spec: ModelSpec, outcome: StreamOutcome) -> AnswerRecord:
+        has_text = bool(outcome.text.strip())
         if outcome.error is not None:
-            status = "cut" if outcome.text else "error"
+            status = "cut" if has_text else "error"
+        elif outcome.stopped:
+            status = "stopped"
         else:
-            status = "stopped" if outcome.stopped else "complete"
+            status = "complete" if has_text else "empty"
+        # The finish reason is the server's word too: cleaned, and cut to its column.
+        finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         return AnswerRecord(
             content=outcome.text,
             model_id=spec.id,
@@ -277,6 +371,6 @@ class Answerer:
             completion_tokens=outcome.usage.completion_tokens,
             ttft_ms=round(outcome.ttft * 1000) if outcome.ttft is not None else None,
             total_ms=round(outcome.total * 1000),
-            finish_reason=outcome.finish_reason,
+            finish_reason=finish_reason,
             decoding=outcome.decoding.as_dict() if outcome.decoding else None,
         )

@@ -5,6 +5,7 @@ Conversion is telegramify-markdown's; this module only decides where long answer
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -146,3 +147,104 @@ def compose(markdown: str, header: Chunk | None = None, limit: int = MESSAGE_LIM
     head = concat(header, Chunk("\n\n"))
     parts = render_parts(markdown, limit - utf16_len(head.text))
     return [concat(head, parts[0]), *parts[1:]] if parts else [header]
+
+
+# An answer longer than MAX_PARTS messages is shown as its first KEEP_PARTS messages' worth,
+# and the rest goes to the chat as a Markdown file (a flood of messages helps nobody).
+MAX_PARTS = 4
+KEEP_PARTS = 3
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+
+
+@dataclass(slots=True)
+class Layout:
+    """How an answer is delivered: `parts` as messages, then `rest` (Markdown) as a file."""
+
+    parts: list[Chunk]
+    rest: str | None = None
+
+
+def _fenced(markdown: str, end: int) -> list[tuple[int, int, str]]:
+    """Code blocks in markdown[:end] as (start, stop, opening line); one left open stops at
+    `end`. A block closes at a fence of its own character at least as long as its opening."""
+    spans: list[tuple[int, int, str]] = []
+    opened: tuple[int, str, str] | None = None  # start, marker, opening line
+    for match in _FENCE.finditer(markdown, 0, end):
+        marker = match.group(1)
+        if opened is None:
+            line_end = markdown.find("\n", match.start())
+            line = markdown[match.start():line_end if line_end >= 0 else len(markdown)]
+            opened = (match.start(), marker, line)
+        elif marker[0] == opened[1][0] and len(marker) >= len(opened[1]):
+            spans.append((opened[0], match.end(), opened[2]))
+            opened = None
+    if opened is not None:
+        spans.append((opened[0], end, opened[2]))
+    return spans
+
+
+def cut_markdown(markdown: str, budget: int) -> tuple[str, str]:
+    """Split Markdown source at most `budget` characters in: at a paragraph boundary outside
+    code blocks, else a line boundary; inside one long code block, the block is closed in the
+    head and reopened in the rest."""
+    if len(markdown) <= budget:
+        return markdown, ""
+    fences = _fenced(markdown, budget)
+
+    def inside(pos: int) -> tuple[int, int, str] | None:
+        return next((f for f in fences if f[0] < pos < f[1]), None)
+
+    for separator in ("\n\n", "\n"):
+        pos = markdown.rfind(separator, 0, budget)
+        while pos > 0:
+            if inside(pos) is None:
+                return markdown[:pos].rstrip(), markdown[pos:].lstrip("\n")
+            pos = markdown.rfind(separator, 0, pos)
+    pos = markdown.rfind("\n", 0, budget)
+    pos = pos if pos > 0 else budget
+    head, rest = markdown[:pos], markdown[pos:].lstrip("\n")
+    fence = inside(pos)
+    if fence is not None:
+        opening = fence[2].strip()
+        closing = opening[: len(opening) - len(opening.lstrip(opening[0]))]
+        head, rest = f"{head}\n{closing}", f"{fence[2]}\n{rest}"
+    return head, rest
+
+
+def layout(markdown: str, header: Chunk | None = None, limit: int = MESSAGE_LIMIT) -> Layout:
+    """The final delivery of an answer: up to MAX_PARTS messages; beyond that KEEP_PARTS
+    messages' worth of its beginning (cut between paragraphs) and the rest as a file.
+    A very long answer is rendered only as far as its messages go."""
+    if utf16_len(markdown) <= 2 * MAX_PARTS * limit:
+        parts = compose(markdown, header, limit)
+        if len(parts) <= MAX_PARTS:
+            return Layout(parts)
+    budget = KEEP_PARTS * limit
+    while True:
+        head, rest = cut_markdown(markdown, budget)
+        parts = compose(head, header, limit)
+        if len(parts) <= KEEP_PARTS or budget <= limit:
+            return Layout(parts, rest if rest.strip() else None)
+        budget = max(limit, budget * 3 // 4)
+
+
+def frame_parts(markdown: str, header: Chunk | None = None,
+                limit: int = MESSAGE_LIMIT) -> list[Chunk]:
+    """The parts a progress frame shows: at most KEEP_PARTS from the beginning, rendering only
+    about as much text as they can hold (frames come often; a long answer is not re-rendered
+    whole each time)."""
+    head, _ = cut_markdown(markdown, 2 * KEEP_PARTS * limit)
+    return compose(head, header, limit)[:KEEP_PARTS]
+
+
+def frame_tail(markdown: str, header: Chunk | None = None,
+               limit: int = MESSAGE_LIMIT) -> tuple[int, Chunk] | None:
+    """The part a draft frame shows (the one being written) and its number. A long answer's
+    end is rendered alone, from a paragraph boundary: frames come often, and re-rendering
+    hundreds of kilobytes each time would hold up every other chat."""
+    if utf16_len(markdown) <= 2 * MAX_PARTS * limit:
+        parts = compose(markdown, header, limit)
+        return (len(parts) - 1, parts[-1]) if parts else None
+    start = markdown.rfind("\n\n", 0, len(markdown) - limit // 2)
+    parts = compose(markdown[start if start > 0 else len(markdown) - limit:], None, limit)
+    return (len(markdown) // limit, parts[-1]) if parts else None

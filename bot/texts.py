@@ -76,6 +76,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "ru": "Это может сделать только собеседник бота в этом чате.",
     },
     "regenerating": {"en": "🔄 Writing another answer…", "ru": "🔄 Пишу другой ответ…"},
+    "regen_same": {
+        "en": "🔄 Already writing another answer",
+        "ru": "🔄 Уже пишу другой ответ",
+    },
     "regen_with": {"en": "🔀 Asking {model}…", "ru": "🔀 Спрашиваю {model}…"},
     "pick_regen_model": {"en": "Pick a model", "ru": "Выберите модель"},
     "edit_prompt": {
@@ -246,6 +250,16 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "⚠️ {model} failed while answering. Please try again.",
         "ru": "⚠️ {model} сломалась во время ответа. Попробуйте ещё раз.",
     },
+    "err_empty": {
+        "en": "⚠️ {model} returned an empty answer. Tap 🔄 to try again.",
+        "ru": "⚠️ {model} вернула пустой ответ. Нажмите 🔄, чтобы попробовать ещё раз.",
+    },
+    "err_undelivered": {
+        "en": "⚠️ I couldn't deliver the whole answer: Telegram did not accept it. "
+              "Tap 🔄 for a new one.",
+        "ru": "⚠️ Не удалось доставить ответ целиком: Telegram его не принял. "
+              "Нажмите 🔄, чтобы получить новый.",
+    },
     "err_internal": {
         "en": "⚠️ Something went wrong on my side. Please try again.",
         "ru": "⚠️ Что-то пошло не так с моей стороны. Попробуйте ещё раз.",
@@ -253,6 +267,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     "answer_cut": {
         "en": "⚠️ The answer was cut off: the model failed mid-way.",
         "ru": "⚠️ Ответ оборвался: модель сломалась посередине.",
+    },
+    "answer_in_file": {
+        "en": "📄 The answer is too long for a chat: the rest of it is in this file.",
+        "ru": "📄 Ответ слишком длинный для чата: его продолжение — в этом файле.",
     },
     "answer_stopped": {"en": "⏹ Stopped.", "ru": "⏹ Остановлено."},
     "answer_length": {

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.answering import arena_header, display_text
-from bot.formatting import compose
+from bot.formatting import layout
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.arena import BattleStrength, BattleVote, battle_keyboard
-from bot.streaming.delivery import edit_part
+from bot.streaming.delivery import edit_part, is_gone
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import Battle, User
@@ -75,12 +76,18 @@ async def _reveal(bot: Bot, chat_id: int, battle: Battle, lang: str,
         parts = await conversations.deliveries(answer_id)
         if answer is None or not parts:
             continue
-        rendered = compose(
+        rendered = layout(  # as it was delivered (see Answerer._deliver)
             display_text(answer.content, answer.status, answer.finish_reason, lang),
             arena_header(side, lang, registry.title(model_id)),
-        )
+        ).parts
         markup = keyboard if side == "B" and len(parts) == 1 else None
-        await edit_part(bot, chat_id, parts[0].tg_message_id, rendered[0], reply_markup=markup)
+        try:
+            await edit_part(bot, chat_id, parts[0].tg_message_id, rendered[0],
+                            reply_markup=markup)
+        except TelegramBadRequest as exc:
+            if not is_gone(exc):
+                raise
+            continue  # someone deleted that answer; the other one is still revealed
         if side == "B" and len(parts) > 1:
             await replace_markup(bot, chat_id, parts[-1].tg_message_id, keyboard)
 

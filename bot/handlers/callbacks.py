@@ -7,8 +7,9 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.streaming.delivery import frame_request, is_not_modified
+from bot.streaming.delivery import frame_request, is_gone, is_not_modified
 from bot.texts import t
+from storage.repositories.conversations import shown
 from storage.repositories.feedback import FeedbackRepository, StoredAnswer
 
 
@@ -17,7 +18,8 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
                          *, with_text: bool = False) -> StoredAnswer | None:
     """The answer a button refers to, if the button really sits under it in this chat and the
     presser may judge it; otherwise the query is answered with an error toast and None.
-    `with_text`: also refuse a failed answer that has no text (nothing to rate or edit)."""
+    `with_text`: also refuse an answer the user never saw as text (failed, empty,
+    undelivered: nothing to rate or edit)."""
     message = query.message
     if not isinstance(message, Message):
         await query.answer(t("stale_button", lang), show_alert=True)
@@ -27,7 +29,7 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
         return None
     answer = await feedback.answer_in_chat(answer_id, chat_row_id, message.chat.id)
     if (answer is None or message.message_id not in answer.tg_message_ids
-            or (with_text and answer.message.status == "error")):
+            or (with_text and not shown(answer.message))):
         await query.answer(t("stale_button", lang), show_alert=True)
         return None
     return answer
@@ -35,8 +37,8 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
 
 async def replace_markup(bot: Bot, chat_id: int, message_id: int,
                          markup: InlineKeyboardMarkup | None) -> None:
-    """Best-effort keyboard update: "not modified" and a 429 are not errors (the next update
-    shows the latest state anyway)."""
+    """Best-effort keyboard update: "not modified", a deleted message and a 429 are not errors
+    (the next update shows the latest state anyway)."""
     try:
         with frame_request():
             await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id,
@@ -44,5 +46,5 @@ async def replace_markup(bot: Bot, chat_id: int, message_id: int,
     except TelegramRetryAfter:
         return
     except TelegramBadRequest as exc:
-        if not is_not_modified(exc):
+        if not (is_not_modified(exc) or is_gone(exc)):
             raise

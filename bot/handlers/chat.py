@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
+from bot.cleaning import clean_text
 from bot.handlers.arena import arena_on
 from bot.streaming.stops import StopSignals
 from bot.texts import t
@@ -24,7 +25,7 @@ async def unknown_command(message: Message, lang: str) -> None:
 async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_row_id: int,
                   lang: str, answerer: Answerer, conversations: ConversationRepository,
                   registry: ModelRegistry) -> None:
-    prompt = prompt.strip()
+    prompt = clean_text(prompt).strip()
     if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return

@@ -22,6 +22,7 @@ from aiogram.utils.formatting import Text, TextMention
 
 from bot.addressing import NOT_TEXT, topic_of
 from bot.answering import Answerer, Turn
+from bot.cleaning import clean_text
 from bot.handlers.callbacks import pressed_answer, replace_markup
 from bot.keyboards.answers import (
     VOTES,
@@ -106,11 +107,16 @@ async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_u
 
 async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, model_id: str,
                       lang: str, answerer: Answerer, conversations: ConversationRepository,
-                      registry: ModelRegistry) -> None:
+                      registry: ModelRegistry, shared_state: SharedState) -> None:
     message = query.message
     assert isinstance(message, Message) and answer.message.parent_id is not None
     if not registry.is_enabled(model_id):
         await query.answer(t("model_gone", lang), show_alert=True)
+        return
+    # One press, one model call: a double tap (🔄, or a model under 🔀) regenerates once.
+    if not await shared_state.claim(f"tap:{query.from_user.id}:{answer.message.id}:regen",
+                                    TAP_WINDOW):
+        await query.answer(t("regen_same", lang))
         return
     question = await conversations.get_message(answer.message.parent_id)
     assert question is not None
@@ -134,25 +140,26 @@ async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, mode
 async def regenerate(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
                      chat_row_id: int, lang: str, feedback: FeedbackRepository,
                      answerer: Answerer, conversations: ConversationRepository,
-                     registry: ModelRegistry) -> None:
+                     registry: ModelRegistry, shared_state: SharedState) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     model_id = answer.message.model_id or registry.default_id
-    await _regenerate(query, bot, answer, model_id, lang, answerer, conversations, registry)
+    await _regenerate(query, bot, answer, model_id, lang, answerer, conversations, registry,
+                      shared_state)
 
 
 async def regenerate_with(query: CallbackQuery, callback_data: RegenWith, bot: Bot,
                           chat_row_id: int, lang: str, feedback: FeedbackRepository,
                           answerer: Answerer, conversations: ConversationRepository,
-                          registry: ModelRegistry) -> None:
+                          registry: ModelRegistry, shared_state: SharedState) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     markup = await _keyboard_with_counts(answer.message.id, feedback)
     await replace_markup(bot, query.message.chat.id, query.message.message_id, markup)  # type: ignore[union-attr]
     await _regenerate(query, bot, answer, callback_data.model_id, lang, answerer,
-                      conversations, registry)
+                      conversations, registry, shared_state)
 
 
 async def show_models(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
@@ -209,7 +216,7 @@ async def receive_edit(message: Message, edit: dict[str, Any], db_user: User, ch
         await state.clear()
         await message.reply(t("stale_button", lang), parse_mode=None)
         return
-    text = (message.text or "").strip()
+    text = clean_text(message.text or "").strip()
     if is_blank(text):  # only spaces and zero-width characters: nothing to prefer
         await message.reply(t("edit_invisible", lang), parse_mode=None)
         return

@@ -7,14 +7,21 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import InlineKeyboardMarkup, ReplyParameters
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, ReplyParameters
 
 from bot.formatting import Chunk, plain
 
@@ -22,6 +29,13 @@ log = logging.getLogger(__name__)
 
 # Set while sending a stream frame: a frame hitting 429 is dropped by its caller, not retried.
 _frame: contextvars.ContextVar[bool] = contextvars.ContextVar("chatmux_frame", default=False)
+
+# The final delivery of an answer waits out 429s for up to this long in all, and retries a
+# call that lost its connection (or met a Telegram 5xx) this many times, with backoff.
+DELIVERY_PATIENCE = 120.0
+NETWORK_RETRIES = 3
+NETWORK_BACKOFF = 0.5  # seconds before the first retry; doubled each time
+ANSWER_FILE = "answer.md"  # the rest of a very long answer
 
 
 @contextlib.contextmanager
@@ -33,8 +47,37 @@ def frame_request() -> Iterator[None]:
         _frame.reset(token)
 
 
+@dataclass
+class _Patience:
+    deadline: float  # loop time
+    network_retries: int
+
+    def left(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+
+_patience: contextvars.ContextVar[_Patience | None] = contextvars.ContextVar(
+    "chatmux_patience", default=None
+)
+
+
+@contextlib.contextmanager
+def patient_delivery(patience: float = DELIVERY_PATIENCE,
+                     network_retries: int = NETWORK_RETRIES) -> Iterator[None]:
+    """Calls made inside (an answer's final delivery) wait out any 429 whose `retry_after`
+    still fits in `patience` seconds, however many come, and retry network errors. Bounded:
+    past that, the error reaches the caller, which marks the answer undelivered."""
+    deadline = asyncio.get_running_loop().time() + patience
+    token = _patience.set(_Patience(deadline, network_retries))
+    try:
+        yield
+    finally:
+        _patience.reset(token)
+
+
 class RetryAfterMiddleware(BaseRequestMiddleware):
-    """Honour 429 `retry_after` by waiting and repeating the call (frames excepted)."""
+    """Honour 429 `retry_after` by waiting and repeating the call (frames excepted); inside
+    `patient_delivery`, wait longer and retry network errors too."""
 
     def __init__(self, max_attempts: int = 3, max_wait: float = 60.0) -> None:
         self.max_attempts = max_attempts
@@ -47,19 +90,51 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Any:
         attempt = 1
+        patience = None if _frame.get() else _patience.get()
+        backoff = NETWORK_BACKOFF
         while True:
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
-                if _frame.get() or attempt >= self.max_attempts or exc.retry_after > self.max_wait:
+                if _frame.get():
+                    raise
+                if patience is not None:
+                    if exc.retry_after > patience.left():
+                        raise
+                elif attempt >= self.max_attempts or exc.retry_after > self.max_wait:
                     raise
                 log.info("429 on %s: waiting %ss", type(method).__name__, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
                 attempt += 1
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                if (patience is None or patience.network_retries <= 0
+                        or backoff > patience.left()):
+                    raise
+                patience.network_retries -= 1
+                log.info("%s failed (%s): retrying in %ss", type(method).__name__, exc.message,
+                         backoff)
+                await asyncio.sleep(backoff)
+                backoff *= 2
+
+
+class DeliveryFailed(Exception):
+    """Telegram did not take all of an answer. `delivered`: the ids of the messages it did
+    take (or that still show an earlier frame of it), in order."""
+
+    def __init__(self, delivered: list[int], cause: TelegramAPIError) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause.message}")
+        self.delivered = delivered
+        self.cause = cause
 
 
 def is_not_modified(exc: TelegramBadRequest) -> bool:
     return "message is not modified" in exc.message
+
+
+def is_gone(exc: TelegramBadRequest) -> bool:
+    """The message was deleted (by a user or an admin): it can be neither edited nor deleted."""
+    text = exc.message.lower()
+    return "message to edit not found" in text or "message to delete not found" in text
 
 
 def is_format_error(exc: TelegramBadRequest) -> bool:
@@ -89,6 +164,19 @@ async def send_part(
                 continue
             raise
     raise AssertionError("unreachable")
+
+
+async def send_file(
+    bot: Bot, chat_id: int, markdown: str, caption: str, *,
+    reply_markup: InlineKeyboardMarkup | None = None, thread_id: int | None = None,
+) -> int:
+    """Send the rest of a long answer as a Markdown file, with a short caption."""
+    sent = await bot.send_document(
+        chat_id, BufferedInputFile(markdown.encode("utf-8"), filename=ANSWER_FILE),
+        caption=caption or None, parse_mode=None, reply_markup=reply_markup,
+        message_thread_id=thread_id,
+    )
+    return sent.message_id
 
 
 async def edit_part(

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from bot.cleaning import StreamCleaner
 from bot.streaming.views import AnswerView
 from inference.errors import BackendError
 from inference.protocol import DecodingStats, Finished, StreamEvent, TextDelta, Usage
@@ -36,10 +37,12 @@ async def pump(
     """Consume `events`, showing the growing text on `view` at most once per `interval`.
 
     Backend errors end the stream and are returned in the outcome with the text received so
-    far; a set `stop` event cancels the model request and returns what was received.
+    far; a set `stop` event cancels the model request and returns what was received. The text is
+    cleaned here, as it arrives (`bot.cleaning`): what is shown is what is stored.
     """
     outcome = StreamOutcome()
     parts: list[str] = []
+    cleaner = StreamCleaner()
     changed = asyncio.Event()
     started = time.monotonic()
     stop = stop or asyncio.Event()
@@ -53,8 +56,10 @@ async def pump(
             if isinstance(event, TextDelta):
                 if outcome.ttft is None:
                     outcome.ttft = time.monotonic() - started
-                parts.append(event.text)
-                changed.set()
+                piece = cleaner.feed(event.text)
+                if piece:
+                    parts.append(piece)
+                    changed.set()
             elif isinstance(event, Finished):
                 outcome.finish_reason = event.finish_reason
                 outcome.usage = event.usage
@@ -93,6 +98,7 @@ async def pump(
         with contextlib.suppress(Exception):
             await events.aclose()  # type: ignore[attr-defined]
     outcome.stopped = stop.is_set() and outcome.finish_reason is None
+    parts.append(cleaner.flush())
     outcome.text = "".join(parts)
     outcome.total = time.monotonic() - started
     return outcome

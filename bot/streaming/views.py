@@ -8,11 +8,23 @@ import time
 from typing import Protocol
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.formatting import Chunk, compose, plain
-from bot.streaming.delivery import edit_part, frame_request, send_part
+from bot.formatting import Chunk, frame_parts, frame_tail, layout, plain
+from bot.streaming.delivery import (
+    DeliveryFailed,
+    edit_part,
+    frame_request,
+    is_gone,
+    send_file,
+    send_part,
+)
 from storage.shared_state import SharedState
 
 log = logging.getLogger(__name__)
@@ -26,9 +38,13 @@ class AnswerView(Protocol):
         """Called when nothing new arrived for a while."""
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        """Deliver the final answer; returns the Telegram message ids, in order."""
+        """Deliver the final answer (`bot.formatting.layout`: a few messages, then the rest as
+        a file with `file_caption`), the buttons under the last thing delivered. Returns the
+        Telegram message ids, in order. Raises `DeliveryFailed` (with the ids that did get
+        through) if Telegram did not take it all."""
 
 
 class _Paused:
@@ -71,12 +87,15 @@ class DraftView:
             except TelegramRetryAfter as exc:
                 self._paused.hit(exc)
                 return
-            except TelegramBadRequest as exc:
-                if attempt.entities:
+            except (TelegramBadRequest, TelegramForbiddenError) as exc:
+                if attempt.entities and isinstance(exc, TelegramBadRequest):
                     continue
                 log.warning("drafts refused in chat %s (%s); no more frames", self.chat_id,
                             exc.message)
                 self._disabled = True
+                return
+            except TelegramAPIError as exc:  # a lost connection, a 5xx: skip this frame
+                log.info("draft frame lost in chat %s: %s", self.chat_id, exc.message)
                 return
 
     async def start(self) -> None:
@@ -84,30 +103,39 @@ class DraftView:
         await self._draft(self.header or Chunk(""), self.draft_id)
 
     async def show(self, markdown: str) -> None:
-        parts = compose(markdown, self.header)
-        if not parts:
+        tail = frame_tail(markdown, self.header) if markdown.strip() else None
+        if tail is None:
             return
         # Long answers: the draft shows the part being written; a new id per part replaces it.
-        self._last = parts[-1]
-        await self._draft(parts[-1], self.draft_id + len(parts) - 1)
+        number, self._last = tail
+        await self._draft(self._last, self.draft_id + number)
 
     async def keepalive(self) -> None:
         # Drafts expire after ~30 s without an update.
         await self._draft(self._last or Chunk(""), self.draft_id)
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        parts = compose(markdown, self.header)
-        ids = []
-        for i, part in enumerate(parts):
-            ids.append(
-                await send_part(
-                    self.bot, self.chat_id, part,
-                    reply_markup=reply_markup if i == len(parts) - 1 else None,
-                    reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+        plan = layout(markdown, self.header)
+        parts = plan.parts
+        ids: list[int] = []
+        try:
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1 and plan.rest is None
+                ids.append(
+                    await send_part(
+                        self.bot, self.chat_id, part,
+                        reply_markup=reply_markup if last else None,
+                        reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                    )
                 )
-            )
+            if plan.rest is not None:
+                ids.append(await send_file(self.bot, self.chat_id, plan.rest, file_caption,
+                                           reply_markup=reply_markup, thread_id=self.thread_id))
+        except TelegramAPIError as exc:
+            raise DeliveryFailed(ids, exc) from exc
         return ids
 
 
@@ -139,7 +167,19 @@ class EditView:
                     continue
                 if not final and not await self._budget():
                     return
-                await edit_part(self.bot, self.chat_id, message_id, part, reply_markup=markup)
+                try:
+                    await edit_part(self.bot, self.chat_id, message_id, part,
+                                    reply_markup=markup)
+                except TelegramBadRequest as exc:
+                    if not is_gone(exc):
+                        raise
+                    # Someone deleted the message being edited: the part goes out anew.
+                    log.info("part %s in chat %s was deleted; sending it again", message_id,
+                             self.chat_id)
+                    message_id = await send_part(
+                        self.bot, self.chat_id, part, reply_markup=markup,
+                        reply_to=self.reply_to if i == 0 else None, thread_id=self.thread_id,
+                    )
                 self._sent[i] = (message_id, key)
             else:
                 if not final and not await self._budget():
@@ -151,29 +191,44 @@ class EditView:
                 self._sent.append((message_id, key))
 
     async def show(self, markdown: str) -> None:
-        if self._paused.active():
+        # Nothing but whitespace yet: no message (an arena header alone would be left behind
+        # as a stub if the answer never gets any text).
+        if self._paused.active() or not markdown.strip():
             return
         try:
             with frame_request():
-                await self._sync(compose(markdown, self.header), None, final=False)
+                # No more messages than a final answer keeps (the rest would go to a file).
+                await self._sync(frame_parts(markdown, self.header), None, final=False)
         except TelegramRetryAfter as exc:
             self._paused.hit(exc)
-        except TelegramBadRequest as exc:
+        except TelegramAPIError as exc:  # refused, or lost on the way: the next frame may do
             log.warning("frame refused in chat %s: %s", self.chat_id, exc.message)
 
     async def keepalive(self) -> None:
         return None
 
     async def finish(
-        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self, markdown: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+        file_caption: str = "",
     ) -> list[int]:
-        parts = compose(markdown, self.header)
-        await self._sync(parts, reply_markup, final=True)
+        plan = layout(markdown, self.header)
+        parts = plan.parts
+        try:
+            await self._sync(parts, reply_markup if plan.rest is None else None, final=True)
+        except TelegramAPIError as exc:
+            raise DeliveryFailed([message_id for message_id, _ in self._sent], exc) from exc
         # A shorter final rendering leaves stale extra messages: delete them.
         for message_id, _ in self._sent[len(parts):]:
             try:
                 await self.bot.delete_message(self.chat_id, message_id)
-            except TelegramBadRequest:
+            except TelegramAPIError:
                 log.info("could not delete stale part %s in chat %s", message_id, self.chat_id)
         del self._sent[len(parts):]
-        return [message_id for message_id, _ in self._sent]
+        ids = [message_id for message_id, _ in self._sent]
+        if plan.rest is not None:
+            try:
+                ids.append(await send_file(self.bot, self.chat_id, plan.rest, file_caption,
+                                           reply_markup=reply_markup, thread_id=self.thread_id))
+            except TelegramAPIError as exc:
+                raise DeliveryFailed(ids, exc) from exc
+        return ids

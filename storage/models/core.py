@@ -10,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.base import Base, BigId, CreatedAt, JSONType
 
+# Answers the user never saw as text: the model failed before any text (error), it answered
+# nothing but whitespace (empty), or Telegram would not take it (undelivered). They are kept
+# (what happened is data too) but are never a conversation's head, never sent back to a model
+# as history, never rated and never exported.
+UNSHOWN_STATUSES = ("error", "empty", "undelivered")
+
 
 class User(CreatedAt, Base):
     """A person who talks to the bot, or a chat writing on its own behalf (an anonymous group
@@ -95,7 +101,8 @@ class Message(CreatedAt, Base):
         sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )
     content: Mapped[str] = mapped_column(sa.Text, default="")
-    # complete | cut (error after text reached the user) | stopped (by the user) | error
+    # complete | cut (error after text reached the user) | stopped (by the user)
+    # | error | empty | undelivered (see UNSHOWN_STATUSES)
     status: Mapped[str] = mapped_column(sa.String(16), default="complete")
     error_kind: Mapped[str | None] = mapped_column(sa.String(32))
     # What produced an assistant message, enough to rebuild the exact request.

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import Conversation, Message, MessageDelivery
+from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery
 
 
 @dataclass(slots=True)
@@ -33,15 +33,50 @@ class AnswerRecord:
     decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
 
 
-async def set_head(
-    session: AsyncSession, conversation_id: int, message_id: int,
-    only_if_head: int | None = None,
-) -> None:
-    """Make `message_id` the message the conversation's next turn continues from."""
-    stmt = sa.update(Conversation).where(Conversation.id == conversation_id)
-    if only_if_head is not None:
-        stmt = stmt.where(Conversation.head_message_id == only_if_head)
-    await session.execute(stmt.values(head_message_id=message_id))
+def shown(message: Message) -> bool:
+    """Whether the user saw this answer as text: only such an answer carries a conversation."""
+    return message.status not in UNSHOWN_STATUSES and bool(message.content.strip())
+
+
+async def is_latest_turn(session: AsyncSession, conversation: Conversation,
+                         question: Message) -> bool:
+    """Whether `conversation` is still at the turn of `question`: its head is the question, an
+    answer to it, or the question's parent (this turn, and any after it, got no answer).
+
+    A judgement or regeneration of an older turn is stored without moving the conversation
+    there, which would silently drop every later turn from the model's context.
+    """
+    head = conversation.head_message_id
+    if head in (question.id, question.parent_id):
+        return True
+    if head is None:
+        return False
+    return await session.scalar(sa.select(Message.parent_id).where(Message.id == head)) == (
+        question.id)
+
+
+async def move_head_if_latest(session: AsyncSession, question: Message, message_id: int) -> None:
+    """Continue the conversation from `message_id` (an answer to `question`) if it is still at
+    that turn."""
+    conversation = await session.get(
+        Conversation, question.conversation_id, with_for_update=True
+    )
+    if conversation is not None and await is_latest_turn(session, conversation, question):
+        conversation.head_message_id = message_id
+
+
+async def _move_on(session: AsyncSession, conversation: Conversation, question: Message,
+                   target: int | None) -> None:
+    """The turn of `question` is over: continue from `target` (its answer, or its parent if
+    the user saw none). Questions sent meanwhile were stored under `question`; in the chat
+    they came after it, so they move under `target` too."""
+    await session.execute(
+        sa.update(Message)
+        .where(Message.parent_id == question.id, Message.role == "user")
+        .values(parent_id=target)
+    )
+    if conversation.head_message_id == question.id:
+        conversation.head_message_id = target
 
 
 class AlreadyStored(Exception):
@@ -132,17 +167,11 @@ class ConversationRepository:
             conversation.head_message_id = message.id
             return message
 
-    async def add_answer(
-        self, parent: Message, answer: AnswerRecord, *, origin: str = "original",
-        head: str = "follow",
+    async def store_answer(
+        self, parent: Message, answer: AnswerRecord, *, origin: str = "original"
     ) -> Message:
-        """Store an answer under `parent`.
-
-        `head`: "follow" makes it the head if the parent was (a normal turn); "take" makes it
-        the head unconditionally (a regenerated answer: the conversation continues from the
-        newest sibling); "keep" leaves the head alone (arena's second answer). An answer that
-        failed with no text never becomes the head.
-        """
+        """Store an answer under `parent` without touching the conversation's head: until it is
+        delivered, nobody knows whether the conversation continues from it (see `conclude`)."""
         async with self._sessionmaker.begin() as session:
             message = Message(
                 conversation_id=parent.conversation_id,
@@ -164,32 +193,83 @@ class ConversationRepository:
                 decoding=answer.decoding,
             )
             session.add(message)
-            await session.flush()
-            if answer.content and head == "follow":
-                # A question sent while this answer was being written was stored under the
-                # same parent; in the chat it came after this answer, so it moves below it.
-                await session.execute(
-                    sa.update(Message)
-                    .where(Message.parent_id == parent.id, Message.role == "user",
-                           Message.id > parent.id, Message.id < message.id)
-                    .values(parent_id=message.id)
-                )
-                await set_head(session, parent.conversation_id, message.id,
-                               only_if_head=parent.id)
-            elif answer.content and head == "take":
-                await set_head(session, parent.conversation_id, message.id)
             return message
+
+    async def conclude(
+        self, answer: Message, *, head: str = "follow", status: str | None = None
+    ) -> None:
+        """Settle the conversation once the user has (or has not) seen `answer`.
+
+        `status` first re-marks the answer (e.g. "undelivered"). Then `head`:
+
+        - "follow" (a normal turn): if the user saw the answer, the conversation continues from
+          it; if not (see `UNSHOWN_STATUSES`, or no text), it returns to the question's parent,
+          so the next question is a sibling of the unanswered one and is not glued onto it.
+          Questions sent while this one was being answered were stored under it; in the chat
+          they came after it, so they move below the answer (or beside the question).
+        - "take" (a regeneration): the conversation continues from the new answer only if it
+          is still at this turn (`is_latest_turn`); an older answer's new sibling is stored
+          without moving the conversation back.
+        - "keep": the head is left alone (arena's answer B).
+        """
+        async with self._sessionmaker.begin() as session:
+            conversation = await session.get(
+                Conversation, answer.conversation_id, with_for_update=True
+            )
+            if conversation is None:  # deleted meanwhile
+                return
+            if status is not None and status != answer.status:
+                await session.execute(
+                    sa.update(Message).where(Message.id == answer.id).values(status=status)
+                )
+                answer.status = status
+            question = await session.get(Message, answer.parent_id)
+            assert question is not None
+            if head == "follow":
+                await _move_on(session, conversation, question,
+                               answer.id if shown(answer) else question.parent_id)
+            elif head == "take" and shown(answer) and await is_latest_turn(
+                session, conversation, question
+            ):
+                conversation.head_message_id = answer.id
+
+    async def abandon(self, question: Message) -> None:
+        """A turn broke off before any answer was settled (an unexpected error): the
+        conversation returns to where it was before `question`, as for an answer never shown."""
+        async with self._sessionmaker.begin() as session:
+            conversation = await session.get(
+                Conversation, question.conversation_id, with_for_update=True
+            )
+            if conversation is not None:
+                await _move_on(session, conversation, question, question.parent_id)
+
+    async def add_answer(
+        self, parent: Message, answer: AnswerRecord, *, origin: str = "original",
+        head: str = "follow",
+    ) -> Message:
+        """Store an answer the user has seen and settle the conversation (`conclude`)."""
+        message = await self.store_answer(parent, answer, origin=origin)
+        await self.conclude(message, head=head)
+        return message
 
     async def add_deliveries(
         self, message_id: int, tg_chat_id: int, tg_message_ids: Sequence[int]
     ) -> None:
-        """Record the Telegram messages a stored message was delivered as, in order."""
+        """Record the Telegram messages a stored message was delivered as, in order (after any
+        recorded before: the parts that got through, then a notice about the rest)."""
+        if not tg_message_ids:
+            return
         async with self._sessionmaker.begin() as session:
+            last = await session.scalar(
+                sa.select(sa.func.max(MessageDelivery.part))
+                .where(MessageDelivery.message_id == message_id)
+            )
+            first = 0 if last is None else last + 1
             session.add_all(
                 MessageDelivery(
                     message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
                 )
-                for part, tg_id in enumerate(tg_message_ids)
+                for part, tg_id in enumerate(tg_message_ids, start=first)
             )
 
     async def path_to(self, message_id: int) -> list[Message]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 
 from storage.db import dialect_insert
 from storage.models import AnswerEdit, Battle, Conversation, Message, MessageDelivery, Vote
-from storage.repositories.conversations import set_head
+from storage.repositories.conversations import move_head_if_latest
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class FeedbackRepository:
     async def add_edit(self, original: Message, user_id: int, chat_row_id: int,
                        content: str) -> Message:
         """Store the user's improved answer as an `edited` sibling of the original and continue
-        the conversation from it."""
+        the conversation from it, if the conversation is still at that turn."""
         async with self._sessionmaker.begin() as session:
             edited = Message(
                 conversation_id=original.conversation_id,
@@ -124,7 +124,9 @@ class FeedbackRepository:
             await session.flush()
             session.add(AnswerEdit(original_id=original.id, edited_id=edited.id,
                                    user_id=user_id, chat_id=chat_row_id))
-            await set_head(session, original.conversation_id, edited.id)
+            question = await session.get(Message, original.parent_id)
+            assert question is not None
+            await move_head_if_latest(session, question, edited.id)
             return edited
 
     async def create_battle(self, *, chat_row_id: int, user_id: int, prompt: Message,
@@ -138,6 +140,11 @@ class FeedbackRepository:
             session.add(battle)
             return battle
 
+    async def delete_battle(self, battle_id: int) -> None:
+        """A battle whose buttons never reached the user is no battle."""
+        async with self._sessionmaker.begin() as session:
+            await session.execute(sa.delete(Battle).where(Battle.id == battle_id))
+
     async def battle_in_chat(self, battle_id: int, chat_row_id: int) -> Battle | None:
         async with self._sessionmaker() as session:
             return await session.scalar(
@@ -147,7 +154,8 @@ class FeedbackRepository:
     async def vote_battle(self, battle_id: int, user_id: int, winner: str,
                           change_window: timedelta) -> tuple[Battle, bool]:
         """Record (or, within the window, change) the winner. Returns the battle and whether
-        anything changed. The conversation continues from the winner (A on a tie)."""
+        anything changed. If this battle is still the conversation's latest turn, the
+        conversation continues from the winner (A on a tie)."""
         async with self._sessionmaker.begin() as session:
             battle = await session.get(Battle, battle_id, with_for_update=True)
             if battle is None or battle.user_id != user_id:
@@ -165,7 +173,7 @@ class FeedbackRepository:
             answer_id = battle.answer_b_id if winner == "b" else battle.answer_a_id
             prompt = await session.get(Message, battle.prompt_id)
             assert prompt is not None
-            await set_head(session, prompt.conversation_id, answer_id)
+            await move_head_if_latest(session, prompt, answer_id)
             return battle, True
 
     async def set_battle_strength(self, battle_id: int, user_id: int, strength: str,

@@ -121,3 +121,15 @@ async def test_arena_vote_buttons_elsewhere_are_refused(bot, telegram, db):
     assert await toast(telegram, bad_winner) == "This button is no longer valid."
     [battle] = await rows(db, "SELECT winner FROM battle")
     assert battle["winner"] is None
+
+
+async def test_a_vote_reveals_the_models_even_if_an_answer_was_deleted(bot, telegram, db):
+    _, a, b = await start_battle(telegram)
+    telegram.user_deletes(CHAT, a.message_id)
+    vote = telegram.user_presses(CHAT, b.message_id, button(b, "🅱️"))
+    assert (await toast(telegram, vote)).startswith("Thanks!")
+    await telegram.wait_for(
+        lambda: telegram.bot_messages(CHAT)[-1].text.startswith("Model B: "))
+    assert labels(telegram.bot_messages(CHAT)[-1])[1] == "✓ 🅱️ B is better"
+    assert not any("Something went wrong" in str(r.params.get("text"))
+                   for r in telegram.requests)

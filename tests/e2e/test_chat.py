@@ -148,11 +148,12 @@ async def test_a_500_gives_a_clear_message_and_the_next_message_is_answered(
 
     telegram.user_sends("and now?", chat_id=PRIVATE)
     messages = await telegram.wait_for_bot_messages(PRIVATE, 2)
-    assert messages[-1].text.startswith("[alpha-served]")
-    # The failed turn's question is not lost: the model sees both questions.
-    assert [m["content"] for m in models.chat_requests()[-1]["messages"]][1:] == [
-        "are you there?\n\nand now?"
-    ]
+    assert messages[-1].text == "[alpha-served] and now?"
+    # The failed question is kept (🔄 under the error retries it) but is not re-sent glued
+    # onto the next one.
+    assert [m["content"] for m in models.chat_requests()[-1]["messages"]][1:] == ["and now?"]
+    questions = await rows(db, "SELECT content FROM message WHERE role = 'user' ORDER BY id")
+    assert [q["content"] for q in questions] == ["are you there?", "and now?"]
     statuses = await rows(db, "SELECT status, error_kind FROM message "
                               "WHERE role = 'assistant' ORDER BY id", 2)
     assert [(s["status"], s["error_kind"]) for s in statuses] == [

@@ -35,7 +35,9 @@ ERROR_TYPES: dict[int, str] = {
 # fmt: on
 DEFAULT_MAX_MODEL_LEN = 4096
 TOKENS_PER_MESSAGE = 4
-Reply = str | Callable[[dict[str, Any]], str]
+# A reply: its text, the exact pieces to stream it in (odd splits, e.g. a surrogate pair cut in
+# two; each piece is one chunk), or a function of the request body giving either.
+Reply = str | list[str] | Callable[[dict[str, Any]], str | list[str]]
 _BODY = web.RequestKey("body", object)  # parsed JSON body (None if absent or not JSON)
 _BAD_JSON = web.RequestKey("bad_json", bool)
 _FINISHED = web.RequestKey("finished", bool)  # server is done; a disconnect is not a cancel
@@ -224,7 +226,12 @@ class FakeModelServer:
         ]
 
     def set_reply(self, model: str, reply: Reply) -> None:
-        """Fix ``model``'s reply text, or compute it from the request body with a callable."""
+        """Fix ``model``'s reply text, or compute it from the request body with a callable.
+
+        A list of strings is streamed exactly as those pieces, one chunk each (JSON-escaped as
+        any server does, so a lone surrogate half arrives as ``\\udXXX``). ``""`` is an
+        empty answer: no content chunk, then ``finish_reason: "stop"``.
+        """
         self._replies[model] = reply
 
     def fail_next(
@@ -374,10 +381,10 @@ class FakeModelServer:
                 raise _bad("stream_options must be an object")
         return body, limit
 
-    def _reply_for(self, body: dict[str, Any]) -> str:
+    def _reply_for(self, body: dict[str, Any]) -> str | list[str]:
         model = body["model"]
         reply = self._replies.get(model)
-        if isinstance(reply, str):
+        if isinstance(reply, str | list):
             return reply
         if reply is not None:
             return reply(body)
@@ -411,7 +418,9 @@ class FakeModelServer:
                 "or completion.",
                 code="context_length_exceeded",
             )
-        tokens = split_tokens(self._reply_for(body))
+        reply = self._reply_for(body)
+        exact = reply if isinstance(reply, list) else None
+        tokens = split_tokens("".join(reply) if exact is not None else reply)
         cap = limit if limit is not None else max_len - prompt
         finish = "length" if len(tokens) > cap else "stop"
         tokens = tokens[:cap]
@@ -419,6 +428,8 @@ class FakeModelServer:
         usage = dict(prompt_tokens=prompt, completion_tokens=n_out, total_tokens=prompt + n_out)
         n = max(1, self.tokens_per_chunk)
         pieces = ["".join(tokens[i : i + n]) for i in range(0, len(tokens), n)]
+        if exact is not None and finish == "stop":
+            pieces = [piece for piece in exact if piece]
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -81,6 +81,14 @@ async def store_scenario(url: str) -> Scenario:
     s.answers["cut"] = await convs.add_answer(q4, record("Try syrniki, they", "alpha",
                                                          status="cut"))
     await feedback.toggle_vote(s.answers["cut"].id, alice.id, alice_chat, 1)
+    # Nor an answer that was empty, or that Telegram never delivered (votes on them cannot
+    # come from the bot; if they exist anyway, they are not data).
+    for name, text, status in (("empty", " \n ", "empty"), ("undelivered", "Syrniki!",
+                                                            "undelivered")):
+        q = await ask(conversation.id, alice.id, alice_chat, f"Dessert, {name}?")
+        s.answers[name] = await convs.store_answer(q, record(text, "alpha"))
+        await convs.conclude(s.answers[name], status=status)
+        await feedback.toggle_vote(s.answers[name].id, alice.id, alice_chat, 1)
 
     # Bob: three battles in one conversation (a slight win for A, a tie, both bad), then the
     # same like/dislike pair twice in two conversations (an exact duplicate).

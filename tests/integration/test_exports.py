@@ -131,7 +131,8 @@ async def test_kto_labels_from_votes_and_arena(stored, tmp_path):
     rows, result = await run(stored, tmp_path, "kto.parquet", format="kto")
     assert all(is_conversational(r) and isinstance(r["label"], bool) for r in rows)
     got = sorted((r["completion"][0]["content"], r["label"]) for r in rows)
-    # The cut answer is not exported although it was liked; "2+2?" is stored twice.
+    # The cut, empty and undelivered answers are not exported although they were liked;
+    # "2+2?" is stored twice.
     assert got == [("4", True), ("5", False), ("About two hours.", True),
                    ("Five minutes.", False), ("Hello! How can I help?", True)]
     assert result.duplicates == 2

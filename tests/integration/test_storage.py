@@ -127,11 +127,12 @@ async def test_message_tree_path_and_head(repos):
     stored = await convs.get_message(a1.id)
     assert stored.params == {"temperature": 0.5} and stored.model_id == "alpha"
     assert [d.tg_message_id for d in await convs.deliveries(a1.id)] == [2, 3]
-    # A failed answer is stored but the conversation continues from the user's message.
+    # A failed answer is stored, and the conversation returns to where it was before q2:
+    # the next question is a sibling of the unanswered one, not glued onto it.
     failed = await convs.add_answer(q2, AnswerRecord("", "alpha", "alpha-served", status="error",
                                                      error_kind="unavailable"))
     q3 = await convs.add_user_message(conversation.id, user.id, "q3", 7, 6)
-    assert q3.parent_id == q2.id and failed.status == "error"
+    assert q3.parent_id == a1.id and failed.status == "error"
 
 
 async def test_duplicate_telegram_message_is_refused(repos):
@@ -197,3 +198,26 @@ async def test_a_question_sent_during_an_answer_follows_that_answer(repos):
     q3 = await convs.add_user_message(conversation.id, user.id, "q3", 21, 3)
     assert [m.content for m in await convs.path_to(q3.id)] == ["q1", "a1", "q2", "q3"]
     assert a1.parent_id == q1.id
+
+
+async def test_a_question_sent_during_an_unanswered_turn_is_not_glued_to_it(repos):
+    users, convs = repos
+    user, chat_id = await users.touch(TelegramUser(22), 22, "private", None)
+    conversation = await convs.active(chat_id, user.id)
+    q1 = await convs.add_user_message(conversation.id, user.id, "q1", 22, 1)
+    a1 = await convs.add_answer(q1, AnswerRecord("a1", "alpha", "x"))
+    q2 = await convs.add_user_message(conversation.id, user.id, "q2", 22, 2)
+    assert q2.parent_id == a1.id
+    q3 = await convs.add_user_message(conversation.id, user.id, "q3", 22, 3)  # while answering
+    empty = await convs.store_answer(q2, AnswerRecord("  ", "alpha", "x", status="empty"))
+    await convs.conclude(empty)
+    # q3 came after q2 in the chat; q2 got no answer, so q3 sits beside it, after a1.
+    assert [m.content for m in await convs.path_to(q3.id)] == ["q1", "a1", "q3"]
+    q4 = await convs.add_user_message(conversation.id, user.id, "q4", 22, 4)
+    assert [m.content for m in await convs.path_to(q4.id)] == ["q1", "a1", "q3", "q4"]
+    # A delivered answer later re-marked undelivered is not the head either.
+    a4 = await convs.store_answer(q4, AnswerRecord("a4", "alpha", "x"))
+    await convs.conclude(a4, status="undelivered")
+    assert (await convs.get_message(a4.id)).status == "undelivered"
+    q5 = await convs.add_user_message(conversation.id, user.id, "q5", 22, 5)
+    assert q5.parent_id == q3.id  # beside q4, which got nothing the user saw

@@ -341,3 +341,32 @@ async def test_stop_with_hung_request_is_quick():
         with pytest.raises(openai.APIConnectionError):
             await task
     assert server.cancelled_requests == 0
+
+
+async def test_odd_answers_nul_lone_surrogate_split_pair_and_empty(
+    fake: FakeModelServer, client: openai.AsyncOpenAI
+):
+    """What misbehaving servers send: control characters and surrogate halves arrive as the
+    client decodes them (JSON escapes), a pair cut across two chunks as two lone halves."""
+    fake.set_reply(MODEL, "nul\x00 and bell\x07")
+    text, _ = await collect(await client.chat.completions.create(
+        model=MODEL, messages=MSGS, stream=True))
+    assert text == "nul\x00 and bell\x07"
+
+    fake.set_reply(MODEL, ["smile ", "\ud83d", "\ude00", " lone \udc00"])
+    stream = await client.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    text, chunks = await collect(stream)
+    pieces = [c.choices[0].delta.content for c in chunks
+              if c.choices and c.choices[0].delta.content]
+    assert pieces == ["smile ", "\ud83d", "\ude00", " lone \udc00"]
+    assert text == "smile \ud83d\ude00 lone \udc00"  # still halves: the client does not pair them
+
+    for empty in ("", "  \n "):
+        fake.set_reply(MODEL, empty)
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=MSGS, stream=True, stream_options={"include_usage": True})
+        text, chunks = await collect(stream)
+        assert text == empty
+        finals = [c.choices[0].finish_reason for c in chunks if c.choices
+                  and c.choices[0].finish_reason]
+        assert finals == ["stop"]

@@ -17,6 +17,7 @@ from aiogram.exceptions import (
     TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
+    TelegramNetworkError,
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
@@ -322,9 +323,40 @@ async def test_fail_next_retry_after(fake: FakeTelegram, bot: Bot, chat: int) ->
         with pytest.raises(TelegramRetryAfter) as caught:
             await bot.send_message(chat, "x")
         assert caught.value.retry_after == 7
+        # Retrying before retry_after has passed is refused with the seconds left, as by
+        # Telegram, and does not use up an injected failure.
+        fake.advance(5)
+        with pytest.raises(TelegramRetryAfter) as caught:
+            await bot.send_message(chat, "too early")
+        assert caught.value.retry_after == 2
+        assert caught.value.message.endswith("Too Many Requests: retry after 2")
+        fake.advance(2)
     await bot.send_message(chat, "finally")
-    assert [r.ok for r in fake.requests if r.method == "sendMessage"] == [False, False, True]
+    assert [r.ok for r in fake.requests if r.method == "sendMessage"] == [
+        False, False, False, False, True]
     assert [p["text"] for p in fake.calls("sendmessage")] == ["finally"]
+    fake.user_sends("hi", chat_id=USER + 1)
+    await bot.send_message(USER + 1, "another chat is not held up")
+
+
+async def test_a_deleted_message_cannot_be_edited_and_a_dropped_call_is_a_network_error(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    sent = await bot.send_message(chat, "soon gone")
+    fake.user_deletes(chat, sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_text("edited", chat_id=chat, message_id=sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_reply_markup(chat_id=chat, message_id=sent.message_id,
+                                            reply_markup=keyboard("x"))
+    fake.drop_next("sendMessage")
+    with pytest.raises(TelegramNetworkError):
+        await bot.send_message(chat, "lost on the way")
+    again = await bot.send_message(chat, "this one arrives")
+    assert [m.text for m in fake.bot_messages(chat)] == ["this one arrives"]
+    assert again.message_id > sent.message_id
+    assert [r.error for r in fake.requests if r.method == "sendMessage"][-2:] == [
+        "connection dropped", None]
 
 
 async def test_group_flood_limit() -> None:
@@ -624,3 +656,14 @@ def test_messages_on_behalf_of_a_chat(fake: FakeTelegram) -> None:
     fake.user_sends("x", chat_id=GROUP, user_id=USER, chat_type="group")
     with pytest.raises(ValueError):  # basic groups have no anonymous admins
         fake.chat_sends("x", chat_id=GROUP)
+
+
+async def test_control_characters_become_spaces_and_surrogates_cannot_be_sent(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    """Telegram's server turns C0 control characters into spaces (so what a bot shows differs
+    from what it sent); a lone surrogate cannot even be encoded as UTF-8 by the client."""
+    sent = await bot.send_message(chat, "a\x00b\x07c\nd")
+    assert sent.text == "a b c\nd"
+    with pytest.raises(UnicodeEncodeError):
+        await bot.send_message(chat, "half \ud800")

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from aiogram.types import MessageEntity
 
-from bot.formatting import MESSAGE_LIMIT, Chunk, render, render_parts, split, utf16_len
+from bot.formatting import (
+    KEEP_PARTS,
+    MAX_PARTS,
+    MESSAGE_LIMIT,
+    Chunk,
+    cut_markdown,
+    frame_parts,
+    frame_tail,
+    layout,
+    render,
+    render_parts,
+    split,
+    utf16_len,
+)
 
 
 def _entities_in_bounds(chunk: Chunk) -> bool:
@@ -109,3 +122,61 @@ def test_ten_thousand_characters_of_markdown():
     for part in parts:
         assert 0 < utf16_len(part.text) <= MESSAGE_LIMIT
         assert _entities_in_bounds(part)
+
+
+# --- very long answers: a few messages, then the rest as a file --------------------------------
+
+def _paragraphs(n: int, size: int = 900) -> str:
+    return "\n\n".join(f"P{i} " + "x" * size for i in range(n))
+
+
+def test_cut_markdown_cuts_between_paragraphs_within_the_budget():
+    text = _paragraphs(10, 100)
+    head, rest = cut_markdown(text, 350)
+    assert len(head) <= 350 and head.endswith("x") and rest.startswith("P3 ")
+    assert f"{head}\n\n{rest}" == text
+    assert cut_markdown("short", 100) == ("short", "")
+
+
+def test_cut_markdown_never_cuts_inside_a_code_block_when_a_boundary_fits():
+    code = "```python\n" + "\n\n".join(f"x_{i} = {i}" for i in range(50)) + "\n```"
+    text = f"intro\n\n{code}\n\nafter"
+    head, rest = cut_markdown(text, len(text) - 10)
+    assert head == "intro" and rest.startswith("```python")
+
+
+def test_cut_markdown_closes_and_reopens_one_long_code_block():
+    code = "~~~~sql\n" + "\n".join(f"select {i};" for i in range(500)) + "\n~~~~"
+    head, rest = cut_markdown(code, 1000)
+    assert head.startswith("~~~~sql\n") and head.endswith("\n~~~~") and len(head) <= 1005
+    assert rest.startswith("~~~~sql\nselect ") and rest.endswith("~~~~")
+    rendered = render(head)
+    assert [e.type for e in rendered.entities] == ["pre"]
+
+
+def test_layout_keeps_up_to_four_messages_and_sends_the_rest_as_a_file():
+    four = layout(_paragraphs(16))
+    assert four.rest is None and len(four.parts) == 4
+    long = _paragraphs(300)
+    plan = layout(long)
+    assert plan.rest is not None and len(plan.parts) == KEEP_PARTS <= MAX_PARTS
+    shown = "\n\n".join(p.text for p in plan.parts)
+    assert f"{shown}\n\n{plan.rest}" == long  # nothing lost, nothing repeated
+    assert all(utf16_len(p.text) <= MESSAGE_LIMIT for p in plan.parts)
+
+
+def test_layout_puts_the_header_on_the_first_part():
+    header = Chunk("Model A", [MessageEntity(type="bold", offset=0, length=7)])
+    plan = layout(_paragraphs(300), header)
+    assert plan.parts[0].text.startswith("Model A\n\nP0 ") and plan.rest is not None
+
+
+def test_frames_render_only_what_they_show():
+    long = _paragraphs(300)
+    parts = frame_parts(long)
+    assert len(parts) == KEEP_PARTS and parts[0].text.startswith("P0 ")
+    number, last = frame_tail(long)
+    assert "P299 " in last.text and last.text.endswith(long[-50:])  # the end being written
+    assert utf16_len(last.text) <= MESSAGE_LIMIT and number == len(long) // MESSAGE_LIMIT
+    assert frame_tail(_paragraphs(2)) == (0, render_parts(_paragraphs(2))[0])
+    assert frame_tail("   ") is None

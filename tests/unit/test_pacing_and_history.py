@@ -119,3 +119,28 @@ def test_request_has_system_prompt_and_fits_the_window():
 def test_a_message_that_alone_exceeds_the_window_is_refused():
     with pytest.raises(ContextTooLong):
         fit_to_context([ChatMessage("user", "x" * 10_000)], 1000, 100)
+
+
+def test_history_skips_answers_the_user_never_saw_even_with_text():
+    """Undelivered answers keep their text (it is what the model wrote) but were never seen:
+    a model must not be told it said them. Older trees may still hold such paths."""
+    path = [
+        msg("user", "q1"), msg("assistant", "never shown", status="undelivered"),
+        msg("user", "q2"), msg("assistant", "  ", status="empty"),
+        msg("user", "q3"), msg("assistant", "cut short", status="cut"),
+    ]
+    assert history_for(path) == [
+        ChatMessage("user", "q1\n\nq2\n\nq3"), ChatMessage("assistant", "cut short"),
+    ]
+
+
+async def test_pump_cleans_text_as_it_arrives():
+    async def odd():
+        for piece in ("a\x00b ", "\ud83d", "\ude00 \r", "\nc"):
+            yield TextDelta(piece)
+        yield Finished("stop")
+
+    view = RecordingView()
+    outcome = await pump(odd(), view, interval=0.0)
+    assert outcome.text == "ab 😀 \nc"
+    assert all("\x00" not in f and "\ufffd" not in f for f in view.frames)

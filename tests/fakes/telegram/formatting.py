@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import bad_request, parse_error
@@ -23,6 +24,9 @@ _REQUIRED_FIELD = {
     "date_time": "unix_time",
 }
 _PARSERS = {"html": parse_html, "markdownv2": parse_markdown_v2, "markdown": parse_markdown}
+# What Telegram's server (tdlib's clean_input_string) turns into spaces: C0 control characters.
+# It also turns \t into a space and drops \r; those are left alone here.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 
@@ -104,6 +108,7 @@ def prepare_text(
         text = ""
     if not isinstance(text, str):
         text = str(text)
+    text = _CONTROLS.sub(" ", text)  # one for one, so entity offsets still hold
     if entities is not None:
         parsed = text, validate_entities(text, entities)
     elif parse_mode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ class _Failure:
     times: int
 
 
+@dataclass
+class _Drop:
+    times: int
+    when: Callable[[dict[str, Any]], bool] | None
+
+
 class FakeTelegram:
     """A local Bot API server: real HTTP, Telegram's limits and error texts, simulated users."""
 
@@ -53,13 +60,18 @@ class FakeTelegram:
         self.world = World(bot_user)
         self.requests: list[RecordedRequest] = []
         self.internal_errors: list[BaseException] = []
-        self._methods = BotMethods(self.world, group_limit=group_edit_limit_per_minute)
+        self._time_offset = 0.0  # see advance()
+        self._methods = BotMethods(self.world, group_limit=group_edit_limit_per_minute,
+                                   clock=self.now)
         handlers: dict[str, Callable[[Params], Any]] = {
             **self._methods.table(),
             "getUpdates": self._get_updates,
         }
         self._handlers = {name.lower(): (name, fn) for name, fn in handlers.items()}
         self._failures: dict[str, list[_Failure]] = {}
+        # (method, chat_id) -> when the flood wait of an injected 429 ends (see fail_next)
+        self._floods: dict[tuple[str, int | None], float] = {}
+        self._drops: dict[str, list[_Drop]] = {}
         self._allowed_updates: list[str] | None = None
         self._poller: object | None = None
         self._runner: web.AppRunner | None = None
@@ -118,10 +130,13 @@ class FakeTelegram:
             return self._fail(record, error)
         record.params = params.describe()
         self.requests.append(record)
+        drop = self._drop_for(name, record.params)
+        if drop is not None:
+            return self._drop(request, drop, record)
         try:
             if handler is None:
                 raise ApiError(404, "Not Found")
-            self._inject_failure(name)
+            self._inject_failure(name, params)
             result = handler(params)
             if inspect.isawaitable(result):
                 result = await result
@@ -137,7 +152,18 @@ class FakeTelegram:
         record.error, record.error_code = error.description, error.code
         return self._answer(error.body(), error.code)
 
-    def _inject_failure(self, name: str) -> None:
+    def _inject_failure(self, name: str, params: Params) -> None:
+        """Raise the next injected failure of `name`. A 429 starts a flood wait, as Telegram's
+        does: the same method in the same chat is refused (429, with the seconds left) until
+        `retry_after` has passed; retrying early does not help."""
+        chat = _chat_key(params)
+        until = self._floods.get((name.lower(), chat))
+        if until is not None:
+            left = until - self.now()
+            if left > 0:
+                wait = math.ceil(left)
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+            del self._floods[(name.lower(), chat)]
         queue = self._failures.get(name.lower())
         if not queue:
             return
@@ -145,7 +171,31 @@ class FakeTelegram:
         failure.times -= 1
         if failure.times <= 0:
             queue.pop(0)
+        if failure.error_code == 429 and failure.retry_after:
+            self._floods[(name.lower(), chat)] = self.now() + failure.retry_after
         raise ApiError(failure.error_code, failure.description, retry_after=failure.retry_after)
+
+    def _drop_for(self, name: str, params: dict[str, Any]) -> _Drop | None:
+        for drop in self._drops.get(name.lower(), []):
+            if drop.times > 0 and (drop.when is None or drop.when(params)):
+                return drop
+        return None
+
+    def _drop(self, request: web.Request, drop: _Drop, record: RecordedRequest) -> web.Response:
+        """Close the connection without an answer (the call was not carried out)."""
+        drop.times -= 1
+        record.error = "connection dropped"
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never reaches the client: the socket is gone
+
+    def now(self) -> float:
+        """The fake's clock (monotonic, moved on by `advance`)."""
+        return time.monotonic() + self._time_offset
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for flood waits (a long 429 ends without the test sleeping)."""
+        self._time_offset += seconds
 
     # --- getUpdates ------------------------------------------------------------------
     def _allowed(self, update: dict[str, Any]) -> bool:
@@ -295,6 +345,12 @@ class FakeTelegram:
         """A user presses the stop button of a streamed draft; returns the queued Update."""
         return simulate.user_stops_generation(self.world, chat_id, draft_id)
 
+    def user_deletes(self, chat_id: int, message_id: int) -> None:
+        """A user (or a group admin) deletes a message: it is gone, and editing it fails with
+        "Bad Request: message to edit not found"."""
+        if self.world.messages.get(chat_id, {}).pop(message_id, None) is None:
+            raise ValueError(f"no message {message_id} in chat {chat_id}")
+
     def user_blocks_bot(self, chat_id: int, blocked: bool = True) -> None:
         """Later calls to this private chat fail with 403 "bot was blocked by the user"."""
         self.world.chats[chat_id].blocked = blocked
@@ -308,9 +364,23 @@ class FakeTelegram:
         retry_after: int | None = None,
         times: int = 1,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with this error."""
+        """Make the next ``times`` calls of ``method`` fail with this error.
+
+        A 429 with ``retry_after`` also starts a flood wait for that method in that chat: calls
+        before it ends get 429 with the seconds left and do not use up ``times`` (see
+        `advance` to end a long one).
+        """
         failure = _Failure(error_code, description, retry_after, times)
         self._failures.setdefault(method.lower(), []).append(failure)
+
+    def drop_next(
+        self, method: str, *, times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """The next ``times`` calls of ``method`` (those whose parameters satisfy ``when``, if
+        given) lose their connection before an answer: the call is not carried out and the
+        client sees a network error."""
+        self._drops.setdefault(method.lower(), []).append(_Drop(times, when))
 
     # --- inspection ----------------------------------------------------------------
     def calls(self, method: str) -> list[dict[str, Any]]:
@@ -384,6 +454,14 @@ class FakeTelegram:
             params = {k: v for k, v in r.params.items() if k != "document"}
             lines.append(f"  {r.method} {params!r:.300} -> {outcome}")
         return "\n".join(lines) or "  (none)"
+
+
+def _chat_key(params: Params) -> int | None:
+    value = params.get("chat_id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _gone(request: web.Request | None) -> bool:
