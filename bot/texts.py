@@ -222,6 +222,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "Your message is empty — write something for me to answer.",
         "ru": "Сообщение пустое — напишите, на что ответить.",
     },
+    "busy_saved": {
+        "en": "I'm still writing the previous answer. Your message is saved: I'll read it "
+              "together with your next one.",
+        "ru": "Я ещё пишу предыдущий ответ. Ваше сообщение сохранено: я прочту его вместе "
+              "со следующим.",
+    },
     "busy": {
         "en": "I'm still answering your previous message — try again in a moment.",
         "ru": "Я ещё отвечаю на предыдущее сообщение — попробуйте чуть позже.",

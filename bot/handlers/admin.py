@@ -17,6 +17,7 @@ from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
 
 from bot.admin_args import UsageError, endpoint_spec, launch_request, split_args
+from bot.cleaning import clean_text
 from bot.model_sync import ModelSync
 from bot.pool_launch import launch_in_pool, pool_client
 from bot.settings import Settings
@@ -88,7 +89,8 @@ async def add_model(message: Message, command: CommandObject, bot: Bot, db_user:
                                  "added", parse_mode=None)
             return
         if spec.model not in served:
-            listed = ", ".join(served[:10]) or "nothing"
+            # The server's own words: cleaned (a broken surrogate would fail the reply).
+            listed = clean_text(", ".join(name[:80] for name in served[:10])) or "nothing"
             await message.answer(f"⚠️ {shown} does not serve {spec.model!r} (it serves: "
                                  f"{listed}); nothing added", parse_mode=None)
             return

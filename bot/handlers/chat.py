@@ -22,6 +22,10 @@ async def unknown_command(message: Message, lang: str) -> None:
     await message.answer(t("unknown_command", lang), parse_mode=None)
 
 
+# How long a question waits for the answer before it in the same conversation.
+BUSY_WAIT = 60.0
+
+
 async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_row_id: int,
                   lang: str, answerer: Answerer, conversations: ConversationRepository,
                   registry: ModelRegistry) -> None:
@@ -37,7 +41,7 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
         reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
         lang=lang,
     )
-    async with answerer.chat_lock(message.chat.id, topic) as free:
+    async with answerer.chat_lock(message.chat.id, topic, wait=BUSY_WAIT) as free:
         conversation = await conversations.active(chat_row_id, db_user.id, topic)
         try:
             stored = await conversations.add_user_message(
@@ -47,7 +51,7 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
             return  # Telegram delivered this update twice; it was answered the first time
         if not free:
             # Stored, so it is part of the conversation; the model sees it with the next turn.
-            await message.reply(t("busy", lang), parse_mode=None)
+            await message.reply(t("busy_saved", lang), parse_mode=None)
             return
         pair = registry.arena_pair(answerer.rng) if arena_on(db_user, registry) else None
         if pair is not None:

@@ -182,10 +182,15 @@ async def show_models(query: CallbackQuery, callback_data: AnswerAction, bot: Bo
 
 async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
                      chat_row_id: int, lang: str, feedback: FeedbackRepository,
-                     state: FSMContext) -> None:
+                     state: FSMContext, shared_state: SharedState) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang,
                                   with_text=True)
     if answer is None:
+        return
+    # A double tap asks once (two prompts would each wait for the same edit).
+    if not await shared_state.claim(f"tap:{query.from_user.id}:{answer.message.id}:edit",
+                                    TAP_WINDOW):
+        await query.answer()
         return
     await query.answer()
     message = query.message

@@ -143,3 +143,16 @@ async def test_an_edit_belongs_to_the_topic_it_was_asked_in(bot, telegram, model
     [edit] = await rows(db, "SELECT m.content FROM answer_edit e "
                             "JOIN message m ON m.id = e.edited_id", 1)
     assert edit["content"] == "Paris."
+
+
+async def test_a_double_tap_on_edit_asks_once(bot, telegram, models, db):
+    telegram.user_sends("capital of Spain?", chat_id=PRIVATE)
+    [answer] = await telegram.wait_for_bot_messages(PRIVATE, 1)
+    data = button(answer, "✏️")
+    first = telegram.user_presses(PRIVATE, answer.message_id, data)
+    second = telegram.user_presses(PRIVATE, answer.message_id, data)
+    await toast(telegram, first)
+    await toast(telegram, second)
+    await asyncio.sleep(0.3)
+    prompts = [m for m in telegram.bot_messages(PRIVATE) if "improved answer" in (m.text or "")]
+    assert len(prompts) == 1
