@@ -25,9 +25,9 @@ from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
 from bot.texts import t
 from inference.catalogue import ModelSpec
-from inference.context import fit_to_context
+from inference.context import Fitted, fit_to_context
 from inference.errors import BackendError, ModelUnavailable
-from inference.protocol import ChatMessage
+from inference.protocol import ChatBackend, ChatMessage
 from inference.registry import ModelRegistry
 from storage.models import UNSHOWN_STATUSES, Battle, Message
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
@@ -67,12 +67,20 @@ def history_for(path: list[Message]) -> list[ChatMessage]:
     return history
 
 
-def build_request(spec: ModelSpec, path: list[Message]) -> list[ChatMessage]:
+async def build_request(spec: ModelSpec, path: list[Message],
+                        backend: ChatBackend | None = None) -> Fitted:
+    """The messages a model is sent for `path`, fitted to its context window: the catalogue's
+    `context_window`, or the server's own limit where it reports a smaller one (vLLM), counted
+    with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`)."""
     messages = history_for(path)
     if spec.system_prompt:
         messages.insert(0, ChatMessage("system", spec.system_prompt))
-    reserve = spec.params.max_tokens or min(1024, spec.context_window // 4)
-    return fit_to_context(messages, spec.context_window, reserve)
+    window = spec.context_window
+    served_limit = getattr(backend, "max_model_len", None)
+    if isinstance(served_limit, int) and served_limit < window:
+        window = served_limit
+    reserve = min(spec.params.max_tokens or 1024, window // 4)
+    return await fit_to_context(messages, window, reserve, getattr(backend, "counter", None))
 
 
 def answer_note(status: str, finish_reason: str | None, lang: str) -> str | None:
@@ -83,10 +91,13 @@ def answer_note(status: str, finish_reason: str | None, lang: str) -> str | None
     return t(note, lang) if note else None
 
 
-def display_text(content: str, status: str, finish_reason: str | None, lang: str) -> str:
-    """What the user sees for a stored answer: its text plus a note on how it ended."""
-    note = answer_note(status, finish_reason, lang)
-    return f"{content}\n\n{note}" if note else content
+def display_text(content: str, status: str, finish_reason: str | None, lang: str,
+                 *, context_note: bool = False) -> str:
+    """What the user sees for a stored answer: its text plus a note on how it ended (and,
+    the first time older messages were left out of a conversation, a note saying so)."""
+    notes = [n for n in (answer_note(status, finish_reason, lang),
+                         t("context_trimmed", lang) if context_note else None) if n]
+    return "\n\n".join([content, *notes])
 
 
 def file_caption(status: str, finish_reason: str | None, lang: str) -> str:
@@ -162,9 +173,10 @@ class Answerer:
         view = self._view(bot, turn, header)
         path = await self.conversations.path_to(user_message.id)
         try:
-            events = self.registry.backend(spec.id).stream(
-                build_request(spec, path), spec.params.as_request(), key=str(turn.chat_id)
-            )
+            backend = self.registry.backend(spec.id)
+            fitted = await build_request(spec, path, backend)
+            events = backend.stream(fitted.messages, spec.params.as_request(),
+                                    key=str(turn.chat_id))
         except BackendError as exc:
             return view, StreamOutcome(error=exc)
         if isinstance(view, DraftView):
@@ -177,6 +189,10 @@ class Answerer:
                 await bot.send_chat_action(turn.chat_id, "typing",
                                            message_thread_id=turn.thread_id)
             outcome = await pump(events, view, interval=self.settings.edit_interval_group)
+        outcome.context_dropped = fitted.dropped
+        # Said once per conversation: the first answer that had to leave messages out.
+        outcome.context_note = bool(fitted.dropped) and not any(
+            m.context_dropped for m in path if m.role == "assistant")
         return view, outcome
 
     async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
@@ -212,7 +228,8 @@ class Answerer:
             stored = await self.conversations.store_answer(
                 user_message, self._record(spec, outcome), origin=origin
             )
-            await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head)
+            await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
+                                context_note=outcome.context_note)
             return stored
 
     @contextlib.asynccontextmanager
@@ -231,11 +248,13 @@ class Answerer:
             raise
 
     async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
-                       markup: InlineKeyboardMarkup | None, head: str) -> bool:
+                       markup: InlineKeyboardMarkup | None, head: str,
+                       *, context_note: bool = False) -> bool:
         """The final delivery, with patience (`patient_delivery`). If Telegram does not take
         it all, the answer is marked undelivered (never the head, never history or data) and
         the user gets a line with 🔄. The recorded deliveries are what really got through."""
-        text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang)
+        text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang,
+                            context_note=context_note)
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
             with patient_delivery():
@@ -305,7 +324,8 @@ class Answerer:
             answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
             )
-            if not await self._deliver(bot, turn, view_a, answer_a, None, "follow"):
+            if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
+                                       context_note=outcome_a.context_note):
                 return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
@@ -321,7 +341,7 @@ class Answerer:
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
                 answer_a=answer_a, answer_b=answer_b,
             )
-            if not await self._deliver(bot, turn, view_b, answer_b,
+            if not await self._deliver(bot, turn, view_b, answer_b,  # noted under A already
                                        battle_keyboard(battle.id, turn.lang), "keep"):
                 await self.feedback.delete_battle(battle.id)
                 await self._no_battle(bot, turn, answer_a)
@@ -373,4 +393,5 @@ class Answerer:
             total_ms=round(outcome.total * 1000),
             finish_reason=finish_reason,
             decoding=outcome.decoding.as_dict() if outcome.decoding else None,
+            context_dropped=outcome.context_dropped,
         )

@@ -222,6 +222,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "Your message is empty — write something for me to answer.",
         "ru": "Сообщение пустое — напишите, на что ответить.",
     },
+    "context_trimmed": {
+        "en": "ℹ️ The oldest messages of this conversation no longer fit into the model's "
+              "memory, so it answered without them. /new starts a fresh conversation.",
+        "ru": "ℹ️ Самые ранние сообщения этого разговора больше не помещаются в память "
+              "модели, и она ответила без них. /new начинает новый разговор.",
+    },
     "busy_saved": {
         "en": "I'm still writing the previous answer. Your message is saved: I'll read it "
               "together with your next one.",

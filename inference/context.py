@@ -2,42 +2,63 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from inference.errors import ContextTooLong
 from inference.protocol import ChatMessage
-
-# A deliberately pessimistic estimate: about three characters a token, plus framing per message.
-CHARS_PER_TOKEN = 3
-TOKENS_PER_MESSAGE = 4
+from inference.tokens import TOKENS_PER_MESSAGE, EstimateCounter, TokenCounter
 
 
-def estimate_tokens(message: ChatMessage) -> int:
-    return len(message.content) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """The messages to send, and how many earlier turns' messages were left out."""
+
+    messages: list[ChatMessage]
+    dropped: int = 0
 
 
-def fit_to_context(
-    messages: list[ChatMessage], context_window: int, reserve_for_answer: int
-) -> list[ChatMessage]:
+async def fit_to_context(
+    messages: list[ChatMessage], context_window: int, reserve_for_answer: int,
+    counter: TokenCounter | None = None,
+) -> Fitted:
     """Drop the oldest turns (never the system prompt or the last message) until they fit.
 
-    Raises `ContextTooLong` when the system prompt and the last message alone do not fit.
+    Messages are counted with `counter` (the model's tokenizer where there is one). A counter
+    that knows the chat template checks the result as the server will count it, and older
+    turns go until that count fits too. Raises `ContextTooLong` when the system prompt and
+    the last message alone do not fit.
     """
+    counter = counter or EstimateCounter()
     budget = context_window - reserve_for_answer
     system = [m for m in messages[:1] if m.role == "system"]
-    turns = messages[len(system) :]
+    turns = messages[len(system):]
     if not turns:
-        return list(messages)
-    used = sum(estimate_tokens(m) for m in system) + estimate_tokens(turns[-1])
+        return Fitted(list(messages))
+
+    async def cost(message: ChatMessage) -> int:
+        return await counter.count(message.content) + TOKENS_PER_MESSAGE
+
+    used = sum([await cost(m) for m in system]) + await cost(turns[-1])
     if used > budget:
         raise ContextTooLong("the message alone does not fit the context window")
     kept: list[ChatMessage] = [turns[-1]]
     for message in reversed(turns[:-1]):
-        cost = estimate_tokens(message)
-        if used + cost > budget:
+        needed = await cost(message)
+        if used + needed > budget:
             break
         kept.append(message)
-        used += cost
+        used += needed
     kept.reverse()
-    # A history must not start with an orphaned answer.
+    _drop_orphans(kept)
+    while (exact := await counter.count_chat(system + kept)) is not None and exact > budget:
+        if len(kept) == 1:
+            raise ContextTooLong("the message alone does not fit the context window")
+        kept.pop(0)
+        _drop_orphans(kept)
+    return Fitted(system + kept, dropped=len(turns) - len(kept))
+
+
+def _drop_orphans(kept: list[ChatMessage]) -> None:
+    """A history must not start with an answer whose question was left out."""
     while len(kept) > 1 and kept[0].role == "assistant":
         kept.pop(0)
-    return system + kept

@@ -26,6 +26,8 @@ class ObservedBackend:
         self.ttft = RollingSamples(WINDOW, clock)
         self.tokens_per_s = RollingSamples(WINDOW, clock)
         self.state = "warming"  # until the first answer; "down" after a failure of the server
+        # How the wrapped backend counts tokens, and its server's own context limit, if known.
+        self.counter = getattr(backend, "counter", None)
 
     async def stream(
         self, messages: list[ChatMessage], params: dict[str, float | int],

@@ -26,6 +26,7 @@ from inference.errors import BackendError, BadRequest, ModelUnavailable, RateLim
 from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
 from inference.redaction import redact_url
 from inference.routing import ReplicaView, answer_speed, backoff, choose
+from inference.tokens import TokenCounter, VllmCounter, counter_for_model
 from inference.vllm_metrics import EngineStats, SpecDecodeTracker, parse_metrics
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,11 @@ class ReplicaSetBackend:
         self._loop_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
         self._recheck_lock = asyncio.Lock()
+        # The server's own limit (vLLM lists max_model_len); None until a check has seen it.
+        self.max_model_len: int | None = None
+        self.counter: TokenCounter = (
+            VllmCounter(spec.model, self._post_ready) if spec.backend == "vllm"
+            else counter_for_model(spec.model))
         self._rechecked_at = float("-inf")
         self._closed = False
 
@@ -236,7 +242,11 @@ class ReplicaSetBackend:
         async with session.get(f"{replica.url.rstrip('/')}/models", headers=self._headers,
                                allow_redirects=False) as r:
             listing = await r.json(content_type=None) if r.status == 200 else {}
-        listed = any(m.get("id") == self.spec.model for m in listing.get("data") or [])
+        entry = next((m for m in listing.get("data") or [] if m.get("id") == self.spec.model),
+                     None)
+        listed = entry is not None
+        if listed and isinstance(entry.get("max_model_len"), int):
+            self.max_model_len = entry["max_model_len"]
         async with session.get(f"{replica.root}/health", allow_redirects=False) as r:
             # External APIs have no /health: for them only a 404 is as good as a 200.
             alive = r.status == 200 or (r.status == 404 and self.spec.backend == "openai")
@@ -255,6 +265,21 @@ class ReplicaSetBackend:
                 return
             await self.refresh()
             self._rechecked_at = self._clock()
+
+    async def _post_ready(self, path: str, body: dict) -> dict | None:
+        """POST `body` to `path` on a ready replica's server root; None if none answers."""
+        await self.start()
+        session = self._session
+        assert session is not None
+        for replica in sorted(self.replicas, key=lambda r: r.health != "ready"):
+            try:
+                async with session.post(f"{replica.root}{path}", json=body,
+                                        headers=self._headers, allow_redirects=False) as r:
+                    if r.status == 200:
+                        return await r.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.debug("%s on %s failed: %r", path, redact_url(replica.url), exc)
+        return None
 
     def status(self) -> list[ReplicaStatus]:
         return [r.status() for r in self.replicas]

@@ -39,10 +39,9 @@ async def create_database(url: URL, name: str, template: str | None = None) -> U
 async def drop_database(url: URL, name: str) -> None:
     conn = await _admin(url)
     try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        # FORCE terminates the sessions and drops in one step: a connection a test left
+        # behind (say, a pool reconnecting) cannot slip in between.
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

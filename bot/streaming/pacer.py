@@ -24,6 +24,8 @@ class StreamOutcome:
     error: BackendError | None = None
     stopped: bool = False
     decoding: DecodingStats | None = None  # local engine: what assisted decoding did
+    context_dropped: int = 0  # history messages left out to fit the context window
+    context_note: bool = False  # say so under the answer (the first time in a conversation)
 
 
 async def pump(

@@ -19,6 +19,7 @@ from inference.errors import (
     StreamBroken,
 )
 from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta, Usage
+from inference.tokens import counter_for_model
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length")
 
@@ -62,6 +63,7 @@ class OpenAICompatBackend:
     def __init__(self, spec: ModelSpec, api_key: str | None, base_url: str | None = None) -> None:
         self.spec = spec
         self.base_url = base_url or spec.base_url
+        self.counter = counter_for_model(spec.model)  # tiktoken for OpenAI models
         timeouts = spec.timeouts
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,

@@ -117,6 +117,10 @@ class Message(CreatedAt, Base):
     finish_reason: Mapped[str | None] = mapped_column(sa.String(32))
     # Local engine: tokens drafted/accepted, target passes, tokens/s (see DecodingStats).
     decoding: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # How many of the earliest history messages (the path as sent: answers the user never
+    # saw skipped, runs of one role merged) were left out to fit the model's context window;
+    # None: nothing was left out.
+    context_dropped: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class MessageDelivery(Base):

@@ -31,6 +31,7 @@ class AnswerRecord:
     total_ms: int | None = None
     finish_reason: str | None = None
     decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
+    context_dropped: int = 0  # earliest history messages left out to fit the context window
 
 
 def shown(message: Message) -> bool:
@@ -191,6 +192,7 @@ class ConversationRepository:
                 total_ms=answer.total_ms,
                 finish_reason=answer.finish_reason,
                 decoding=answer.decoding,
+                context_dropped=answer.context_dropped or None,
             )
             session.add(message)
             return message

@@ -7,6 +7,7 @@ import itertools
 from bot.formatting import render
 from tests.e2e.helpers import rows
 from tests.fakes.openai_api import count_tokens
+from tests.harness import running_bot
 
 PRIVATE = 1001
 
@@ -251,3 +252,25 @@ async def test_a_question_that_waited_too_long_is_saved_and_read_with_the_next(
     await telegram.wait_for_bot_messages(5151, 3)
     last = models.chat_requests()[-1]["messages"]
     assert last[-1] == {"role": "user", "content": "second question\n\nthird question"}
+
+
+async def test_leaving_older_messages_out_is_said_once(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, db
+):
+    overrides = {"alpha": {"context_window": 400, "params": {"max_tokens": 60}}}
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
+                           catalogue_overrides=overrides):
+        note = "ℹ️ The oldest messages of this conversation no longer fit"
+        shown = []
+        for i in range(8):
+            telegram.user_sends(f"question {i} " + "word " * 60, chat_id=6161)
+            answer = (await telegram.wait_for_bot_messages(6161, i + 1))[-1].text
+            shown.append(note in answer)
+        assert shown.count(True) == 1 and shown[0] is False, shown
+        sent = models.chat_requests()[-1]["messages"]
+        assert sent[0]["role"] == "system" and sent[-1]["content"].startswith("question 7")
+        assert len(sent) < 1 + 2 * 8  # older turns were left out
+        dropped = await rows(db, "SELECT context_dropped FROM message WHERE role = 'assistant' "
+                                 "ORDER BY id")
+        counts = [r["context_dropped"] or 0 for r in dropped]
+        assert counts[0] == 0 and counts[-1] > 0 and counts == sorted(counts)

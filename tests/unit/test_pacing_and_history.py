@@ -100,7 +100,7 @@ def test_history_skips_failed_answers_and_merges_same_role_runs():
     ]
 
 
-def test_request_has_system_prompt_and_fits_the_window():
+async def test_request_has_system_prompt_and_fits_the_window():
     spec = ModelSpec.model_validate({
         "id": "a", "title": "A", "base_url": "http://x/v1", "model": "m",
         "system_prompt": "Be kind.", "context_window": 400, "params": {"max_tokens": 100},
@@ -109,16 +109,18 @@ def test_request_has_system_prompt_and_fits_the_window():
     for i in range(30):
         path += [msg("user", f"question {i} " * 10), msg("assistant", f"answer {i} " * 10)]
     path.append(msg("user", "last"))
-    request = build_request(spec, path)
+    fitted = await build_request(spec, path)
+    request = fitted.messages
+    assert fitted.dropped == len(history_for(path)) - (len(request) - 1)
     assert request[0] == ChatMessage("system", "Be kind.")
     assert request[-1] == ChatMessage("user", "last")
     assert request[1].role == "user"  # never starts with an orphaned answer
     assert 2 < len(request) < 62
 
 
-def test_a_message_that_alone_exceeds_the_window_is_refused():
+async def test_a_message_that_alone_exceeds_the_window_is_refused():
     with pytest.raises(ContextTooLong):
-        fit_to_context([ChatMessage("user", "x" * 10_000)], 1000, 100)
+        await fit_to_context([ChatMessage("user", "x" * 10_000)], 1000, 100)
 
 
 def test_history_skips_answers_the_user_never_saw_even_with_text():
