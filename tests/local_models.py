@@ -159,13 +159,13 @@ def printable_only(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast) 
 
 def vllm_pair(directory: Path, *, eps: float = 0.3, seed: int = 0) -> tuple[Path, Path]:
     """(target dir, draft dir) that real vLLM's CPU build serves: head_dim 64 (its attention
-    kernels reject 16), 1024 positions, the byte tokenizer with the chat template, printable
+    kernels reject 16), 4096 positions, the byte tokenizer with the chat template, printable
     output (see `printable_only`); the draft is the target's first layer (see
     `stacked_pair`)."""
     tokenizer = byte_tokenizer()
     draft, target = stacked_pair(
         eps=eps, draft_layers=1, extra_layers=1, seed=seed, logit_scale=4.0,
-        vocab_size=BYTE_VOCAB_SIZE, hidden_size=128, heads=2, max_positions=1024,
+        vocab_size=BYTE_VOCAB_SIZE, hidden_size=128, heads=2, max_positions=4096,
     )
     printable_only(target, tokenizer)
     printable_only(draft, tokenizer)

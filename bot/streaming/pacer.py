@@ -66,6 +66,9 @@ async def pump(
                 outcome.finish_reason = event.finish_reason
                 outcome.usage = event.usage
                 outcome.decoding = event.decoding
+            # A fast server fills the socket faster than chunks are parsed, and reading
+            # buffered data never suspends: let the loop run other updates (a stop press) too.
+            await asyncio.sleep(0)
 
     reader = asyncio.create_task(read())
     stopper = asyncio.create_task(stop.wait())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import db  # noqa: F401  (the e2e database fixture, here too)
 from tests.local_models import vllm_pair
 from tests.vllm_real.servers import VllmServer
 
@@ -60,7 +61,7 @@ def started(server: VllmServer) -> Iterator[VllmServer]:
 @pytest.fixture(scope="session")
 def spec_server(vllm_python: str, tiny_pair: tuple[Path, Path],
                 vllm_logs: Path) -> Iterator[VllmServer]:
-    """The tiny target verified by its draft (k=3), max_model_len 512, served as "tiny"."""
+    """The tiny target verified by its draft (k=3), max_model_len 4096, served as "tiny"."""
     target, draft = tiny_pair
     yield from started(VllmServer(vllm_python, target, "tiny", vllm_logs / "spec.log",
-                                  draft=draft, k=3))
+                                  draft=draft, k=3, max_model_len=4096))

@@ -18,9 +18,11 @@ from inference.pool.argv import API_SERVER_MODULE
 from inference.pool.gpus import free_port
 
 READY_TIMEOUT = 300.0  # ~50 s on 2 cores with warm caches; the first start compiles more
-# What the CPU build needs (see deploy/vllm/cpu-env.sh and deploy/README.md).
+# What the CPU build needs (see deploy/vllm/cpu-env.sh and deploy/README.md). Its OpenMP
+# threads are bound to core 0: by default they take every core, and the bot under test,
+# starved on a 2-core machine, took seconds to act on a stop press.
 CPU_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_CPU_OMP_THREADS_BIND": "0"}
 
 
 def cpu_env() -> dict[str, str]:
