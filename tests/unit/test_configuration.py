@@ -174,3 +174,9 @@ def test_hf_entry_defaults(tmp_path):
     spec = catalogue.models[0]
     assert (spec.model, spec.urls, spec.device, spec.dtype, spec.num_speculative_tokens) == (
         "qwen-0.5b", [], "auto", "auto", 4)
+
+
+def test_the_cpu_vllm_catalogue_is_valid():
+    catalogue = load_catalogue(Path(__file__).parents[2] / "deploy" / "vllm" / "models.cpu.yaml")
+    [model] = catalogue.models
+    assert model.backend == "vllm" and model.base_url == "http://127.0.0.1:8000/v1"
