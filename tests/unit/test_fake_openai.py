@@ -16,6 +16,7 @@ import aiohttp
 import openai
 import pytest
 
+from inference.vllm_metrics import parse_metrics
 from tests.fakes.openai_api import FakeModelServer, count_tokens, split_tokens
 
 KEY = "sk-test"
@@ -449,3 +450,29 @@ async def test_odd_answers_nul_lone_surrogate_split_pair_and_empty(
         finals = [c.choices[0].finish_reason for c in chunks if c.choices
                   and c.choices[0].finish_reason]
         assert finals == ["stop"]
+
+
+async def test_vllm_tokenize_counts_as_the_chat_does_and_draft_counters_move():
+    async with FakeModelServer({"m": 4096}, num_speculative_tokens=3, tokens_per_chunk=3) as fake:
+        messages = [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "one two three four five"}]
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{fake.root}/tokenize",
+                              json={"model": "m", "messages": messages}) as r:
+                counted = await r.json()
+            async with s.post(f"{fake.root}/tokenize",
+                              json={"prompt": "hello there", "add_special_tokens": False}) as r:
+                assert (await r.json())["count"] == 2
+            async with s.get(f"{fake.root}/version") as r:
+                assert await r.json() == {"version": "0.32.0"}
+            async with s.post(f"{fake.base_url}/chat/completions",
+                              json={"model": "m", "messages": messages}) as r:
+                answer = await r.json()
+            async with s.get(f"{fake.root}/metrics") as r:
+                metrics = await r.text()
+    assert counted["count"] == answer["usage"]["prompt_tokens"] == 2 + 5 + 2 * 4
+    assert len(counted["tokens"]) == counted["count"] and counted["max_model_len"] == 4096
+    # "[m] one two three four five": 6 tokens in chunks of 3, i.e. 2 steps accepting 2 each.
+    assert answer["usage"]["completion_tokens"] == 6
+    stats = parse_metrics(metrics)
+    assert (stats.spec_drafts, stats.spec_draft_tokens, stats.spec_accepted_tokens) == (2, 6, 4)
