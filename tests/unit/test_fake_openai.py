@@ -154,9 +154,8 @@ async def test_unknown_model(fake: FakeModelServer, client: openai.AsyncOpenAI):
         assert exc.value.message.endswith("The model `nope` does not exist.")
 
 
+@pytest.mark.parametrize("fake", ["vllm"], indirect=True)
 async def test_vllm_takes_its_model_when_none_is_named(fake: FakeModelServer):
-    if fake.flavour != "vllm":
-        pytest.skip("vLLM's own rule")
     body = {"messages": MSGS, "max_tokens": 2}
     headers = {"Authorization": f"Bearer {KEY}"}
     async with (aiohttp.ClientSession(headers=headers) as s,
@@ -205,9 +204,8 @@ async def test_fail_next_503(fake: FakeModelServer, client: openai.AsyncOpenAI):
     assert exc.value.status_code == 503 and exc.value.type == "ServiceUnavailableError"
 
 
-async def test_openai_context_length_exceeded(fake: FakeModelServer, client: openai.AsyncOpenAI):
-    if fake.flavour != "openai":
-        pytest.skip("the OpenAI-like rule (vLLM: test_vllm_context_length)")
+@pytest.mark.parametrize("fake", ["openai"], indirect=True)
+async def test_openai_context_length_exceeded(client: openai.AsyncOpenAI):
     long = " ".join(["word"] * 30)  # 30 + 4 tokens > 32
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(
@@ -223,11 +221,10 @@ async def test_openai_context_length_exceeded(fake: FakeModelServer, client: ope
     assert "you requested 35 tokens (5 in the messages, 30 in the completion)" in str(exc.value)
 
 
-async def test_vllm_context_length(fake: FakeModelServer, client: openai.AsyncOpenAI):
+@pytest.mark.parametrize("fake", ["vllm"], indirect=True)
+async def test_vllm_context_length(client: openai.AsyncOpenAI):
     """vLLM refuses a prompt over the context, caps max_tokens to the room the prompt leaves,
     and refuses max_tokens over the context itself."""
-    if fake.flavour != "vllm":
-        pytest.skip("vLLM's rule")
     long = " ".join(["word"] * 30)  # 30 + 4 tokens > 32
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(
@@ -263,22 +260,28 @@ async def test_max_tokens_truncates(fake: FakeModelServer, client: openai.AsyncO
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+INVALID = [
+    ({"temperature": 2.5}, "BadRequestError", "temperature"),
+    ({"temperature": -0.1}, "BadRequestError", "temperature"),
+    ({"top_p": 0}, "BadRequestError", "top_p"),
+    ({"max_tokens": 0}, "BadRequestError", "max_tokens"),
+    ({"max_completion_tokens": -3}, "BadRequestError", "max_tokens"),
+    ({"messages": []}, "BadRequestError", None),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, None, None),  # vLLM takes it
+    ({"messages": [{"role": "user", "content": 42}]}, "Bad Request",
+     "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+     "Bad Request", "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
+    ({"stream_options": {"include_usage": True}}, "BadRequestError", "stream_options"),
+]
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "vllm_type", "vllm_param"),
-    [
-        ({"temperature": 2.5}, "BadRequestError", "temperature"),
-        ({"temperature": -0.1}, "BadRequestError", "temperature"),
-        ({"top_p": 0}, "BadRequestError", "top_p"),
-        ({"max_tokens": 0}, "BadRequestError", "max_tokens"),
-        ({"max_completion_tokens": -3}, "BadRequestError", "max_tokens"),
-        ({"messages": []}, "BadRequestError", None),
-        ({"messages": [{"role": "wizard", "content": "hi"}]}, None, None),  # vLLM takes it
-        ({"messages": [{"role": "user", "content": 42}]}, "Bad Request",
-         "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
-         "Bad Request", "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
-        ({"stream_options": {"include_usage": True}}, "BadRequestError", "stream_options"),
-    ],
+    ("fake", "kwargs", "vllm_type", "vllm_param"),
+    [("vllm", *case) for case in INVALID]
+    # The OpenAI-like flavour does not check top_p.
+    + [("openai", *case) for case in INVALID if "top_p" not in case[0]],
+    indirect=["fake"],
 )
 async def test_invalid_requests(fake: FakeModelServer, client: openai.AsyncOpenAI,
                                 kwargs: dict[str, Any], vllm_type: str | None,
@@ -287,8 +290,6 @@ async def test_invalid_requests(fake: FakeModelServer, client: openai.AsyncOpenA
     if fake.flavour == "vllm" and vllm_type is None:
         await client.chat.completions.create(**args)
         return
-    if fake.flavour == "openai" and "top_p" in kwargs:
-        pytest.skip("the OpenAI-like flavour does not check top_p")
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(**args)
     body = exc.value.body
