@@ -37,7 +37,7 @@ from storage.shared_state import SharedState, held_lock
 log = logging.getLogger(__name__)
 
 ERROR_KINDS = {"unavailable", "timeout", "rate_limited", "context_too_long", "bad_request",
-               "stream_error"}
+               "stream_error", "model_not_served"}
 
 
 @dataclass(frozen=True, slots=True)

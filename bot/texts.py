@@ -258,6 +258,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "⚠️ {model} refused the request. Try rephrasing, or pick another model: /model",
         "ru": "⚠️ {model} отклонила запрос. Переформулируйте или выберите другую модель: /model",
     },
+    "err_model_not_served": {
+        "en": "⚠️ {model} is not served by its server right now. Pick another model: /model",
+        "ru": "⚠️ {model} сейчас не обслуживается своим сервером. Выберите другую модель: /model",
+    },
     "err_stream_error": {
         "en": "⚠️ {model} failed while answering. Please try again.",
         "ru": "⚠️ {model} сломалась во время ответа. Попробуйте ещё раз.",

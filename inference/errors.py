@@ -26,6 +26,13 @@ class ModelTimeout(ModelUnavailable):
     kind = "timeout"
 
 
+class ModelNotServed(ModelUnavailable):
+    """The server answers but does not serve this model (HTTP 404 naming it): another replica
+    or a fallback model may, the user's question is not at fault."""
+
+    kind = "model_not_served"
+
+
 class RateLimited(BackendError):
     kind = "rate_limited"
 

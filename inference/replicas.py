@@ -22,7 +22,13 @@ import openai
 from inference.backends.openai_compat import OpenAICompatBackend
 from inference.breaker import CircuitBreaker
 from inference.catalogue import ModelSpec
-from inference.errors import BackendError, BadRequest, ModelUnavailable, RateLimited
+from inference.errors import (
+    BackendError,
+    BadRequest,
+    ModelNotServed,
+    ModelUnavailable,
+    RateLimited,
+)
 from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
 from inference.redaction import redact_url
 from inference.routing import ReplicaView, answer_speed, backoff, choose
@@ -399,8 +405,10 @@ class ReplicaSetBackend:
             replica.breaker.record_success()  # it answered: the replica itself is fine
             return True
         replica.breaker.record_failure()
-        if isinstance(cause, openai.APIConnectionError) and not isinstance(
-            cause, openai.APITimeoutError
+        if isinstance(exc, ModelNotServed) or (
+            isinstance(cause, openai.APIConnectionError)
+            and not isinstance(cause, openai.APITimeoutError)
         ):
-            replica.health = "down"  # refused or dropped: until the next good health check
+            # Refused, dropped, or no longer serving the model: until the next good check.
+            replica.health = "down"
         return True

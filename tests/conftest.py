@@ -68,7 +68,10 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def models() -> AsyncIterator[FakeModelServer]:
-    fake = FakeModelServer({"alpha-served": 8192, "beta-served": 4096}, api_key="sk-test-alpha")
+    """The server of the harness catalogue's `alpha` and `beta`, entries with `backend: openai`:
+    an OpenAI-like fake (prompt + max_tokens over the context is an error)."""
+    fake = FakeModelServer({"alpha-served": 8192, "beta-served": 4096}, api_key="sk-test-alpha",
+                           flavour="openai")
     await fake.start()
     yield fake
     await fake.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from inference.errors import (
     BackendError,
     BadRequest,
     ContextTooLong,
+    ModelNotServed,
     ModelTimeout,
     ModelUnavailable,
     RateLimited,
@@ -22,6 +24,18 @@ from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta, Us
 from inference.tokens import counter_for_model
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length")
+# vLLM caps max_tokens to the room the prompt leaves, then refuses a cap of 0: the prompt filled
+# the context (chatmux itself never asks for fewer than 1 token).
+_NO_ROOM = re.compile(r"max_tokens must be at least 1, got 0\b")
+
+
+def _names_the_model(exc: openai.APIStatusError) -> bool:
+    """A 404 about the model: vLLM's (param "model"), OpenAI's (code "model_not_found")."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    if body.get("param") == "model" or body.get("code") == "model_not_found":
+        return True
+    text = exc.message.lower()
+    return "model" in text and ("does not exist" in text or "not found" in text)
 
 
 def _retry_after(response: Any) -> float | None:
@@ -47,8 +61,10 @@ def map_openai_error(exc: Exception, *, started: bool) -> BackendError:
             return ModelTimeout(detail)
         if status >= 500:
             return ModelUnavailable(detail, retry_after=_retry_after(exc.response))
+        if status == 404 and _names_the_model(exc):
+            return ModelNotServed(detail)
         text = f"{exc.code or ''} {exc.message}".lower()
-        if any(marker in text for marker in _CONTEXT_MARKERS):
+        if any(marker in text for marker in _CONTEXT_MARKERS) or _NO_ROOM.search(text):
             return ContextTooLong(detail)
         return BadRequest(detail)
     if isinstance(exc, openai.APIError):  # an error object inside a 200 stream

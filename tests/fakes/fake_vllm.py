@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for `vllm serve` in tests: serves the fake OpenAI-compatible server.
+"""A stand-in for `vllm serve` in tests: serves the fake OpenAI-compatible server (its vLLM
+flavour, with the given --max-model-len and the draft's num_speculative_tokens).
 
 Usage: fake_vllm.py serve MODEL --served-model-name X --port P --host H
            --tensor-parallel-size N --max-num-queued-reqs Q [--speculative-config JSON]
@@ -45,7 +46,9 @@ def _fail(message: str) -> int:
 async def serve(args: argparse.Namespace, crash_after: float | None) -> int:
     """Serve the fake model until SIGTERM/SIGINT (or crash after ``crash_after`` seconds)."""
     await asyncio.sleep(float(os.environ.get("FAKE_VLLM_STARTUP_DELAY", "0.5")))
-    server = FakeModelServer({args.served_model_name or args.model: 4096})
+    spec = args.speculative_config or {}
+    server = FakeModelServer({args.served_model_name or args.model: args.max_model_len or 4096},
+                             num_speculative_tokens=spec.get("num_speculative_tokens"))
     await server.start(host=args.host, port=args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -126,6 +126,26 @@ async def test_refused_connection_fails_over_and_replica_comes_back(
         assert len(target.chat_requests()) == 1  # the key is back on its replica
 
 
+async def test_a_replica_that_no_longer_serves_the_model_fails_over(
+    servers: list[FakeModelServer],
+) -> None:
+    """vLLM restarted there with another model: its 404 is the replica's, not the question's."""
+    target = sticky(servers)
+    async with routed(servers) as backend:
+        del target.models[MODEL]
+        target.models["another-model"] = 4096
+        text, _ = await collect(backend)
+        assert text == REPLY and len(target.chat_requests()) == 1 and sum(chats(servers)) == 2
+        assert state_of(backend, target) == "down"
+        await collect(backend)  # not asked again until a health check finds the model listed
+        assert len(target.chat_requests()) == 1
+        await backend.refresh()
+        assert state_of(backend, target) == "down"
+        target.models[MODEL] = 4096
+        await backend.refresh()
+        assert state_of(backend, target) == "ready"
+
+
 async def test_503_cools_the_replica_down_without_tripping_the_breaker(
     servers: list[FakeModelServer],
 ) -> None:

@@ -1,4 +1,9 @@
-"""Tests for the fake OpenAI-compatible server, driven by the real ``openai.AsyncOpenAI`` client."""
+"""Tests for the fake OpenAI-compatible server, driven by the real ``openai.AsyncOpenAI`` client.
+
+The ``fake`` fixture runs every test in both flavours (vLLM's, the default, and the generic
+OpenAI-like one); where they differ, a test says which it checks. How the vLLM flavour matches
+the recordings of real vLLM is tested in test_fake_vllm_recordings.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import aiohttp
 import openai
 import pytest
 
+from inference.vllm_metrics import parse_metrics
 from tests.fakes.openai_api import FakeModelServer, count_tokens, split_tokens
 
 KEY = "sk-test"
@@ -23,9 +29,9 @@ PROMPT_TOKENS = count_tokens(USER_TEXT) + 4
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeModelServer]:
-    server = FakeModelServer({MODEL: 4096, "tiny": 32}, api_key=KEY)
+@pytest.fixture(params=["vllm", "openai"])
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeModelServer]:
+    server = FakeModelServer({MODEL: 4096, "tiny": 32}, api_key=KEY, flavour=request.param)
     await server.start()
     yield server
     await server.stop()
@@ -121,8 +127,13 @@ async def test_list_content_parts_and_models(fake: FakeModelServer, client: open
     models = await client.models.list()
     by_id = {m.id: m for m in models.data}
     assert set(by_id) == {MODEL, "tiny"}
-    assert by_id["tiny"].model_extra == {"max_model_len": 32}
-    assert by_id["tiny"].owned_by == "fake"
+    extra = by_id["tiny"].model_extra
+    assert extra is not None and extra["max_model_len"] == 32
+    if fake.flavour == "vllm":
+        assert by_id["tiny"].owned_by == "vllm"
+        assert set(extra) == {"max_model_len", "root", "parent", "permission"}
+    else:
+        assert by_id["tiny"].owned_by == "fake" and extra == {"max_model_len": 32}
 
 
 async def test_health_needs_no_key(fake: FakeModelServer):
@@ -131,18 +142,36 @@ async def test_health_needs_no_key(fake: FakeModelServer):
         assert r.status == 200 and await r.read() == b""
 
 
-async def test_unknown_model(client: openai.AsyncOpenAI):
+async def test_unknown_model(fake: FakeModelServer, client: openai.AsyncOpenAI):
     with pytest.raises(openai.NotFoundError) as exc:
         await client.chat.completions.create(model="nope", messages=MSGS)
-    assert exc.value.message.endswith("The model `nope` does not exist.")
     assert exc.value.type == "NotFoundError"
+    if fake.flavour == "vllm":
+        assert exc.value.body == {
+            "message": f"The model `nope` does not exist. Valid aliases: {MODEL}, tiny.",
+            "type": "NotFoundError", "param": "model", "code": 404}
+    else:
+        assert exc.value.message.endswith("The model `nope` does not exist.")
+
+
+@pytest.mark.parametrize("fake", ["vllm"], indirect=True)
+async def test_vllm_takes_its_model_when_none_is_named(fake: FakeModelServer):
+    body = {"messages": MSGS, "max_tokens": 2}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with (aiohttp.ClientSession(headers=headers) as s,
+                s.post(f"{fake.base_url}/chat/completions", json=body) as r):
+        assert r.status == 200
+        assert (await r.json())["model"] == MODEL
 
 
 async def test_wrong_or_missing_key(fake: FakeModelServer):
     async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="bad", max_retries=0) as c:
         with pytest.raises(openai.AuthenticationError) as exc:
             await c.chat.completions.create(model=MODEL, messages=MSGS)
-        assert exc.value.code == "invalid_api_key"
+        if fake.flavour == "vllm":  # vLLM's --api-key middleware
+            assert exc.value.body == "Unauthorized" and exc.value.code is None
+        else:
+            assert exc.value.code == "invalid_api_key"
         with pytest.raises(openai.AuthenticationError):
             await c.models.list()
     async with aiohttp.ClientSession() as s, s.get(f"{fake.base_url}/models") as r:
@@ -175,7 +204,8 @@ async def test_fail_next_503(fake: FakeModelServer, client: openai.AsyncOpenAI):
     assert exc.value.status_code == 503 and exc.value.type == "ServiceUnavailableError"
 
 
-async def test_context_length_exceeded(client: openai.AsyncOpenAI):
+@pytest.mark.parametrize("fake", ["openai"], indirect=True)
+async def test_openai_context_length_exceeded(client: openai.AsyncOpenAI):
     long = " ".join(["word"] * 30)  # 30 + 4 tokens > 32
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(
@@ -191,6 +221,32 @@ async def test_context_length_exceeded(client: openai.AsyncOpenAI):
     assert "you requested 35 tokens (5 in the messages, 30 in the completion)" in str(exc.value)
 
 
+@pytest.mark.parametrize("fake", ["vllm"], indirect=True)
+async def test_vllm_context_length(client: openai.AsyncOpenAI):
+    """vLLM refuses a prompt over the context, caps max_tokens to the room the prompt leaves,
+    and refuses max_tokens over the context itself."""
+    long = " ".join(["word"] * 30)  # 30 + 4 tokens > 32
+    with pytest.raises(openai.BadRequestError) as exc:
+        await client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": long}], stream=True)
+    assert exc.value.body == {
+        "message": "This model's maximum context length is 32 tokens. However, your prompt "
+        "contains at least 33 input tokens, which exceeds this limit even without any output "
+        "tokens. Please reduce the length of the input prompt. (parameter=input_tokens, "
+        "value=33)", "type": "BadRequestError", "param": "input_tokens", "code": 400}
+    words = " ".join(["word"] * 20)  # 24 prompt tokens: 8 left
+    resp = await client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": words}], max_tokens=30)
+    assert resp.choices[0].finish_reason == "length"
+    assert resp.usage is not None and resp.usage.completion_tokens == 8
+    assert resp.usage.total_tokens == 32
+    with pytest.raises(openai.BadRequestError) as exc:
+        await client.chat.completions.create(model="tiny", messages=MSGS, max_tokens=33)
+    assert exc.value.message.endswith("max_tokens=33 cannot be greater than max_model_len=32. "
+                                      "Please request fewer output tokens. (parameter="
+                                      "max_tokens, value=33)")
+
+
 async def test_max_tokens_truncates(fake: FakeModelServer, client: openai.AsyncOpenAI):
     resp = await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=3)
     assert resp.choices[0].message.content == "[fake-model] one two"
@@ -204,36 +260,61 @@ async def test_max_tokens_truncates(fake: FakeModelServer, client: openai.AsyncO
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+INVALID = [
+    ({"temperature": 2.5}, "BadRequestError", "temperature"),
+    ({"temperature": -0.1}, "BadRequestError", "temperature"),
+    ({"top_p": 0}, "BadRequestError", "top_p"),
+    ({"max_tokens": 0}, "BadRequestError", "max_tokens"),
+    ({"max_completion_tokens": -3}, "BadRequestError", "max_tokens"),
+    ({"messages": []}, "BadRequestError", None),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, None, None),  # vLLM takes it
+    ({"messages": [{"role": "user", "content": 42}]}, "Bad Request",
+     "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+     "Bad Request", "body.messages.0.ChatCompletionDeveloperMessageParam.content"),
+    ({"stream_options": {"include_usage": True}}, "BadRequestError", "stream_options"),
+]
+
+
 @pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"temperature": 2.5},
-        {"temperature": -0.1},
-        {"max_tokens": 0},
-        {"max_completion_tokens": -3},
-        {"messages": []},
-        {"messages": [{"role": "wizard", "content": "hi"}]},
-        {"messages": [{"role": "user", "content": 42}]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
-        {"stream_options": {"include_usage": True}},
-    ],
+    ("fake", "kwargs", "vllm_type", "vllm_param"),
+    [("vllm", *case) for case in INVALID]
+    # The OpenAI-like flavour does not check top_p.
+    + [("openai", *case) for case in INVALID if "top_p" not in case[0]],
+    indirect=["fake"],
 )
-async def test_invalid_requests(client: openai.AsyncOpenAI, kwargs: dict[str, Any]):
+async def test_invalid_requests(fake: FakeModelServer, client: openai.AsyncOpenAI,
+                                kwargs: dict[str, Any], vllm_type: str | None,
+                                vllm_param: str | None):
     args: dict[str, Any] = {"model": MODEL, "messages": MSGS, **kwargs}
+    if fake.flavour == "vllm" and vllm_type is None:
+        await client.chat.completions.create(**args)
+        return
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(**args)
-    assert exc.value.type == "BadRequestError"
+    body = exc.value.body
+    assert isinstance(body, dict)
+    if fake.flavour == "vllm":
+        assert (body["type"], body["param"], body["code"]) == (vllm_type, vllm_param, 400)
+    else:
+        assert exc.value.type == "BadRequestError"
 
 
 async def test_invalid_raw_bodies(fake: FakeModelServer):
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     url = f"{fake.base_url}/chat/completions"
     async with aiohttp.ClientSession(headers=headers) as s:
-        for data in [b"{not json", b'{"messages": [{"role": "user", "content": "x"}]}', b"[]"]:
+        for data, param in [(b"{not json", "body.1"), (b"[]", "body"),
+                            (b'{"messages": "x", "model": 1}', "body.messages")]:
             async with s.post(url, data=data) as r:
                 assert r.status == 400
                 err = (await r.json())["error"]
-                assert err["type"] == "BadRequestError" and err["param"] is None
+                if fake.flavour == "vllm":  # pydantic's errors, as vLLM reports them
+                    assert err["type"] == "Bad Request" and err["param"] == param
+                    assert err["message"].startswith(("1 validation error:\n  {'type': ",
+                                                      "2 validation errors:\n  {'type': "))
+                else:
+                    assert err["type"] == "BadRequestError" and err["param"] is None
     assert fake.requests[0].json is None and len(fake.requests) == 3
 
 
@@ -370,3 +451,29 @@ async def test_odd_answers_nul_lone_surrogate_split_pair_and_empty(
         finals = [c.choices[0].finish_reason for c in chunks if c.choices
                   and c.choices[0].finish_reason]
         assert finals == ["stop"]
+
+
+async def test_vllm_tokenize_counts_as_the_chat_does_and_draft_counters_move():
+    async with FakeModelServer({"m": 4096}, num_speculative_tokens=3, tokens_per_chunk=3) as fake:
+        messages = [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "one two three four five"}]
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{fake.root}/tokenize",
+                              json={"model": "m", "messages": messages}) as r:
+                counted = await r.json()
+            async with s.post(f"{fake.root}/tokenize",
+                              json={"prompt": "hello there", "add_special_tokens": False}) as r:
+                assert (await r.json())["count"] == 2
+            async with s.get(f"{fake.root}/version") as r:
+                assert await r.json() == {"version": "0.32.0"}
+            async with s.post(f"{fake.base_url}/chat/completions",
+                              json={"model": "m", "messages": messages}) as r:
+                answer = await r.json()
+            async with s.get(f"{fake.root}/metrics") as r:
+                metrics = await r.text()
+    assert counted["count"] == answer["usage"]["prompt_tokens"] == 2 + 5 + 2 * 4
+    assert len(counted["tokens"]) == counted["count"] and counted["max_model_len"] == 4096
+    # "[m] one two three four five": 6 tokens in chunks of 3, i.e. 2 steps accepting 2 each.
+    assert answer["usage"]["completion_tokens"] == 6
+    stats = parse_metrics(metrics)
+    assert (stats.spec_drafts, stats.spec_draft_tokens, stats.spec_accepted_tokens) == (2, 6, 4)

@@ -9,6 +9,7 @@ from inference.catalogue import ModelSpec
 from inference.errors import (
     BadRequest,
     ContextTooLong,
+    ModelNotServed,
     ModelTimeout,
     ModelUnavailable,
     RateLimited,
@@ -112,13 +113,18 @@ async def test_wrong_key_is_a_bad_request_not_an_outage(server):
         await backend.aclose()
 
 
-async def test_unknown_served_model_is_a_bad_request(server):
-    backend = OpenAICompatBackend(spec_for(server, model="nope"), api_key="sk-secret")
-    try:
-        with pytest.raises(BadRequest):
-            await collect(backend)
-    finally:
-        await backend.aclose()
+@pytest.mark.parametrize("flavour", ["vllm", "openai"])
+async def test_an_unknown_served_model_is_not_served_rather_than_a_bad_request(flavour):
+    """The server does not have the model: another replica or a fallback may (not the user's
+    question's fault)."""
+    async with FakeModelServer({"alpha-served": 200}, flavour=flavour) as server:
+        backend = OpenAICompatBackend(spec_for(server, model="nope"), api_key=None)
+        try:
+            with pytest.raises(ModelNotServed) as caught:
+                await collect(backend)
+        finally:
+            await backend.aclose()
+    assert "The model `nope` does not exist." in caught.value.detail
 
 
 @pytest.mark.parametrize("mode", ["error_event", "object_error", "disconnect"])
