@@ -1,0 +1,113 @@
+"""Issue 13, item 4: the two speculative engines against each other and plain greedy decoding.
+
+For the tiny target and its draft (fp32, greedy, k = 3), on a fixed set of prompts: plain
+`generate(do_sample=False)` of the target, chatmux's engine (`HFBackend`, what `backend: hf`
+runs) with the draft, and real vLLM with the draft (`spec_server`, whole and streamed) write
+the same tokens and text. Their acceptance counters differ, and each is checked against the
+schedule its engine must follow (see `tests/vllm_real/cross_check.py`). The second test shows
+the comparison can fail: what must not change the text (k, a useless draft) does not, what
+must (max_tokens, the template) does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from inference.local.engine import fallback_prompt
+from tests.local_models import disagreeing_draft, save_model
+from tests.vllm_real.cross_check import (
+    PROMPTS,
+    Reference,
+    chatmux_answer,
+    compare,
+    disagreement,
+    hf_backend,
+    load_pair,
+    references,
+    render_table,
+    vllm_answer,
+    vllm_completion,
+)
+
+
+@pytest.fixture(scope="module")
+def refs(tiny_pair: tuple[Path, Path]) -> list[Reference]:
+    """Plain greedy answers of the target to PROMPTS (with the draft's agreement)."""
+    return references(*tiny_pair)
+
+
+async def test_plain_greedy_chatmux_and_vllm_write_the_same_text(spec_server, tiny_pair, refs):
+    backend = hf_backend(*tiny_pair)
+    try:
+        rows, problems = await compare(refs, PROMPTS, backend, spec_server.base_url)
+    finally:
+        await backend.aclose()
+    print("\n" + render_table(rows))
+    assert problems == []
+    assert all(row.agree for row in rows) and len(rows) == len(PROMPTS) >= 8
+    # Every answer ran to max_tokens (the tiny target never picks eos) and the draft was
+    # both right and wrong along the way, so the schedules were exercised.
+    assert {len(ref.answer_ids) for ref in refs} == {refs[0].max_tokens}
+    drafted = sum(row.chatmux.drafted for row in rows if row.chatmux)
+    accepted = sum(row.chatmux.accepted for row in rows if row.chatmux)
+    assert 0 < accepted < drafted
+
+
+def _without_template(target: Path, into: Path) -> Path:
+    """The target's files without its chat template (the engine falls back to `Role: text`)."""
+    into.mkdir()
+    for item in target.iterdir():
+        if item.name != "chat_template.jinja":
+            (into / item.name).symlink_to(item)
+    return into
+
+
+async def test_the_cross_check_fails_when_what_must_match_does_not(
+    spec_server, tiny_pair, refs, tmp_path
+):
+    target, draft = tiny_pair
+    tokenizer, target_model, _ = await asyncio.to_thread(load_pair, target, draft)
+    useless = await asyncio.to_thread(save_model, tmp_path / "useless-draft",
+                                      disagreeing_draft(target_model), tokenizer)
+
+    # Speculation is lossless: other k, or a draft that is never right, same text.
+    for k, draft_dir in ((1, draft), (5, draft), (3, useless)):
+        backend = hf_backend(target, draft_dir, k)
+        try:
+            for ref, prompt in zip(refs, PROMPTS, strict=True):
+                answer = await chatmux_answer(backend, prompt, ref.max_tokens)
+                assert disagreement(ref, {"chatmux": answer}) is None, (k, draft_dir, prompt)
+                assert answer.acceptance is not None
+                if draft_dir == useless:
+                    assert answer.acceptance.accepted == 0 < answer.acceptance.drafted
+        finally:
+            await backend.aclose()
+
+    shorter = refs[0].max_tokens - 5
+    plain = hf_backend(_without_template(target, tmp_path / "no-template"), None)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for ref, prompt in zip(refs, PROMPTS, strict=True):
+                # max_tokens counts: five fewer tokens is another answer, for both engines.
+                cut = {"chatmux": await chatmux_answer(plain, prompt, shorter),
+                       "vLLM": await vllm_answer(session, spec_server.base_url, prompt,
+                                                 max_tokens=shorter)}
+                why = disagreement(ref, cut) or ""
+                assert why.count("text differs") == 2, why
+                assert why.count(f"{shorter} completion tokens, not {ref.max_tokens}") == 2, why
+                # The template counts: vLLM given our prompt's token ids writes our text…
+                same = await vllm_completion(session, spec_server.base_url, ref.prompt_ids)
+                assert same == ref.text
+                # …and given a prompt in another format (what our engine sends for a model
+                # without a chat template), another text, which our engine writes too.
+                other_ids = tokenizer(fallback_prompt(prompt.chat()))["input_ids"]
+                other = await vllm_completion(session, spec_server.base_url, other_ids)
+                ours = await chatmux_answer(plain, prompt, ref.max_tokens)
+                assert ours.prompt_tokens == len(other_ids)
+                assert ours.text == other != ref.text
+    finally:
+        await plain.aclose()
