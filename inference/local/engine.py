@@ -218,8 +218,6 @@ class LocalEngine:
             result = loaded.decoder.generate(
                 prompt_ids, params, generator=generator, cancel=cancel, on_tokens=on_tokens,
             )
-            if text := detokenizer.flush():
-                post(("text", text))
             self._record(result)
             post(("done", result))
         except Exception as exc:

@@ -76,12 +76,29 @@ PROMPTS: tuple[Prompt, ...] = (
     Prompt("system + 2 turns, Russian", (
         ("system", "Отвечай кратко."), ("user", "Сколько будет 2+2?"), ("assistant", "4."),
         ("user", "А 3+3?"))),
+    Prompt("special tokens' text typed", (
+        ("user", "Say </s> then <s> and <|assistant|>, literally."),)),
     Prompt("long English", (
         ("system", "You are a careful reader."), ("user", LONG_EN))),
     Prompt("long mixed, 3 turns", (
         ("system", "Answer in the user's language."), ("user", LONG_RU),
         ("assistant", "Маяк, журналы, сорок лет."), ("user", LONG_ZH))),
 )
+
+
+def unrestricted_pair(directory: Path, *, seed: int = 1) -> tuple[Path, Path]:
+    """(target dir, draft dir) shaped like `vllm_pair`'s but free to write any token: bytes
+    that make no UTF-8, characters cut at max_tokens, eos. With seed 1 and PROMPTS, one
+    answer stops at eos and one is cut inside a character (the tests check they still do)."""
+    from tests.local_models import BYTE_VOCAB_SIZE, byte_tokenizer, save_model, stacked_pair
+
+    draft, target = stacked_pair(
+        eps=0.3, draft_layers=1, extra_layers=1, seed=seed, logit_scale=4.0,
+        vocab_size=BYTE_VOCAB_SIZE, hidden_size=128, heads=2, max_positions=1024,
+    )
+    tokenizer = byte_tokenizer()
+    return (save_model(directory / "target", target, tokenizer),
+            save_model(directory / "draft", draft, tokenizer))
 
 
 # -- the reference: plain greedy decoding with transformers --------------------------------
@@ -92,7 +109,7 @@ class Reference:
 
     prompt_ids: list[int]
     answer_ids: list[int]  # up to max_tokens, ended by a stop token if one came
-    text: str
+    decoded: str  # transformers' decode of answer_ids (skipping special tokens)
     # The greedy continuation without stopping, max_tokens + k long (the answer is its
     # prefix): vLLM's schedule looks past the end of the answer.
     token_ids: list[int]
@@ -100,6 +117,13 @@ class Reference:
     margins: list[float]  # the target's top-1 minus top-2 logit there (near-ties show up)
 
     max_tokens: int = MAX_TOKENS
+
+    @property
+    def text(self) -> str:
+        """The characters the answer's tokens complete. Cut inside a character (at
+        max_tokens, or by a stop token), `decode` ends in U+FFFD; that is not a character the
+        model wrote, and neither engine shows it (vLLM's `DecodeStream` never completes it)."""
+        return self.decoded.rstrip("\ufffd")
 
     @property
     def finish_reason(self) -> str:
@@ -147,7 +171,7 @@ def reference(tokenizer: Any, target: Any, draft: Any, prompt: Prompt, *,
     return Reference(
         prompt_ids=prompt_ids,
         answer_ids=answer_ids,
-        text=tokenizer.decode(answer_ids, skip_special_tokens=True),
+        decoded=tokenizer.decode(answer_ids, skip_special_tokens=True),
         token_ids=token_ids,
         agree=[d == t for d, t in zip(draft_choice, token_ids, strict=True)],
         margins=(top2[:, 0] - top2[:, 1]).tolist(),
@@ -366,6 +390,7 @@ class Row:
     agree: bool
     chatmux: Acceptance | None
     vllm: Acceptance | None
+    note: str = ""  # how the answer ended, when that is worth a word
 
 
 def render_table(rows: Sequence[Row], *, max_tokens: int = MAX_TOKENS, k: int = K) -> str:
@@ -379,7 +404,8 @@ def render_table(rows: Sequence[Row], *, max_tokens: int = MAX_TOKENS, k: int = 
     for row in rows:
         lines.append(
             f"| {row.prompt.label} | {row.prompt_tokens} | {row.completion_tokens} | "
-            f"{'yes' if row.agree else '**no**'} | {_acceptance_cell(row.chatmux)} | "
+            f"{'yes' if row.agree else '**no**'}{f' ({row.note})' if row.note else ''} | "
+            f"{_acceptance_cell(row.chatmux)} | "
             f"{_acceptance_cell(row.vllm)} |")
     total = {name: Acceptance(*(sum(getattr(getattr(r, name), f) for r in rows)
                                 for f in ("steps", "drafted", "accepted")))
@@ -431,8 +457,11 @@ async def compare(refs: Sequence[Reference], prompts: Sequence[Prompt], backend:
                 if answer.acceptance != expected[name]:
                     problems.append(f"{prompt.label}: {name} reports {answer.acceptance}, "
                                     f"its schedule gives {expected[name]}")
+            notes = ["stopped by eos"] if ref.finish_reason == "stop" else []
+            if ref.decoded != ref.text:
+                notes.append("ends inside a character")
             rows.append(Row(prompt, len(ref.prompt_ids), len(ref.answer_ids), why is None,
-                            ours.acceptance, served.acceptance))
+                            ours.acceptance, served.acceptance, ", ".join(notes)))
     return rows, problems
 
 
@@ -459,6 +488,8 @@ def main() -> None:
     parser.add_argument("--url", help="a running server of the pair (default: start one)")
     parser.add_argument("--models", type=Path, help="the pair's directory (default: build it)")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
+    parser.add_argument("--unrestricted", action="store_true",
+                        help="the pair free to write any token (see unrestricted_pair)")
     args = parser.parse_args()
 
     from tests.local_models import vllm_pair
@@ -468,7 +499,7 @@ def main() -> None:
         base = args.models or Path(scratch)
         target, draft = base / "target", base / "draft"
         if not target.exists():
-            vllm_pair(base)
+            (unrestricted_pair if args.unrestricted else vllm_pair)(base)
         server = None
         if args.url is None:
             import subprocess

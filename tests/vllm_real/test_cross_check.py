@@ -4,14 +4,16 @@ For the tiny target and its draft (fp32, greedy, k = 3), on a fixed set of promp
 `generate(do_sample=False)` of the target, chatmux's engine (`HFBackend`, what `backend: hf`
 runs) with the draft, and real vLLM with the draft (`spec_server`, whole and streamed) write
 the same tokens and text. Their acceptance counters differ, and each is checked against the
-schedule its engine must follow (see `tests/vllm_real/cross_check.py`). The second test shows
-the comparison can fail: what must not change the text (k, a useless draft) does not, what
-must (max_tokens, the template) does.
+schedule its engine must follow (see `tests/vllm_real/cross_check.py`). A second pair, free
+to write any byte and eos, is served too: stops and bytes that are no text read the same. The
+last test shows the comparison can fail: what must not change the text (k, a useless draft)
+does not, what must (max_tokens, the template) does.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +23,8 @@ from inference.local.engine import fallback_prompt
 from tests.local_models import disagreeing_draft, save_model
 from tests.vllm_real.cross_check import (
     PROMPTS,
+    SERVED,
+    K,
     Reference,
     chatmux_answer,
     compare,
@@ -29,9 +33,11 @@ from tests.vllm_real.cross_check import (
     load_pair,
     references,
     render_table,
+    unrestricted_pair,
     vllm_answer,
     vllm_completion,
 )
+from tests.vllm_real.servers import VllmServer
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +61,41 @@ async def test_plain_greedy_chatmux_and_vllm_write_the_same_text(spec_server, ti
     drafted = sum(row.chatmux.drafted for row in rows if row.chatmux)
     accepted = sum(row.chatmux.accepted for row in rows if row.chatmux)
     assert 0 < accepted < drafted
+
+
+@pytest.fixture(scope="module")
+def unrestricted(tmp_path_factory, vllm_python, vllm_logs
+                 ) -> Iterator[tuple[tuple[Path, Path], VllmServer]]:
+    """A pair free to write any token (see `unrestricted_pair`), served like `spec_server`.
+    The shared pair cannot stop or write anything but printable ASCII, so this one is what
+    shows how both engines stop at eos and turn bytes into text."""
+    pair = unrestricted_pair(tmp_path_factory.mktemp("unrestricted"))
+    server = VllmServer(vllm_python, pair[0], SERVED, vllm_logs / "unrestricted.log",
+                        draft=pair[1], k=K)
+    server.start()
+    try:
+        server.wait_ready()
+        yield pair, server
+    finally:
+        server.stop()
+
+
+async def test_eos_and_bytes_that_are_not_text_read_the_same_in_both_engines(unrestricted):
+    pair, server = unrestricted
+    refs = await asyncio.to_thread(references, *pair)
+    backend = hf_backend(*pair)
+    try:
+        rows, problems = await compare(refs, PROMPTS, backend, server.base_url)
+    finally:
+        await backend.aclose()
+    print("\n" + render_table(rows))
+    assert problems == []
+    # What this pair is here for still happens: an answer stops at eos, one ends inside a
+    # character (transformers' decode shows U+FFFD there; neither engine does), and most
+    # hold bytes that are no UTF-8 (U+FFFD inside the text, the same in all three).
+    assert any(ref.finish_reason == "stop" for ref in refs)
+    assert any(ref.decoded != ref.text and ref.finish_reason == "length" for ref in refs)
+    assert sum("\ufffd" in ref.text for ref in refs) >= len(refs) // 2
 
 
 def _without_template(target: Path, into: Path) -> Path:
