@@ -16,6 +16,7 @@ import torch
 
 from tests.local_models import (
     BYTE_VOCAB_SIZE,
+    EOS_ID,
     build_llama,
     byte_tokenizer,
     llama_config,
@@ -29,8 +30,9 @@ def bigram_model_dir(directory: Path, cycle: str, *, after: str = ">",
                      stop: str | None = None) -> Path:
     """A saved chat model (byte tokenizer, its chat template) that answers `cycle` over and
     over: the template's last byte (`after`) leads to the cycle's first byte, and each byte
-    of the cycle to the next. With `stop`, the cycle's last byte leads to that token instead
-    (e.g. "</s>"), so every answer is `cycle` once, then `stop`."""
+    of the cycle to the next. With `stop`, the cycle's last byte leads to that token instead,
+    so every answer is `cycle` once, then `stop`: "</s>" (eos), or an ordinary token, then
+    made one of the model's eos tokens in its generation_config."""
     tokenizer = byte_tokenizer()
     ids = tokenizer(after + cycle, add_special_tokens=False)["input_ids"]
     if len(set(ids)) != len(ids):
@@ -49,4 +51,6 @@ def bigram_model_dir(directory: Path, cycle: str, *, after: str = ">",
         for current, following in follows.items():
             head[following, current] = 1.0
         model.lm_head.weight.copy_(head)
+    if stop is not None and stop != tokenizer.eos_token:
+        model.generation_config.eos_token_id = [EOS_ID, follows[ids[-1]]]
     return save_model(directory, model, tokenizer)

@@ -209,8 +209,13 @@ class LocalEngine:
         generator: Any, cancel: threading.Event, post: _Post,
     ) -> None:
         detokenizer = IncrementalDetokenizer(loaded.tokenizer)
+        stops = params.eos_token_ids
 
         def on_tokens(ids: list[int]) -> None:
+            # A stop token ends its step and the answer; it is counted, never shown (like
+            # vLLM), even when it is an ordinary token that decoding would not skip.
+            if ids and ids[-1] in stops:
+                ids = ids[:-1]
             if text := detokenizer.push(ids):
                 post(("text", text))
 

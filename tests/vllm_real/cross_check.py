@@ -101,6 +101,22 @@ def unrestricted_pair(directory: Path, *, seed: int = 1) -> tuple[Path, Path]:
             save_model(directory / "draft", draft, tokenizer))
 
 
+def with_stop_tokens(model_dir: Path, into: Path, stop_ids: Sequence[int]) -> Path:
+    """`model_dir` (its files linked) with `stop_ids` added to its generation_config's eos
+    ids: what transformers and chatmux's engine stop at, and what vLLM serving it adds to
+    every request's `stop_token_ids`."""
+    into.mkdir(parents=True)
+    for item in model_dir.iterdir():
+        if item.name != "generation_config.json":
+            (into / item.name).symlink_to(item)
+    config = json.loads((model_dir / "generation_config.json").read_text())
+    eos = config.get("eos_token_id")
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    config["eos_token_id"] = [*eos, *stop_ids]
+    (into / "generation_config.json").write_text(json.dumps(config))
+    return into
+
+
 # -- the reference: plain greedy decoding with transformers --------------------------------
 
 @dataclass(slots=True)
@@ -109,13 +125,16 @@ class Reference:
 
     prompt_ids: list[int]
     answer_ids: list[int]  # up to max_tokens, ended by a stop token if one came
-    decoded: str  # transformers' decode of answer_ids (skipping special tokens)
+    # transformers' decode of answer_ids (skipping special tokens) but the stop token that
+    # ended the answer: that marks the end, it is not part of the answer (vLLM never shows
+    # it, even when it is an ordinary token; a special one is skipped anyway).
+    decoded: str
     # The greedy continuation without stopping, max_tokens + k long (the answer is its
     # prefix): vLLM's schedule looks past the end of the answer.
     token_ids: list[int]
     agree: list[bool]  # the draft's greedy choice at each position of token_ids is the target's
     margins: list[float]  # the target's top-1 minus top-2 logit there (near-ties show up)
-
+    stopped: bool  # a stop token ended the answer (it is answer_ids[-1])
     max_tokens: int = MAX_TOKENS
 
     @property
@@ -127,8 +146,7 @@ class Reference:
 
     @property
     def finish_reason(self) -> str:
-        """"stop" if a stop token ended the answer before max_tokens, else "length"."""
-        return "stop" if len(self.answer_ids) < self.max_tokens else "length"
+        return "stop" if self.stopped else "length"
 
 
 def load_pair(target_dir: Path, draft_dir: Path) -> tuple[Any, Any, Any]:
@@ -142,6 +160,13 @@ def load_pair(target_dir: Path, draft_dir: Path) -> tuple[Any, Any, Any]:
 
     return AutoTokenizer.from_pretrained(target_dir, local_files_only=True), load(target_dir), \
         load(draft_dir)
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The ids generate stops at: the generation_config's eos ids (and the tokenizer's)."""
+    eos = model.generation_config.eos_token_id
+    ids = {eos} if isinstance(eos, int) else set(eos or ())
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 
 def reference(tokenizer: Any, target: Any, draft: Any, prompt: Prompt, *,
@@ -168,13 +193,16 @@ def reference(tokenizer: Any, target: Any, draft: Any, prompt: Prompt, *,
         target_logits = target(full).logits[0, start:end]
         draft_choice = draft(full).logits[0, start:end].argmax(-1).tolist()
     top2 = target_logits.topk(2, dim=-1).values
+    stopped = bool(answer_ids) and answer_ids[-1] in _stop_ids(target, tokenizer)
     return Reference(
         prompt_ids=prompt_ids,
         answer_ids=answer_ids,
-        decoded=tokenizer.decode(answer_ids, skip_special_tokens=True),
+        decoded=tokenizer.decode(answer_ids[:-1] if stopped else answer_ids,
+                                 skip_special_tokens=True),
         token_ids=token_ids,
         agree=[d == t for d, t in zip(draft_choice, token_ids, strict=True)],
         margins=(top2[:, 0] - top2[:, 1]).tolist(),
+        stopped=stopped,
         max_tokens=max_tokens,
     )
 
@@ -295,10 +323,12 @@ async def counted(session: aiohttp.ClientSession, root: str, before: dict[str, f
 
 
 async def vllm_answer(session: aiohttp.ClientSession, base_url: str, prompt: Prompt, *,
-                      max_tokens: int = MAX_TOKENS, stream: bool = False) -> Answer:
-    """`/v1/chat/completions` at temperature 0, whole or streamed (text joined from deltas)."""
+                      max_tokens: int = MAX_TOKENS, stream: bool = False,
+                      extra: dict[str, Any] | None = None) -> Answer:
+    """`/v1/chat/completions` at temperature 0, whole or streamed (text joined from deltas);
+    `extra` goes into the body too (vLLM's own sampling parameters)."""
     body: dict[str, Any] = {"model": SERVED, "messages": prompt.openai(), "temperature": 0,
-                            "max_tokens": max_tokens}
+                            "max_tokens": max_tokens, **(extra or {})}
     if not stream:
         body["return_token_ids"] = True
         async with session.post(f"{base_url}/chat/completions", json=body) as resp:
@@ -429,7 +459,8 @@ def references(target_dir: Path, draft_dir: Path, prompts: Sequence[Prompt] = PR
 
 
 async def compare(refs: Sequence[Reference], prompts: Sequence[Prompt], backend: Any,
-                  base_url: str, *, k: int = K) -> tuple[list[Row], list[str]]:
+                  base_url: str, *, k: int = K, vllm_extra: dict[str, Any] | None = None,
+                  ) -> tuple[list[Row], list[str]]:
     """Every prompt through chatmux's engine (`backend`, an `HFBackend` with the draft) and
     the vLLM server at `base_url` (whole and streamed): the table's rows, and what disagreed
     (texts, token counts, finish reasons, or counters other than the engine's schedule
@@ -441,11 +472,12 @@ async def compare(refs: Sequence[Reference], prompts: Sequence[Prompt], backend:
         for ref, prompt in zip(refs, prompts, strict=True):
             ours = await chatmux_answer(backend, prompt, ref.max_tokens)
             before = await counters(session, root)
-            served = await vllm_answer(session, base_url, prompt, max_tokens=ref.max_tokens)
+            served = await vllm_answer(session, base_url, prompt, max_tokens=ref.max_tokens,
+                                       extra=vllm_extra)
             served.acceptance = await counted(session, root, before)
             before = await counters(session, root)
             streamed = await vllm_answer(session, base_url, prompt, max_tokens=ref.max_tokens,
-                                         stream=True)
+                                         stream=True, extra=vllm_extra)
             streamed.acceptance = await counted(session, root, before)
             answers = {"chatmux": ours, "vLLM": served, "vLLM streamed": streamed}
             why = disagreement(ref, answers)
@@ -457,7 +489,7 @@ async def compare(refs: Sequence[Reference], prompts: Sequence[Prompt], backend:
                 if answer.acceptance != expected[name]:
                     problems.append(f"{prompt.label}: {name} reports {answer.acceptance}, "
                                     f"its schedule gives {expected[name]}")
-            notes = ["stopped by eos"] if ref.finish_reason == "stop" else []
+            notes = ["stopped by a stop token"] if ref.stopped else []
             if ref.decoded != ref.text:
                 notes.append("ends inside a character")
             rows.append(Row(prompt, len(ref.prompt_ids), len(ref.answer_ids), why is None,

@@ -5,9 +5,10 @@ For the tiny target and its draft (fp32, greedy, k = 3), on a fixed set of promp
 runs) with the draft, and real vLLM with the draft (`spec_server`, whole and streamed) write
 the same tokens and text. Their acceptance counters differ, and each is checked against the
 schedule its engine must follow (see `tests/vllm_real/cross_check.py`). A second pair, free
-to write any byte and eos, is served too: stops and bytes that are no text read the same. The
-last test shows the comparison can fail: what must not change the text (k, a useless draft)
-does not, what must (max_tokens, the template) does.
+to write any byte and eos, is served too: stops and bytes that are no text read the same; so
+does a stop token that is an ordinary token. The last test shows the comparison can fail:
+what must not change the text (k, a useless draft) does not, what must (max_tokens, the
+template) does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import aiohttp
 import pytest
 
 from inference.local.engine import fallback_prompt
-from tests.local_models import disagreeing_draft, save_model
+from tests.local_models import byte_tokenizer, disagreeing_draft, save_model
 from tests.vllm_real.cross_check import (
     PROMPTS,
     SERVED,
@@ -36,6 +37,7 @@ from tests.vllm_real.cross_check import (
     unrestricted_pair,
     vllm_answer,
     vllm_completion,
+    with_stop_tokens,
 )
 from tests.vllm_real.servers import VllmServer
 
@@ -96,6 +98,29 @@ async def test_eos_and_bytes_that_are_not_text_read_the_same_in_both_engines(unr
     assert any(ref.finish_reason == "stop" for ref in refs)
     assert any(ref.decoded != ref.text and ref.finish_reason == "length" for ref in refs)
     assert sum("\ufffd" in ref.text for ref in refs) >= len(refs) // 2
+
+
+async def test_a_stop_token_ends_the_answer_unseen_even_if_it_is_no_special_token(
+    spec_server, tiny_pair, tmp_path
+):
+    """Some models end a turn with an ordinary token their generation_config lists as eos.
+    vLLM stops there and never shows it; so must chatmux's engine (decoding would show it)."""
+    target, draft = tiny_pair
+    tokenizer = byte_tokenizer()
+    stops = [tokenizer.convert_tokens_to_ids(c) for c in "zf"]  # in most answers
+    stopping = with_stop_tokens(target, tmp_path / "stops-at-z-f", stops)
+    refs = await asyncio.to_thread(references, stopping, draft)
+    backend = hf_backend(stopping, draft)
+    try:
+        # vLLM serving `stopping` would add its eos ids to every request's stop_token_ids
+        # (SamplingParams.update_from_generation_config): the same as asking for them.
+        rows, problems = await compare(refs, PROMPTS, backend, spec_server.base_url,
+                                       vllm_extra={"stop_token_ids": stops})
+    finally:
+        await backend.aclose()
+    print("\n" + render_table(rows))
+    assert problems == []
+    assert sum(ref.stopped for ref in refs) >= len(refs) // 2
 
 
 def _without_template(target: Path, into: Path) -> Path:
