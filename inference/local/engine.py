@@ -37,8 +37,13 @@ class LoadedModels:
     generator: Any  # torch.Generator shared by requests that bring no seed
     eos_token_ids: frozenset[int]
     max_context: int | None
-    temperature: float  # sampling defaults from the target's generation_config
+    # Sampling defaults from the target's generation_config, read as vLLM reads them for the
+    # same model (so both serve it alike): the values it sets, whatever do_sample says, but
+    # the temperature, which is 0 (greedy) unless do_sample is set, as in transformers.
+    temperature: float
     top_p: float
+    top_k: int
+    repetition_penalty: float
 
 
 def _ids(value: Any) -> set[int]:
@@ -47,6 +52,11 @@ def _ids(value: Any) -> set[int]:
     if isinstance(value, int):
         return {value}
     return {int(v) for v in value}
+
+
+def _setting(generation: Any, name: str) -> Any:
+    """A value the generation_config sets (None if it has none, or no such field)."""
+    return getattr(generation, name, None) if generation is not None else None
 
 
 def fallback_prompt(messages: Sequence[ChatMessage]) -> str:
@@ -126,7 +136,9 @@ class LocalEngine:
             eos_token_ids=frozenset(eos),
             max_context=getattr(text_config, "max_position_embeddings", None),
             temperature=float(generation.temperature or 1.0) if sampling else 0.0,
-            top_p=float(generation.top_p or 1.0) if sampling else 1.0,
+            top_p=float(_setting(generation, "top_p") or 1.0),
+            top_k=int(_setting(generation, "top_k") or 0),
+            repetition_penalty=float(_setting(generation, "repetition_penalty") or 1.0),
         )
         self._loaded = loaded
         return loaded

@@ -101,20 +101,24 @@ def unrestricted_pair(directory: Path, *, seed: int = 1) -> tuple[Path, Path]:
             save_model(directory / "draft", draft, tokenizer))
 
 
-def with_stop_tokens(model_dir: Path, into: Path, stop_ids: Sequence[int]) -> Path:
-    """`model_dir` (its files linked) with `stop_ids` added to its generation_config's eos
-    ids: what transformers and chatmux's engine stop at, and what vLLM serving it adds to
-    every request's `stop_token_ids`."""
+def with_generation_config(model_dir: Path, into: Path, **changes: Any) -> Path:
+    """`model_dir` (its files linked) with `changes` to its generation_config.json."""
     into.mkdir(parents=True)
     for item in model_dir.iterdir():
         if item.name != "generation_config.json":
             (into / item.name).symlink_to(item)
     config = json.loads((model_dir / "generation_config.json").read_text())
-    eos = config.get("eos_token_id")
-    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-    config["eos_token_id"] = [*eos, *stop_ids]
-    (into / "generation_config.json").write_text(json.dumps(config))
+    (into / "generation_config.json").write_text(json.dumps({**config, **changes}))
     return into
+
+
+def with_stop_tokens(model_dir: Path, into: Path, stop_ids: Sequence[int]) -> Path:
+    """`model_dir` with `stop_ids` added to its generation_config's eos ids: what
+    transformers and chatmux's engine stop at, and what vLLM serving it adds to every
+    request's `stop_token_ids`."""
+    eos = json.loads((model_dir / "generation_config.json").read_text()).get("eos_token_id")
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    return with_generation_config(model_dir, into, eos_token_id=[*eos, *stop_ids])
 
 
 # -- the reference: plain greedy decoding with transformers --------------------------------
@@ -133,6 +137,9 @@ class Reference:
     # prefix): vLLM's schedule looks past the end of the answer.
     token_ids: list[int]
     agree: list[bool]  # the draft's greedy choice at each position of token_ids is the target's
+    # The same with the draft's logits processed like the target's (repetition penalty):
+    # chatmux's engine drafts so, vLLM's draft takes the plain argmax.
+    agree_processed: list[bool]
     margins: list[float]  # the target's top-1 minus top-2 logit there (near-ties show up)
     stopped: bool  # a stop token ended the answer (it is answer_ids[-1])
     max_tokens: int = MAX_TOKENS
@@ -191,7 +198,17 @@ def reference(tokenizer: Any, target: Any, draft: Any, prompt: Prompt, *,
         full = torch.tensor([prompt_ids + token_ids])
         start, end = len(prompt_ids) - 1, full.shape[1] - 1
         target_logits = target(full).logits[0, start:end]
-        draft_choice = draft(full).logits[0, start:end].argmax(-1).tolist()
+        draft_logits = draft(full).logits[0, start:end]
+        draft_choice = draft_logits.argmax(-1).tolist()
+        penalty = target.generation_config.repetition_penalty or 1.0
+        processed_choice = draft_choice
+        if penalty != 1:
+            seen = torch.zeros(draft_logits.shape, dtype=torch.bool)
+            for row in range(seen.shape[0]):  # row j follows the prompt and token_ids[:j]
+                seen[row, prompt_ids + token_ids[:row]] = True
+            penalized = torch.where(draft_logits > 0, draft_logits / penalty,
+                                    draft_logits * penalty)
+            processed_choice = torch.where(seen, penalized, draft_logits).argmax(-1).tolist()
     top2 = target_logits.topk(2, dim=-1).values
     stopped = bool(answer_ids) and answer_ids[-1] in _stop_ids(target, tokenizer)
     return Reference(
@@ -201,6 +218,7 @@ def reference(tokenizer: Any, target: Any, draft: Any, prompt: Prompt, *,
                                  skip_special_tokens=True),
         token_ids=token_ids,
         agree=[d == t for d, t in zip(draft_choice, token_ids, strict=True)],
+        agree_processed=[d == t for d, t in zip(processed_choice, token_ids, strict=True)],
         margins=(top2[:, 0] - top2[:, 1]).tolist(),
         stopped=stopped,
         max_tokens=max_tokens,
@@ -238,12 +256,13 @@ def chatmux_schedule(ref: Reference, k: int) -> Acceptance:
     """`SpeculativeDecoder`: the prompt's last token stays pending after the prefill, so the
     first step already verifies k drafts for the first answer token; a step drafts at most
     `remaining − 1`, so nothing is drafted past max_tokens; a stop token ends the step (what
-    was drafted after it is not counted as accepted)."""
+    was drafted after it is not counted as accepted). Its draft's logits get the target's
+    repetition penalty."""
     pos = steps = drafted = accepted = 0
     length = len(ref.answer_ids)
     while pos < length:
         limit = min(k, ref.max_tokens - pos - 1)
-        kept = _run(ref.agree, pos, limit)
+        kept = _run(ref.agree_processed, pos, limit)
         added = min(kept + 1, length - pos)
         steps, drafted, accepted = steps + 1, drafted + limit, accepted + added - 1
         pos += kept + 1
@@ -253,7 +272,8 @@ def chatmux_schedule(ref: Reference, k: int) -> Acceptance:
 def vllm_schedule(ref: Reference, k: int) -> Acceptance:
     """vLLM V1: the prefill step samples the first token without drafts (the draft proposes
     after it), then every step drafts k tokens whatever is left; what the target accepts is
-    counted before the answer is cut at max_tokens or at a stop token."""
+    counted before the answer is cut at max_tokens or at a stop token. Its draft takes the
+    plain argmax (no penalty: `LLMBaseProposer._greedy_sample`)."""
     pos, steps, drafted, accepted = 1, 0, 0, 0
     while pos < len(ref.answer_ids):
         kept = _run(ref.agree, pos, k)

@@ -6,9 +6,9 @@ runs) with the draft, and real vLLM with the draft (`spec_server`, whole and str
 the same tokens and text. Their acceptance counters differ, and each is checked against the
 schedule its engine must follow (see `tests/vllm_real/cross_check.py`). A second pair, free
 to write any byte and eos, is served too: stops and bytes that are no text read the same; so
-does a stop token that is an ordinary token. The last test shows the comparison can fail:
-what must not change the text (k, a useless draft) does not, what must (max_tokens, the
-template) does.
+does a stop token that is an ordinary token, and a repetition penalty the model's
+generation_config sets. The last test shows the comparison can fail: what must not change the
+text (k, a useless draft) does not, what must (max_tokens, the template) does.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from tests.vllm_real.cross_check import (
     unrestricted_pair,
     vllm_answer,
     vllm_completion,
+    with_generation_config,
     with_stop_tokens,
 )
 from tests.vllm_real.servers import VllmServer
@@ -121,6 +122,28 @@ async def test_a_stop_token_ends_the_answer_unseen_even_if_it_is_no_special_toke
     print("\n" + render_table(rows))
     assert problems == []
     assert sum(ref.stopped for ref in refs) >= len(refs) // 2
+
+
+async def test_the_models_repetition_penalty_applies_in_both_engines(spec_server, tiny_pair,
+                                                                     tmp_path):
+    """A repetition_penalty in generation_config.json (Qwen2.5-Instruct sets 1.05): vLLM makes
+    it every request's default, greedy ones too, and transformers applies it; chatmux's
+    engine must as well, or the same model answers otherwise in the two engines."""
+    target, draft = tiny_pair
+    penalized = with_generation_config(target, tmp_path / "penalized", repetition_penalty=1.3)
+    refs = await asyncio.to_thread(references, penalized, draft)
+    backend = hf_backend(penalized, draft)
+    try:
+        # vLLM serving `penalized` would default every request's repetition_penalty to 1.3
+        # (ModelConfig.get_diff_sampling_param): the same as asking for it.
+        rows, problems = await compare(refs, PROMPTS, backend, spec_server.base_url,
+                                       vllm_extra={"repetition_penalty": 1.3})
+    finally:
+        await backend.aclose()
+    print("\n" + render_table(rows))
+    assert problems == []
+    unpenalized = await asyncio.to_thread(references, target, draft)
+    assert sum(a.text != b.text for a, b in zip(refs, unpenalized, strict=True)) >= 8
 
 
 def _without_template(target: Path, into: Path) -> Path:
