@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from contextlib import aclosing
 from pathlib import Path
 
@@ -354,3 +355,14 @@ def test_the_worker_thread_is_not_the_event_loop_thread(models):
 
     asyncio.run(main())
     assert seen and seen[0].startswith("chatmux-local")
+
+
+def test_the_kv_cache_goes_by_the_name_the_model_takes(models):
+    # transformers 5 renamed forward's `past_key_values` to `cache` and drops the old name
+    # in 5.40; passed under the old name, the cache would land in **kwargs and every step
+    # would see only its own tokens.
+    model = load_model(models["target"], "cpu", "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SpeculativeDecoder(model).generate([5, 9, 14], SamplingParams(max_new_tokens=4))
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
