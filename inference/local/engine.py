@@ -55,8 +55,11 @@ def _ids(value: Any) -> set[int]:
 
 
 def _setting(generation: Any, name: str) -> Any:
-    """A value the generation_config sets (None if it has none, or no such field)."""
-    return getattr(generation, name, None) if generation is not None else None
+    """A value the generation_config sets, None if it leaves it at transformers' default
+    (vLLM reads only those too: under transformers 4 an unset top_k reads 50)."""
+    if generation is None:
+        return None
+    return generation.to_diff_dict().get(name)
 
 
 def fallback_prompt(messages: Sequence[ChatMessage]) -> str:

@@ -169,3 +169,21 @@ async def test_the_engine_applies_the_generation_configs_penalty_and_top_k(tmp_p
     greedy = await asyncio.to_thread(_transformers_greedy, top1, 40)
     for seed in (1, 2):
         assert await _answer(top1, {"max_tokens": 40, "seed": seed}) == greedy
+
+
+def test_only_what_the_generation_config_sets_counts():
+    # transformers 4 reads an unset top_k as 50 (and generate samples with it); vLLM takes
+    # only the values the file sets (`to_diff_dict`), and so does the engine.
+    from transformers import GenerationConfig
+
+    from inference.local.engine import _setting
+
+    class Transformers4Style:  # a file that sets nothing, read by transformers 4
+        top_k = 50
+
+        def to_diff_dict(self) -> dict:
+            return {}
+
+    assert _setting(Transformers4Style(), "top_k") is None
+    assert _setting(GenerationConfig(top_k=20), "top_k") == 20
+    assert _setting(None, "top_k") is None
