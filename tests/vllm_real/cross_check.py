@@ -8,10 +8,12 @@ two engines start them differently (see `chatmux_schedule` and `vllm_schedule`).
 predicted from one table of the draft's agreement with the target's greedy continuation, so
 each engine's counters are checked against what its schedule must give.
 
-Run as a script to print the README table (starts the `spec_server` configuration, or uses a
-running server: `--url http://127.0.0.1:PORT`):
+Run as a script to print the README table (builds the pair and starts a server configured as
+`spec_server`, ~1 minute; or uses a running one: `--url http://127.0.0.1:PORT/v1` with
+`--models DIR` holding its target/ and draft/); `--unrestricted` takes the pair free to write
+any token (`unrestricted_pair`). It exits 1 and says why if anything differs.
 
-    .venv/bin/python -m tests.vllm_real.cross_check [--url URL] [--max-tokens 64]
+    .venv/bin/python -m tests.vllm_real.cross_check [--unrestricted] [--url URL --models DIR]
 """
 
 from __future__ import annotations
@@ -554,12 +556,13 @@ def main() -> None:
             (unrestricted_pair if args.unrestricted else vllm_pair)(base)
         server = None
         if args.url is None:
+            import os
             import subprocess
 
-            from tests.vllm_real.conftest import ROOT
-
-            python = subprocess.run([str(ROOT / "deploy" / "vllm" / "cpu-env.sh")], check=True,
-                                    capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            root = Path(__file__).resolve().parents[2]
+            python = os.environ.get("CHATMUX_VLLM_PYTHON") or subprocess.run(
+                [str(root / "deploy" / "vllm" / "cpu-env.sh")], check=True, capture_output=True,
+                text=True).stdout.strip().splitlines()[-1]
             server = VllmServer(python, target, SERVED, Path(scratch) / "vllm.log", draft=draft,
                                 k=K)
             server.start()
@@ -575,6 +578,8 @@ def main() -> None:
     print(render_table(rows, max_tokens=args.max_tokens))
     for problem in problems:
         print("DIFFERENCE:", problem)
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
