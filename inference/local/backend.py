@@ -38,9 +38,11 @@ class HFBackend:
     Raises `LocalEngineUnavailable` at construction when torch or transformers is missing
     (the bot's configuration asks for something it cannot run). The models load on the
     first request; a loading failure is a `ModelUnavailable` naming the path, and the next
-    request tries again. Sampling defaults come from the target's generation_config
-    (greedy unless it sets do_sample); `temperature`, `top_p`, `max_tokens` and `seed` in
-    `params` override them. `max_tokens` is capped by the room left in the context.
+    request tries again. Sampling defaults come from the target's generation_config as vLLM
+    takes them for the same model (greedy unless it sets do_sample; its top_p, top_k and
+    repetition_penalty, the latter applied when greedy too); `temperature`, `top_p`,
+    `max_tokens` and `seed` in `params` override them. `max_tokens` is capped by the room
+    left in the context.
     """
 
     def __init__(
@@ -94,6 +96,8 @@ class HFBackend:
                 top_p=float(params.get("top_p", loaded.top_p)),
                 max_new_tokens=max_tokens if room is None else min(max_tokens, room),
                 eos_token_ids=loaded.eos_token_ids,
+                top_k=loaded.top_k,
+                repetition_penalty=loaded.repetition_penalty,
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc

@@ -37,8 +37,13 @@ class LoadedModels:
     generator: Any  # torch.Generator shared by requests that bring no seed
     eos_token_ids: frozenset[int]
     max_context: int | None
-    temperature: float  # sampling defaults from the target's generation_config
+    # Sampling defaults from the target's generation_config, read as vLLM reads them for the
+    # same model (so both serve it alike): the values it sets, whatever do_sample says, but
+    # the temperature, which is 0 (greedy) unless do_sample is set, as in transformers.
+    temperature: float
     top_p: float
+    top_k: int
+    repetition_penalty: float
 
 
 def _ids(value: Any) -> set[int]:
@@ -47,6 +52,14 @@ def _ids(value: Any) -> set[int]:
     if isinstance(value, int):
         return {value}
     return {int(v) for v in value}
+
+
+def _setting(generation: Any, name: str) -> Any:
+    """A value the generation_config sets, None if it leaves it at transformers' default
+    (vLLM reads only those too: under transformers 4 an unset top_k reads 50)."""
+    if generation is None:
+        return None
+    return generation.to_diff_dict().get(name)
 
 
 def fallback_prompt(messages: Sequence[ChatMessage]) -> str:
@@ -126,7 +139,9 @@ class LocalEngine:
             eos_token_ids=frozenset(eos),
             max_context=getattr(text_config, "max_position_embeddings", None),
             temperature=float(generation.temperature or 1.0) if sampling else 0.0,
-            top_p=float(generation.top_p or 1.0) if sampling else 1.0,
+            top_p=float(_setting(generation, "top_p") or 1.0),
+            top_k=int(_setting(generation, "top_k") or 0),
+            repetition_penalty=float(_setting(generation, "repetition_penalty") or 1.0),
         )
         self._loaded = loaded
         return loaded
@@ -209,8 +224,13 @@ class LocalEngine:
         generator: Any, cancel: threading.Event, post: _Post,
     ) -> None:
         detokenizer = IncrementalDetokenizer(loaded.tokenizer)
+        stops = params.eos_token_ids
 
         def on_tokens(ids: list[int]) -> None:
+            # A stop token ends its step and the answer; it is counted, never shown (like
+            # vLLM), even when it is an ordinary token that decoding would not skip.
+            if ids and ids[-1] in stops:
+                ids = ids[:-1]
             if text := detokenizer.push(ids):
                 post(("text", text))
 
@@ -218,8 +238,6 @@ class LocalEngine:
             result = loaded.decoder.generate(
                 prompt_ids, params, generator=generator, cancel=cancel, on_tokens=on_tokens,
             )
-            if text := detokenizer.flush():
-                post(("text", text))
             self._record(result)
             post(("done", result))
         except Exception as exc:

@@ -47,7 +47,10 @@ class HFLanguageModel:
         else:
             self.vocab_size = int(model.config.get_text_config().vocab_size)
         self.device = next(model.parameters()).device
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        takes = inspect.signature(model.forward).parameters
+        self._logits_to_keep = "logits_to_keep" in takes
+        # transformers 5 calls it `cache` (the old name goes in 5.40, into **kwargs unseen).
+        self._cache_arg = "cache" if "cache" in takes else "past_key_values"
 
     def session(self, *, croppable: bool) -> HFSession:
         return HFSession(self, croppable=croppable)
@@ -75,7 +78,8 @@ class HFSession:
         lm = self._lm
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if lm._logits_to_keep else {}
         input_ids = torch.tensor([ids], dtype=torch.long, device=lm.device)
-        out = lm.model(input_ids=input_ids, past_key_values=self.cache, use_cache=True, **kwargs)
+        kwargs[lm._cache_arg] = self.cache
+        out = lm.model(input_ids=input_ids, use_cache=True, **kwargs)
         self._length += len(ids)
         return out.logits[0, -keep:].float()
 

@@ -1,7 +1,8 @@
 """Turning logits into the distribution tokens are drawn from, and the verification rules.
 
-Both the target and the draft go through `probabilities` with the same settings, so the
-speculative sampling rule is exact for the processed target distribution.
+The order is transformers' and vLLM's: repetition penalty, then temperature, top-k, top-p.
+Both the target and the draft go through `penalize` and `probabilities` with the same
+settings, so the speculative sampling rule is exact for the processed target distribution.
 """
 
 from __future__ import annotations
@@ -13,18 +14,29 @@ import torch
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """How to pick tokens. `temperature` 0 means greedy (argmax); `eos_token_ids` stop."""
+    """How to pick tokens. `temperature` 0 means greedy (argmax); `eos_token_ids` stop.
+
+    `repetition_penalty` (1 = none) divides the positive logits and multiplies the negative
+    ones of every token already in the sequence, prompt included, greedy or not; `top_k`
+    (0 = all) keeps the k most likely tokens when sampling."""
 
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 256
     eos_token_ids: frozenset[int] = frozenset()
+    top_k: int = 0
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, not {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, not {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(
+                f"repetition_penalty must be > 0, not {self.repetition_penalty}")
         if self.max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, not {self.max_new_tokens}")
 
@@ -33,13 +45,35 @@ class SamplingParams:
         return self.temperature == 0
 
 
-def probabilities(logits: torch.Tensor, temperature: float, top_p: float = 1.0) -> torch.Tensor:
-    """Softmax of `logits / temperature` over the last axis, cut to the top-p nucleus.
+def penalize(logits: torch.Tensor, seen: torch.Tensor, extra: list[int],
+             penalty: float) -> torch.Tensor:
+    """`logits` (rows × V) with the repetition penalty on the tokens of each row's sequence:
+    `seen` (a boolean mask over V) for every row, and row i also `extra[:i]` (the drafted
+    tokens before it). Ids beyond V (a narrower draft's) are ignored."""
+    if penalty == 1:
+        return logits
+    rows, width = logits.shape
+    mask = seen[:width].expand(rows, width).clone()
+    for i in range(1, rows):
+        if (token := extra[i - 1]) < width:
+            mask[i:, token] = True
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(mask, penalized, logits)
+
+
+def probabilities(logits: torch.Tensor, temperature: float, top_p: float = 1.0,
+                  top_k: int = 0) -> torch.Tensor:
+    """Softmax of `logits / temperature` over the last axis, cut to the `top_k` most likely
+    tokens (0: all), then to the top-p nucleus.
 
     The nucleus is the smallest set of most likely tokens whose mass reaches `top_p` (the most
     likely token is always kept); the rest get probability 0 and the nucleus is renormalised.
     """
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
     if top_p >= 1:
         return probs
     sorted_probs, order = torch.sort(probs, dim=-1, descending=True)

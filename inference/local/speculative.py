@@ -34,6 +34,7 @@ import torch
 from inference.local.lm import LanguageModel, LMSession, as_language_model
 from inference.local.sampling import (
     SamplingParams,
+    penalize,
     probabilities,
     sample,
     verify_greedy,
@@ -136,6 +137,12 @@ class SpeculativeDecoder:
                 target.extend(ids[:-1], keep=1)
             stats.target_passes += 1
 
+        # Tokens in the sequence so far, for the repetition penalty (None: no penalty).
+        seen: torch.Tensor | None = None
+        if params.repetition_penalty != 1:
+            seen = torch.zeros(self.target.vocab_size, dtype=torch.bool)
+            seen[[t for t in ids if t < self.target.vocab_size]] = True
+
         finish: FinishReason = "length"
         while True:
             remaining = params.max_new_tokens - (len(ids) - prompt_length)
@@ -148,13 +155,16 @@ class SpeculativeDecoder:
             # Inference mode per step, not across the yield: the consumer's code between
             # steps keeps its own autograd state.
             with torch.inference_mode():
-                drafted, accepted, own = self._step(target, draft, ids, k, params, generator)
+                drafted, accepted, own = self._step(
+                    target, draft, ids, k, params, generator, seen)
             new = [*drafted[:accepted], own]
             stop_at = next((i for i, t in enumerate(new) if t in params.eos_token_ids), None)
             if stop_at is not None:
                 new = new[: stop_at + 1]
             new = new[:remaining]
             ids.extend(new)
+            if seen is not None:
+                seen[[t for t in new if t < len(seen)]] = True
             stats.target_passes += 1
             stats.verify_steps += 1
             stats.drafted_tokens += k
@@ -178,14 +188,20 @@ class SpeculativeDecoder:
         k: int,
         params: SamplingParams,
         generator: torch.Generator | None,
+        seen: torch.Tensor | None = None,
     ) -> tuple[list[int], int, int]:
-        """One verification step: (drafted tokens, how many the target accepted, its own)."""
-        drafted, draft_probs = self._propose(draft, ids, k, params, generator)
+        """One verification step: (drafted tokens, how many the target accepted, its own).
+        `seen` marks the tokens of `ids` for the repetition penalty (None: no penalty)."""
+        drafted, draft_probs = self._propose(draft, ids, k, params, generator, seen)
         logits = target.extend(ids[target.length :] + drafted, keep=k + 1)
+        if seen is not None:  # row i follows drafted[:i] too
+            logits = penalize(logits, seen.to(logits.device), drafted,
+                              params.repetition_penalty)
         if params.greedy:
             accepted, own = verify_greedy(drafted, logits)
         else:
-            target_probs = probabilities(logits, params.temperature, params.top_p)
+            target_probs = probabilities(logits, params.temperature, params.top_p,
+                                         params.top_k)
             assert draft_probs is not None
             draft_probs = draft_probs.to(target_probs.device)
             accepted, own = verify_sampled(drafted, draft_probs, target_probs, generator)
@@ -203,8 +219,10 @@ class SpeculativeDecoder:
         k: int,
         params: SamplingParams,
         generator: torch.Generator | None,
+        seen: torch.Tensor | None = None,
     ) -> tuple[list[int], torch.Tensor | None]:
-        """k tokens from the draft, and (when sampling) the k distributions they came from."""
+        """k tokens from the draft, and (when sampling) the k distributions they came from.
+        The draft's logits are processed like the target's (repetition penalty included)."""
         if draft is None or k == 0:
             return [], None if params.greedy else torch.empty(0)
         assert self.draft is not None
@@ -215,15 +233,22 @@ class SpeculativeDecoder:
             feed = [min(t, limit) for t in feed]
         drafted: list[int] = []
         rows: list[torch.Tensor] = []
+        context = None if seen is None else seen.clone()  # ids, then the drafts so far
         for i in range(k):
-            logits = draft.extend(feed, keep=1)[0]
+            logits = draft.extend(feed, keep=1)
+            if context is not None:
+                logits = penalize(logits, context.to(logits.device), [],
+                                  params.repetition_penalty)
+            logits = logits[0]
             if params.greedy:
                 token = int(torch.argmax(logits).item())
             else:
-                q = probabilities(logits, params.temperature, params.top_p)
+                q = probabilities(logits, params.temperature, params.top_p, params.top_k)
                 token = sample(q, generator)
                 rows.append(q)
             drafted.append(token)
+            if context is not None and token < len(context):
+                context[token] = True
             if i < k - 1:
                 feed = [token]
         if params.greedy:
