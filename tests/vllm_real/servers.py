@@ -19,8 +19,9 @@ from inference.pool.gpus import free_port
 
 READY_TIMEOUT = 300.0  # ~50 s on 2 cores with warm caches; the first start compiles more
 # What the CPU build needs (see deploy/vllm/cpu-env.sh and deploy/README.md). Its OpenMP
-# threads are bound to core 0: by default they take every core, and the bot under test,
-# starved on a 2-core machine, took seconds to act on a stop press.
+# threads are bound to core 0, and `VllmServer` keeps its other processes there too: by
+# default vLLM takes every core, and the bot under test, starved on a 2-core machine, read the
+# stream seconds behind the server and took that long to act on a stop press.
 CPU_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_CPU_OMP_THREADS_BIND": "0"}
 
@@ -38,6 +39,13 @@ def serve_argv(python: str, target: Path, served_name: str, port: int, *,
         argv += ["--speculative-config", json.dumps(
             {"method": "draft_model", "model": str(draft), "num_speculative_tokens": k})]
     return argv
+
+
+def _first_core() -> None:
+    """In the child: run on core 0 only (like a server on hardware of its own), if there are
+    other cores for the bot and the tests."""
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 @dataclass
@@ -68,7 +76,7 @@ class VllmServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 argv, env=cpu_env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_first_core)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until /health and /v1/models answer (blocking: fixtures call it outside any event

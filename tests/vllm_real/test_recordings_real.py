@@ -17,12 +17,16 @@ RECORDINGS = Path(__file__).resolve().parents[1] / "fakes" / "recordings" / "vll
 
 async def test_real_vllm_answers_like_the_recordings(spec_server, tmp_path):
     about = json.loads((RECORDINGS / "about.json").read_text())
+    rerecord = os.environ.get("CHATMUX_RERECORD") == "1"
     server = (spec_server.served_name, spec_server.max_model_len, spec_server.k)
+    if rerecord:  # the server's configuration becomes the recordings'
+        about.update(served_model_name=server[0], max_model_len=server[1],
+                     num_speculative_tokens=server[2])
     assert server == (about["served_model_name"], about["max_model_len"],
                       about["num_speculative_tokens"]), "recorded from another configuration"
     observed = await record(spec_server.root)
     version = observed["version"].json()["version"]
-    out = RECORDINGS if os.environ.get("CHATMUX_RERECORD") == "1" else tmp_path / "now"
+    out = RECORDINGS if rerecord else tmp_path / "now"
     write(observed, out, {**about, "vllm_version": version})
     found = compare(load(RECORDINGS), observed)
     assert not found, (f"vLLM {version} answers differently from the recordings of "
