@@ -41,11 +41,13 @@ def serve_argv(python: str, target: Path, served_name: str, port: int, *,
     return argv
 
 
-def _first_core() -> None:
-    """In the child: run on core 0 only (like a server on hardware of its own), if there are
-    other cores for the bot and the tests."""
-    if len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def _first_core(pid: int) -> None:
+    """Run process `pid` on one core only (like a server on hardware of its own), if there
+    are other cores for the bot and the tests."""
+    cores = os.sched_getaffinity(0)
+    if len(cores) > 1:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(pid, {min(cores)})
 
 
 @dataclass
@@ -76,7 +78,8 @@ class VllmServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 argv, env=cpu_env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_first_core)
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        _first_core(self.process.pid)  # before it has threads or children: they inherit it
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until /health and /v1/models answer (blocking: fixtures call it outside any event
