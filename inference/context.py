@@ -35,6 +35,12 @@ async def fit_to_context(
     if not turns:
         return Fitted(list(messages))
 
+    # A counter that knows the template answers for the whole prompt in one call: the usual
+    # case (it fits) costs the server one count per turn, not one per new message.
+    whole = await counter.count_chat(messages)
+    if whole is not None and whole <= budget:
+        return Fitted(list(messages))
+
     async def cost(message: ChatMessage) -> int:
         return await counter.count(message.content) + TOKENS_PER_MESSAGE
 

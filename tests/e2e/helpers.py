@@ -31,3 +31,9 @@ async def rows(db, query: str, count: int | None = None, **params):
         if count is None or len(found) >= count or loop.time() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+async def toast(telegram, query_id: str) -> str:
+    """The text of the answer to a button press (waits for it)."""
+    await telegram.wait_for(lambda: query_id in telegram.callback_answers())
+    return telegram.callback_answers()[query_id].get("text", "")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from tests.e2e.helpers import button, labels, rows
+from tests.e2e.helpers import button, labels, rows, toast
 
 CHAT = 5001
 SERVED = {"alpha": "alpha-served", "beta": "beta-served"}
-
-
-async def toast(telegram, query_id: str) -> str:
-    await telegram.wait_for(lambda: query_id in telegram.callback_answers())
-    return telegram.callback_answers()[query_id].get("text", "")
 
 
 async def start_battle(telegram, chat_id: int = CHAT, **who):

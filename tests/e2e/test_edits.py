@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.helpers import button, labels, rows
+from tests.e2e.helpers import button, labels, rows, toast
 
 PRIVATE = 9001
 GROUP = -1009002
 BOT = "@chatmux_test_bot"
 ZERO_WIDTH = "\u200b\u200d \u2060\ufeff\u3164"
-
-
-async def toast(telegram, query_id: str) -> str:
-    await telegram.wait_for(lambda: query_id in telegram.callback_answers())
-    return telegram.callback_answers()[query_id].get("text", "")
 
 
 async def private_edit_prompt(telegram, question: str = "capital of France?"):

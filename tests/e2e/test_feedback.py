@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.helpers import button, labels, rows
+from tests.e2e.helpers import button, labels, rows, toast
 
 CHAT = 4001
 
@@ -13,11 +13,6 @@ async def ask(telegram, text: str, count: int, chat_id: int = CHAT):
     telegram.user_sends(text, chat_id=chat_id)
     messages = await telegram.wait_for_bot_messages(chat_id, count)
     return messages[-1]
-
-
-async def toast(telegram, query_id: str) -> str:
-    await telegram.wait_for(lambda: query_id in telegram.callback_answers())
-    return telegram.callback_answers()[query_id].get("text", "")
 
 
 async def test_every_answer_has_the_five_buttons(bot, telegram):

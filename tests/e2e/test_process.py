@@ -21,6 +21,19 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+async def console(tmp_path, models, typed: bytes) -> tuple[int | None, str, str]:
+    """`chatmux run` without a token in a fresh directory, fed `typed` on stdin: (exit code,
+    stdout, stderr)."""
+    write_catalogue(tmp_path / "models.yaml", models)
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=base_env(ALPHA_KEY="sk-test-alpha"),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(typed), 60)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
 async def test_chatmux_run_serves_telegram_and_stops_on_sigterm(
     tmp_path, telegram, models, database_url, redis_prefix
 ):
@@ -49,17 +62,9 @@ async def test_chatmux_run_serves_telegram_and_stops_on_sigterm(
 
 async def test_chatmux_run_without_a_token_starts_the_console(tmp_path, models):
     """A fresh directory, the README's set-up (a models.yaml), the embedded SQLite default."""
-    write_catalogue(tmp_path / "models.yaml", models)
-    process = await asyncio.create_subprocess_exec(
-        CHATMUX, "run", cwd=tmp_path,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=base_env(ALPHA_KEY="sk-test-alpha"),
-    )
-    stdout, stderr = await asyncio.wait_for(
-        process.communicate(b"/start\nhello console\n/model\n2\nand beta?\n"), 60
-    )
-    out, err = stdout.decode(), stderr.decode()
-    assert process.returncode == 0, err
+    code, out, err = await console(tmp_path, models,
+                                   b"/start\nhello console\n/model\n2\nand beta?\n")
+    assert code == 0, err
     assert err.splitlines()[0].startswith("BOT_TOKEN is not set, so chatmux starts in the")
     assert "Hi, You!" in out
     assert "chatmux › [alpha-served] hello console" in out
@@ -69,18 +74,9 @@ async def test_chatmux_run_without_a_token_starts_the_console(tmp_path, models):
 
 
 async def test_console_survives_odd_numbers_while_buttons_are_shown(tmp_path, models):
-    write_catalogue(tmp_path / "models.yaml", models)
-    process = await asyncio.create_subprocess_exec(
-        CHATMUX, "run", cwd=tmp_path,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=base_env(ALPHA_KEY="sk-test-alpha"),
-    )
-    stdout, stderr = await asyncio.wait_for(
-        process.communicate("/model\n²\n/model\n".encode() + b"9" * 5000
-                            + b"\n\xff\xfe not UTF-8\nstill there?\n"), 60
-    )
-    out, err = stdout.decode(), stderr.decode()
-    assert process.returncode == 0, err
+    code, out, err = await console(tmp_path, models, "/model\n²\n/model\n".encode()
+                                   + b"9" * 5000 + b"\n\xff\xfe not UTF-8\nstill there?\n")
+    assert code == 0, err
     assert "Traceback" not in err
     assert "chatmux › [alpha-served] ²" in out  # not a button number: a question
     assert "chatmux › [alpha-served] \ufffd\ufffd not UTF-8" in out

@@ -104,3 +104,17 @@ async def test_a_template_costlier_than_estimated_drops_more_until_the_server_co
     assert await counter.count_chat(exact.messages) <= 300
     with pytest.raises(ContextTooLong):
         await fit_to_context([ChatMessage("user", "x" * 290)], 400, 100, TemplateCounter(30))
+
+
+async def test_a_conversation_that_fits_costs_one_count():
+    counter = TemplateCounter(4)
+    counted: list[str] = []
+    real_count = counter.count
+
+    async def count(text: str) -> int:
+        counted.append(text)
+        return await real_count(text)
+
+    counter.count = count  # type: ignore[method-assign]
+    fitted = await fit_to_context(conversation(2, 10), 400, 100, counter)
+    assert fitted.dropped == 0 and counter.chat_calls == 1 and counted == []
