@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,24 @@ class StreamOutcome:
     context_note: bool = False  # say so under the answer (the first time in a conversation)
 
 
+# A frame must add this much to what the last one showed: at least MIN_STEP characters and
+# GROWTH times its length. A process slowed down by load reads the same answer over more
+# time; its frames stay as many as the text warrants, not one per interval.
+MIN_STEP = 48
+GROWTH = 0.5
+# ...unless the last frame is this old (a slow model still shows progress).
+STALE = 2.0
+
+
+def _due(size: int, shown: int, since: float, interval: float) -> bool:
+    """Whether a frame of `size` characters is worth showing `since` seconds after the last
+    one, which showed `shown` characters."""
+    if size <= shown or since < interval:
+        return False
+    return not shown or since >= max(STALE, interval) or (
+        size - shown >= max(MIN_STEP, GROWTH * shown))
+
+
 async def pump(
     events: AsyncIterator[StreamEvent],
     view: AnswerView,
@@ -36,7 +55,9 @@ async def pump(
     keepalive: float = 20.0,
     stop: asyncio.Event | None = None,
 ) -> StreamOutcome:
-    """Consume `events`, showing the growing text on `view` at most once per `interval`.
+    """Consume `events`, showing the growing text on `view` at most once per `interval` and
+    only as the text grows enough (`_due`). Returns as soon as the stream ends or `stop` is
+    set: the final message never waits for a frame's interval.
 
     Backend errors end the stream and are returned in the outcome with the text received so
     far; a set `stop` event cancels the model request and returns what was received. The text is
@@ -44,12 +65,14 @@ async def pump(
     """
     outcome = StreamOutcome()
     parts: list[str] = []
+    size = 0  # characters in `parts`
     cleaner = StreamCleaner()
     changed = asyncio.Event()
     started = time.monotonic()
     stop = stop or asyncio.Event()
 
     async def read() -> None:
+        nonlocal size
         async for event in events:
             # Checked as well as cancelled: on Python 3.11 a cancellation that races with a
             # chunk arriving inside `asyncio.wait_for` can be lost.
@@ -61,6 +84,7 @@ async def pump(
                 piece = cleaner.feed(event.text)
                 if piece:
                     parts.append(piece)
+                    size += len(piece)
                     changed.set()
             elif isinstance(event, Finished):
                 outcome.finish_reason = event.finish_reason
@@ -72,24 +96,33 @@ async def pump(
 
     reader = asyncio.create_task(read())
     stopper = asyncio.create_task(stop.wait())
+    ends = {reader, stopper}  # either one ends the wait at once
+    shown, shown_at = 0, -math.inf  # the first text is shown at once
     try:
         while not reader.done():
+            # Idle until text arrives (or the stream ends, or a stop); between frames the
+            # reader only appends, so a chunk does not wake this loop.
             waiter = asyncio.create_task(changed.wait())
-            await asyncio.wait(
-                {reader, waiter, stopper}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait({*ends, waiter}, timeout=keepalive,
+                               return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            if stop.is_set():
-                reader.cancel()
+            if stop.is_set() or reader.done():
                 break
-            if reader.done():
-                break
-            if changed.is_set():
-                changed.clear()
-                await view.show("".join(parts))
-                await asyncio.wait({reader, stopper}, timeout=interval)
-            else:
+            if not changed.is_set():
                 await view.keepalive()
+                continue
+            changed.clear()
+            now = time.monotonic()
+            if _due(size, shown, now - shown_at, interval):
+                shown, shown_at = size, now
+                await view.show("".join(parts))
+            # The next frame is an interval away at the earliest; the end of the stream or
+            # a stop cuts the wait short.
+            await asyncio.wait(ends, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            if size > shown:
+                changed.set()  # text that arrived meanwhile is still to be considered
+        if stop.is_set():
+            reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
     except BackendError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -82,6 +83,59 @@ async def test_keepalive_when_the_model_is_silent():
     view = RecordingView()
     outcome = await pump(slow(), view, interval=0.01, keepalive=0.1)
     assert outcome.text == "late" and view.keepalives >= 1
+
+
+@pytest.mark.parametrize("with_stop", [True, False], ids=["private", "group"])
+async def test_the_outcome_is_ready_as_soon_as_the_stream_ends(with_stop):
+    """The final message goes out when the model finishes, not a frame interval later (the
+    pacer once waited for the stream *and* the stop button, which is only pressed by a user)."""
+    async def quick():
+        yield TextDelta("Hello")
+        await asyncio.sleep(0.05)
+        yield TextDelta(" world")
+        yield Finished("stop")
+
+    view = RecordingView()
+    stop = asyncio.Event() if with_stop else None
+    started = asyncio.get_running_loop().time()
+    outcome = await asyncio.wait_for(pump(quick(), view, interval=30.0, stop=stop), 5)
+    assert outcome.text == "Hello world" and outcome.finish_reason == "stop"
+    assert view.frames == ["Hello"]  # shown at once; the rest goes with the final message
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_a_stop_during_the_interval_ends_the_stream_at_once():
+    stop = asyncio.Event()
+
+    async def endless():
+        while True:
+            await asyncio.sleep(0.005)
+            yield TextDelta("x")
+
+    asyncio.get_running_loop().call_later(0.1, stop.set)
+    outcome = await asyncio.wait_for(pump(endless(), RecordingView(), interval=30.0, stop=stop), 5)
+    assert outcome.stopped and outcome.text
+
+
+async def test_frames_follow_the_text_growth_not_the_time_it_takes():
+    """A process slowed down by load reads the same answer over more time: the frames of a
+    slow stream stay as many as its growth warrants (each one adds half again, or STALE
+    seconds passed), however many intervals it lasts."""
+    async def trickle():
+        for _ in range(150):
+            await asyncio.sleep(0.004)
+            yield TextDelta("ab")  # 300 characters over ~0.6 s
+        yield Finished("stop")
+
+    view = RecordingView()
+    outcome = await pump(trickle(), view, interval=0.01)
+    assert len(outcome.text) == 300
+    lengths = [len(f) for f in view.frames]
+    assert lengths == sorted(lengths) and len(lengths) >= 3
+    # ~60 intervals passed; growth by half (and ≥ 48 characters) allows only a few frames.
+    assert len(lengths) <= 6
+    for before, after in itertools.pairwise(lengths):
+        assert after - before >= max(48, before // 2)
 
 
 def msg(role: str, content: str, status: str = "complete") -> Message:
