@@ -169,9 +169,13 @@ class Answerer:
         )
 
     async def _stream_once(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                           header: Chunk | None) -> tuple[AnswerView, StreamOutcome]:
+                           header: Chunk | None, path: list[Message] | None = None,
+                           ) -> tuple[AnswerView, StreamOutcome]:
+        """Stream one model's answer to `user_message`, whose history is `path` (read here
+        if not given)."""
         view = self._view(bot, turn, header)
-        path = await self.conversations.path_to(user_message.id)
+        if path is None:
+            path = await self.conversations.path_to(user_message.id)
         try:
             backend = self.registry.backend(spec.id)
             fitted = await build_request(spec, path, backend)
@@ -196,14 +200,14 @@ class Answerer:
         return view, outcome
 
     async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                      header: Chunk | None = None,
+                      path: list[Message] | None = None,
                       ) -> tuple[ModelSpec, AnswerView, StreamOutcome]:
         """Stream from `spec`, or from its fallback models in turn when it is unavailable
         before any text (with a one-line note to the user). Returns the model that answered."""
         chain = [spec, *(m for f in spec.fallback
                          if (m := self.registry.get(f)) is not None and m.enabled)]
         for current, following in zip(chain, [*chain[1:], None], strict=True):
-            view, outcome = await self._stream_once(bot, turn, current, user_message, header)
+            view, outcome = await self._stream_once(bot, turn, current, user_message, None, path)
             unavailable = (isinstance(outcome.error, ModelUnavailable)
                            and not outcome.text.strip())
             if not unavailable or following is None:
@@ -215,12 +219,14 @@ class Answerer:
         raise AssertionError("unreachable")
 
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
-                     *, origin: str = "original", head: str = "follow") -> Message:
-        """Stream an answer to `user_message` (already stored), store it, deliver it, and settle
-        the conversation (`ConversationRepository.conclude` with `head`)."""
+                     *, origin: str = "original", head: str = "follow",
+                     path: list[Message] | None = None) -> Message:
+        """Stream an answer to `user_message` (already stored; `path`: its history, if it was
+        read with it), store it, deliver it, and settle the conversation
+        (`ConversationRepository.conclude` with `head`)."""
         async with self._tracked(), self._settled(user_message, head):
             spec, view, outcome = await self._stream(
-                bot, turn, self.registry.spec(model_id), user_message
+                bot, turn, self.registry.spec(model_id), user_message, path
             )
             if not outcome.text.strip():
                 return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
@@ -261,15 +267,14 @@ class Answerer:
                 ids = await view.finish(text, reply_markup=markup, file_caption=caption)
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
-            await self.conversations.add_deliveries(stored.id, turn.chat_id, exc.delivered)
-            await self.conversations.conclude(stored, head=head, status="undelivered")
+            await self.conversations.conclude(stored, head=head, status="undelivered",
+                                              delivered=(turn.chat_id, exc.delivered))
             await self._notice(bot, turn, stored, t("err_undelivered", turn.lang))
             return False
         except Exception:  # a bug: whatever the user saw, this answer is not known delivered
             await self.conversations.conclude(stored, head=head, status="undelivered")
             raise
-        await self.conversations.add_deliveries(stored.id, turn.chat_id, ids)
-        await self.conversations.conclude(stored, head=head)
+        await self.conversations.conclude(stored, head=head, delivered=(turn.chat_id, ids))
         return True
 
     async def _notice(self, bot: Bot, turn: Turn, stored: Message, text: str) -> None:
@@ -309,17 +314,18 @@ class Answerer:
         return stored
 
     async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
-                     chat_row_id: int, pair: tuple[ModelSpec, ModelSpec]) -> Battle | None:
+                     chat_row_id: int, pair: tuple[ModelSpec, ModelSpec],
+                     path: list[Message] | None = None) -> Battle | None:
         """Two anonymous answers, A then B, with the vote buttons under B. A side that shows
         no text makes it no battle: the other side answers as a normal turn. A side Telegram
         would not take ends it too."""
         async with self._tracked(), self._settled(user_message, "follow"):
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
-                                                        arena_header("A", turn.lang))
+                                                        arena_header("A", turn.lang), path)
             if not outcome_a.text.strip():
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
-                await self.answer(bot, turn, user_message, spec_b.id)
+                await self.answer(bot, turn, user_message, spec_b.id, path=path)
                 return None
             answer_a = await self.conversations.store_answer(
                 user_message, self._record(spec_a, outcome_a), origin="arena"
@@ -329,7 +335,7 @@ class Answerer:
                 return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
-                                                        arena_header("B", turn.lang))
+                                                        arena_header("B", turn.lang), path)
             if not outcome_b.text.strip():
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
                 await self._no_battle(bot, turn, answer_a)

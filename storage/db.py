@@ -29,9 +29,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # A fixed pool: overflow connections are opened and closed again under load (churn), and
+    # a pre-ping is a round trip and a transaction of its own on every checkout. Transactions
+    # are short and never held across network waits, so 20 connections serve a busy process;
+    # a connection a Postgres restart killed fails once and the pool is renewed.
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 0)
+    kwargs.setdefault("pool_timeout", 30)
+    kwargs.setdefault("pool_recycle", 3600)
     return create_async_engine(url, **kwargs)
 
 

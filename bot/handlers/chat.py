@@ -10,12 +10,13 @@ from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
 from bot.cleaning import clean_text
 from bot.handlers.arena import arena_on
+from bot.middlewares.user import STORES_AUTHOR
 from bot.streaming.stops import StopSignals
 from bot.texts import t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
-from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
+from storage.repositories.users import TelegramUser
 
 
 async def unknown_command(message: Message, lang: str) -> None:
@@ -26,7 +27,7 @@ async def unknown_command(message: Message, lang: str) -> None:
 BUSY_WAIT = 60.0
 
 
-async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_row_id: int,
+async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
                   lang: str, answerer: Answerer, conversations: ConversationRepository,
                   registry: ModelRegistry) -> None:
     prompt = clean_text(prompt).strip()
@@ -41,24 +42,24 @@ async def on_text(message: Message, bot: Bot, prompt: str, db_user: User, chat_r
         reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
         lang=lang,
     )
-    async with answerer.chat_lock(message.chat.id, topic, wait=BUSY_WAIT) as free:
-        conversation = await conversations.active(chat_row_id, db_user.id, topic)
+    chat = message.chat
+    async with answerer.chat_lock(chat.id, topic, wait=BUSY_WAIT) as free:
         try:
-            stored = await conversations.add_user_message(
-                conversation.id, db_user.id, prompt, message.chat.id, message.message_id
-            )
+            asked = await conversations.ask(author, (chat.id, chat.type, chat.title), topic,
+                                            prompt, message.message_id)
         except AlreadyStored:
             return  # Telegram delivered this update twice; it was answered the first time
         if not free:
             # Stored, so it is part of the conversation; the model sees it with the next turn.
             await message.reply(t("busy_saved", lang), parse_mode=None)
             return
-        pair = registry.arena_pair(answerer.rng) if arena_on(db_user, registry) else None
+        user = asked.user
+        pair = registry.arena_pair(answerer.rng) if arena_on(user, registry) else None
         if pair is not None:
-            await answerer.battle(bot, turn, stored, asker_id=db_user.id,
-                                  chat_row_id=chat_row_id, pair=pair)
+            await answerer.battle(bot, turn, asked.question, asker_id=user.id,
+                                  chat_row_id=asked.chat_row_id, pair=pair, path=asked.path)
         else:
-            await answerer.answer(bot, turn, stored, db_user.model_id)
+            await answerer.answer(bot, turn, asked.question, user.model_id, path=asked.path)
 
 
 async def not_text(message: Message, lang: str) -> None:
@@ -80,7 +81,7 @@ def build_router() -> Router:
     # The one place that decides about commands no other router took: ours get "I don't
     # know that command", other bots' (and, in groups, bare ones not addressed to us) nothing.
     router.message.register(unknown_command, CommandForUs())
-    router.message.register(on_text, F.text, AddressedToBot())
+    router.message.register(on_text, F.text, AddressedToBot(), flags={STORES_AUTHOR: True})
     router.message.register(not_text, F.chat.type == ChatType.PRIVATE,
                             F.content_type.in_(NOT_TEXT))
     router.stopped_message_generation.register(on_stop)

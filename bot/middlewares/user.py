@@ -1,6 +1,7 @@
 """Loads (and refreshes) the sender and the chat from the database for each update the bot
 handles (an inner middleware: it runs after a handler's filters matched, so group members who
-never talk to the bot are not stored)."""
+never talk to the bot are not stored). A handler flagged `STORES_AUTHOR` does that itself, in
+the transaction that stores the question (one transaction fewer on the hot path)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.types import Chat, TelegramObject
 from aiogram.types import User as TgUser
 
@@ -17,9 +19,14 @@ from storage.repositories.users import TelegramUser, UserRepository
 
 log = logging.getLogger(__name__)
 
+# Handler flag: the handler gets `author` (a TelegramUser) instead of `db_user`/`chat_row_id`
+# and stores the sender and the chat itself.
+STORES_AUTHOR = "stores_author"
+
 
 class UserMiddleware(BaseMiddleware):
-    """Puts `db_user`, `chat_row_id` and `lang` into handler data."""
+    """Puts `db_user`, `chat_row_id` and `lang` into handler data (`author` and `lang` for a
+    handler flagged `STORES_AUTHOR`)."""
 
     def __init__(self, users: UserRepository) -> None:
         self.users = users
@@ -46,8 +53,12 @@ class UserMiddleware(BaseMiddleware):
         else:
             log.debug("update %s has no author to answer; skipped", type(event).__name__)
             return None
-        db_user, chat_row_id = await self.users.touch(author, chat.id, chat.type, chat.title)
-        data["db_user"] = db_user
-        data["chat_row_id"] = chat_row_id
         data["lang"] = lang_of(author.language_code)
+        if get_flag(data, STORES_AUTHOR):
+            data["author"] = author
+        else:
+            db_user, chat_row_id = await self.users.touch(author, chat.id, chat.type,
+                                                          chat.title)
+            data["db_user"] = db_user
+            data["chat_row_id"] = chat_row_id
         return await handler(event, data)

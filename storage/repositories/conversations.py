@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery
+from storage.db import dialect_insert
+from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery, User
+from storage.repositories.users import TelegramUser, touch_in
 
 
 @dataclass(slots=True)
@@ -84,18 +86,101 @@ class AlreadyStored(Exception):
     """This Telegram message was stored before (Telegram delivered the update twice)."""
 
 
+@dataclass(slots=True)
+class Asked:
+    """A stored question, with what its turn needs: the asker, the chat, the history."""
+
+    user: User
+    chat_row_id: int
+    question: Message
+    path: list[Message]  # root first, ending with the question
+
+
+async def _path(session: AsyncSession, message_id: int | None) -> list[Message]:
+    """The message and its ancestors, root first."""
+    if message_id is None:
+        return []
+    ancestors = (
+        sa.select(Message.id, Message.parent_id, sa.literal(0).label("depth"))
+        .where(Message.id == message_id)
+        .cte("ancestors", recursive=True)
+    )
+    ancestors = ancestors.union_all(
+        sa.select(Message.id, Message.parent_id, ancestors.c.depth + 1).join(
+            ancestors, Message.id == ancestors.c.parent_id
+        )
+    )
+    rows = await session.scalars(
+        sa.select(Message)
+        .join(ancestors, Message.id == ancestors.c.id)
+        .order_by(ancestors.c.depth.desc())
+    )
+    return list(rows)
+
+
+async def _add_deliveries(session: AsyncSession, message_id: int, tg_chat_id: int,
+                          tg_message_ids: Sequence[int]) -> None:
+    if not tg_message_ids:
+        return
+    last = await session.scalar(
+        sa.select(sa.func.max(MessageDelivery.part))
+        .where(MessageDelivery.message_id == message_id)
+    )
+    first = 0 if last is None else last + 1
+    session.add_all(
+        MessageDelivery(
+            message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
+        )
+        for part, tg_id in enumerate(tg_message_ids, start=first)
+    )
+
+
 class ConversationRepository:
     def __init__(self, sessionmaker: async_sessionmaker) -> None:
         self._sessionmaker = sessionmaker
 
-    async def _open(self, session: AsyncSession, chat_row_id: int,
-                    thread: int) -> Conversation | None:
-        return await session.scalar(
-            sa.select(Conversation).where(
-                Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
-                Conversation.closed_at.is_(None),
-            )
+    async def _open(self, session: AsyncSession, chat_row_id: int, thread: int,
+                    *, lock: bool = False) -> Conversation | None:
+        query = sa.select(Conversation).where(
+            Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
+            Conversation.closed_at.is_(None),
         )
+        return await session.scalar(query.with_for_update() if lock else query)
+
+    async def ask(self, author: TelegramUser, chat: tuple[int, str, str | None],
+                  thread_id: int | None, content: str, tg_message_id: int) -> Asked:
+        """Store a question in one short transaction: refresh the asker and the chat
+        (`touch_in`), open the conversation of the chat or topic if need be, add the question
+        under its head and make it the head, and read the history it will be answered with.
+
+        `chat` is (Telegram chat id, type, title). Raises `AlreadyStored` for a Telegram
+        message stored before."""
+        tg_chat_id, chat_type, chat_title = chat
+        thread = thread_id or 0
+        try:
+            async with self._sessionmaker.begin() as session:
+                user, chat_row_id = await touch_in(session, author, tg_chat_id, chat_type,
+                                                   chat_title)
+                conversation = await self._open(session, chat_row_id, thread, lock=True)
+                if conversation is None:
+                    # Another update may open it at the same moment: the unique index on open
+                    # conversations decides, and the loser takes the winner's.
+                    await session.execute(
+                        dialect_insert(session)(Conversation)
+                        .values(chat_id=chat_row_id, thread_id=thread, started_by_id=user.id)
+                        .on_conflict_do_nothing(
+                            index_elements=["chat_id", "thread_id"],
+                            index_where=Conversation.closed_at.is_(None),
+                        )
+                    )
+                    conversation = await self._open(session, chat_row_id, thread, lock=True)
+                    assert conversation is not None
+                question = await self._add_question(session, conversation, user.id, content,
+                                                    tg_chat_id, tg_message_id)
+                path = [*await _path(session, question.parent_id), question]
+        except IntegrityError as exc:
+            raise AlreadyStored(f"{tg_chat_id}/{tg_message_id}") from exc
+        return Asked(user, chat_row_id, question, path)
 
     async def active(self, chat_row_id: int, user_id: int,
                      thread_id: int | None = None) -> Conversation:
@@ -149,24 +234,32 @@ class ConversationRepository:
         async with self._sessionmaker.begin() as session:
             conversation = await session.get(Conversation, conversation_id, with_for_update=True)
             assert conversation is not None
-            message = Message(
-                conversation_id=conversation_id,
-                parent_id=conversation.head_message_id,
-                role="user",
-                author_id=author_id,
-                content=content,
-                status="complete",
+            return await self._add_question(session, conversation, author_id, content,
+                                            tg_chat_id, tg_message_id)
+
+    @staticmethod
+    async def _add_question(session: AsyncSession, conversation: Conversation, author_id: int,
+                            content: str, tg_chat_id: int, tg_message_id: int) -> Message:
+        """Add a user's message under the (locked) conversation's head and make it the head."""
+        message = Message(
+            conversation_id=conversation.id,
+            parent_id=conversation.head_message_id,
+            role="user",
+            author_id=author_id,
+            content=content,
+            status="complete",
+        )
+        session.add(message)
+        await session.flush()
+        session.add(
+            MessageDelivery(
+                message_id=message.id, tg_chat_id=tg_chat_id, tg_message_id=tg_message_id,
+                part=0,
             )
-            session.add(message)
-            await session.flush()
-            session.add(
-                MessageDelivery(
-                    message_id=message.id, tg_chat_id=tg_chat_id, tg_message_id=tg_message_id,
-                    part=0,
-                )
-            )
-            conversation.head_message_id = message.id
-            return message
+        )
+        await session.flush()  # a message stored before fails here, inside the caller's try
+        conversation.head_message_id = message.id
+        return message
 
     async def store_answer(
         self, parent: Message, answer: AnswerRecord, *, origin: str = "original"
@@ -198,11 +291,14 @@ class ConversationRepository:
             return message
 
     async def conclude(
-        self, answer: Message, *, head: str = "follow", status: str | None = None
+        self, answer: Message, *, head: str = "follow", status: str | None = None,
+        delivered: tuple[int, Sequence[int]] | None = None,
     ) -> None:
         """Settle the conversation once the user has (or has not) seen `answer`.
 
-        `status` first re-marks the answer (e.g. "undelivered"). Then `head`:
+        `delivered` (Telegram chat id, message ids) first records what the answer was delivered
+        as (`add_deliveries`), in the same transaction. `status` re-marks the answer (e.g.
+        "undelivered"). Then `head`:
 
         - "follow" (a normal turn): if the user saw the answer, the conversation continues from
           it; if not (see `UNSHOWN_STATUSES`, or no text), it returns to the question's parent,
@@ -220,6 +316,8 @@ class ConversationRepository:
             )
             if conversation is None:  # deleted meanwhile
                 return
+            if delivered is not None:
+                await _add_deliveries(session, answer.id, *delivered)
             if status is not None and status != answer.status:
                 await session.execute(
                     sa.update(Message).where(Message.id == answer.id).values(status=status)
@@ -262,37 +360,12 @@ class ConversationRepository:
         if not tg_message_ids:
             return
         async with self._sessionmaker.begin() as session:
-            last = await session.scalar(
-                sa.select(sa.func.max(MessageDelivery.part))
-                .where(MessageDelivery.message_id == message_id)
-            )
-            first = 0 if last is None else last + 1
-            session.add_all(
-                MessageDelivery(
-                    message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
-                )
-                for part, tg_id in enumerate(tg_message_ids, start=first)
-            )
+            await _add_deliveries(session, message_id, tg_chat_id, tg_message_ids)
 
     async def path_to(self, message_id: int) -> list[Message]:
         """The message and its ancestors, root first: the history a turn was answered with."""
-        ancestors = (
-            sa.select(Message.id, Message.parent_id, sa.literal(0).label("depth"))
-            .where(Message.id == message_id)
-            .cte("ancestors", recursive=True)
-        )
-        ancestors = ancestors.union_all(
-            sa.select(Message.id, Message.parent_id, ancestors.c.depth + 1).join(
-                ancestors, Message.id == ancestors.c.parent_id
-            )
-        )
-        async with self._sessionmaker() as session:
-            rows = await session.scalars(
-                sa.select(Message)
-                .join(ancestors, Message.id == ancestors.c.id)
-                .order_by(ancestors.c.depth.desc())
-            )
-            return list(rows)
+        async with self._sessionmaker.begin() as session:
+            return await _path(session, message_id)
 
     async def get_message(self, message_id: int) -> Message | None:
         async with self._sessionmaker() as session:

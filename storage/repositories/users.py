@@ -26,6 +26,40 @@ def _upsert(session: AsyncSession, table: sa.Table, values: dict, update: list[s
     ).returning(table.c.id)
 
 
+async def touch_in(session: AsyncSession, user: TelegramUser, chat_id: int, chat_type: str,
+                   chat_title: str | None) -> tuple[User, int]:
+    """`UserRepository.touch` inside a transaction of the caller's (one that stores a question
+    does it on the way)."""
+    user_id = (
+        await session.execute(
+            _upsert(
+                session,
+                User.__table__,
+                {
+                    "telegram_id": user.telegram_id,
+                    "username": user.username,
+                    "first_name": user.first_name,
+                    "language_code": user.language_code,
+                },
+                ["username", "first_name", "language_code"],
+            )
+        )
+    ).scalar_one()
+    chat_row_id = (
+        await session.execute(
+            _upsert(
+                session,
+                Chat.__table__,
+                {"telegram_id": chat_id, "type": chat_type, "title": chat_title},
+                ["type", "title"],
+            )
+        )
+    ).scalar_one()
+    row = await session.get(User, user_id, populate_existing=True)
+    assert row is not None
+    return row, chat_row_id
+
+
 class UserRepository:
     def __init__(self, sessionmaker: async_sessionmaker) -> None:
         self._sessionmaker = sessionmaker
@@ -34,34 +68,7 @@ class UserRepository:
                     chat_title: str | None) -> tuple[User, int]:
         """Create or refresh the user and the chat; returns the user row and the chat's row id."""
         async with self._sessionmaker.begin() as session:
-            user_id = (
-                await session.execute(
-                    _upsert(
-                        session,
-                        User.__table__,
-                        {
-                            "telegram_id": user.telegram_id,
-                            "username": user.username,
-                            "first_name": user.first_name,
-                            "language_code": user.language_code,
-                        },
-                        ["username", "first_name", "language_code"],
-                    )
-                )
-            ).scalar_one()
-            chat_row_id = (
-                await session.execute(
-                    _upsert(
-                        session,
-                        Chat.__table__,
-                        {"telegram_id": chat_id, "type": chat_type, "title": chat_title},
-                        ["type", "title"],
-                    )
-                )
-            ).scalar_one()
-            row = await session.get(User, user_id, populate_existing=True)
-            assert row is not None
-            return row, chat_row_id
+            return await touch_in(session, user, chat_id, chat_type, chat_title)
 
     async def set_model(self, user_id: int, model_id: str) -> None:
         async with self._sessionmaker.begin() as session:
