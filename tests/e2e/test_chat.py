@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
 from bot.formatting import render
 from tests.e2e.helpers import rows
 from tests.fakes.openai_api import count_tokens
@@ -274,3 +277,31 @@ async def test_leaving_older_messages_out_is_said_once(
                                  "ORDER BY id")
         counts = [r["context_dropped"] or 0 for r in dropped]
         assert counts[0] == 0 and counts[-1] > 0 and counts == sorted(counts)
+
+
+async def test_a_turn_costs_the_bot_three_short_transactions(bot, telegram, models, db):
+    """Store the question (with its asker, chat and history), store the answer, record its
+    delivery while settling the conversation: three transactions per turn, none more (each
+    costs a round trip and, under load, a pooled connection)."""
+    ours = db.engine.sync_engine  # the test's own queries are not counted
+    begun: list[object] = []
+
+    def on_begin(connection) -> None:
+        if connection.engine is not ours:
+            begun.append(connection)
+
+    head = ("SELECT m.id FROM conversation c JOIN message m ON m.id = c.head_message_id "
+            "WHERE m.role = 'assistant'")
+    telegram.user_sends("warm up", chat_id=PRIVATE)
+    await telegram.wait_for_bot_messages(PRIVATE, 1)
+    await rows(db, head, 1)  # the first turn is settled
+    event.listen(Engine, "begin", on_begin)
+    try:
+        telegram.user_sends("and now?", chat_id=PRIVATE)
+        await telegram.wait_for_bot_messages(PRIVATE, 2)
+        answers = await rows(db, "SELECT id FROM message WHERE role = 'assistant'", 2)
+        last = max(a["id"] for a in answers)
+        await rows(db, f"{head} AND m.id = :last", 1, last=last)  # the second turn is settled
+    finally:
+        event.remove(Engine, "begin", on_begin)
+    assert len(begun) == 3
