@@ -183,21 +183,24 @@ class Answerer:
                                     key=str(turn.chat_id))
         except BackendError as exc:
             return view, StreamOutcome(error=exc)
+        # The model request goes out first; the placeholder (or "typing…") follows it.
         if isinstance(view, DraftView):
-            await view.start()
             with self.stops.watch(turn.chat_id, view.draft_id) as stop:
                 outcome = await pump(events, view, interval=self.settings.draft_interval,
-                                     stop=stop)
+                                     stop=stop, opening=view.start())
         else:
-            with contextlib.suppress(TelegramAPIError), frame_request():
-                await bot.send_chat_action(turn.chat_id, "typing",
-                                           message_thread_id=turn.thread_id)
-            outcome = await pump(events, view, interval=self.settings.edit_interval_group)
+            outcome = await pump(events, view, interval=self.settings.edit_interval_group,
+                                 opening=self._typing(bot, turn))
         outcome.context_dropped = fitted.dropped
         # Said once per conversation: the first answer that had to leave messages out.
         outcome.context_note = bool(fitted.dropped) and not any(
             m.context_dropped for m in path if m.role == "assistant")
         return view, outcome
+
+    @staticmethod
+    async def _typing(bot: Bot, turn: Turn) -> None:
+        with contextlib.suppress(TelegramAPIError), frame_request():
+            await bot.send_chat_action(turn.chat_id, "typing", message_thread_id=turn.thread_id)
 
     async def _stream(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
                       path: list[Message] | None = None,

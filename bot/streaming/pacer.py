@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 from bot.cleaning import StreamCleaner
@@ -54,6 +54,7 @@ async def pump(
     interval: float,
     keepalive: float = 20.0,
     stop: asyncio.Event | None = None,
+    opening: Awaitable[None] | None = None,
 ) -> StreamOutcome:
     """Consume `events`, showing the growing text on `view` at most once per `interval` and
     only as the text grows enough (`_due`). Returns as soon as the stream ends or `stop` is
@@ -62,6 +63,9 @@ async def pump(
     Backend errors end the stream and are returned in the outcome with the text received so
     far; a set `stop` event cancels the model request and returns what was received. The text is
     cleaned here, as it arrives (`bot.cleaning`): what is shown is what is stored.
+
+    `opening` (e.g. the "Thinking…" placeholder) is awaited after the model request has gone
+    out, and before the first frame.
     """
     outcome = StreamOutcome()
     parts: list[str] = []
@@ -99,6 +103,9 @@ async def pump(
     ends = {reader, stopper}  # either one ends the wait at once
     shown, shown_at = 0, -math.inf  # the first text is shown at once
     try:
+        if opening is not None:
+            await asyncio.sleep(0)  # the reader sends the model request first
+            await opening
         while not reader.done():
             # Idle until text arrives (or the stream ends, or a stop); between frames the
             # reader only appends, so a chunk does not wake this loop.
