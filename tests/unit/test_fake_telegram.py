@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiohttp
@@ -377,6 +377,123 @@ async def test_group_flood_limit() -> None:
     finally:
         await bot.session.close()
         await fake.stop()
+
+
+@pytest.fixture
+async def flood() -> AsyncIterator[FakeTelegram]:
+    """A fake with Telegram-like flood control and a stopped clock (only `advance` moves it)."""
+    server = FakeTelegram(flood=True, clock=lambda: 1000.0)
+    await server.start()
+    yield server
+    await server.stop()
+    assert not server.internal_errors
+
+
+async def retry_after(call: Awaitable[Any]) -> int:
+    """The `retry_after` of the 429 that `call` meets."""
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await call
+    assert caught.value.message.endswith(f"Too Many Requests: retry after "
+                                         f"{caught.value.retry_after}")
+    return caught.value.retry_after
+
+
+async def test_private_flood_buckets_for_messages_and_drafts(flood: FakeTelegram) -> None:
+    bot = make_bot(flood)
+    try:
+        flood.user_sends("hi", chat_id=USER)
+        # Messages and edits share a bucket: a burst of 3, then one a second.
+        first = await bot.send_message(USER, "1")
+        await bot.edit_message_text("1!", chat_id=USER, message_id=first.message_id)
+        await bot.send_message(USER, "2")
+        assert await retry_after(bot.send_message(USER, "3")) == 1
+        assert await retry_after(
+            bot.edit_message_text("1!!", chat_id=USER, message_id=first.message_id)) == 1
+        # Drafts have a bucket of their own: 4 at once, then 4 a second.
+        for n in range(4):
+            assert await bot.send_message_draft(chat_id=USER, draft_id=9, text=f"d{n}")
+        assert await retry_after(bot.send_message_draft(chat_id=USER, draft_id=9, text="x")) == 1
+        flood.advance(0.25)
+        assert await bot.send_message_draft(chat_id=USER, draft_id=9, text="d4")
+        # Refused calls used up nothing: a second after the burst one message passes.
+        flood.advance(0.75)
+        await bot.send_message(USER, "3")
+        assert await retry_after(bot.send_message(USER, "4")) == 1
+        flood.advance(5)  # the bucket holds 3 at most, however long the chat was quiet
+        for n in range(3):
+            await bot.send_message(USER, f"burst {n}")
+        assert await retry_after(bot.send_message(USER, "over")) == 1
+        flood.user_sends("hi", chat_id=USER + 1)
+        await bot.send_message(USER + 1, "another chat has its own budget")
+        assert [p["text"] for p in flood.calls("sendMessage")][-1].startswith("another")
+        assert len(flood.drafts(USER)) == 5
+        refused = [r.method for r in flood.requests if r.error_code == 429]
+        assert refused == ["sendMessage", "editMessageText", "sendMessageDraft", "sendMessage",
+                           "sendMessage"]
+    finally:
+        await bot.session.close()
+
+
+async def test_flood_keeps_twenty_a_minute_in_groups(flood: FakeTelegram) -> None:
+    bot = make_bot(flood)
+    try:
+        flood.user_sends("/ask", chat_id=GROUP, user_id=USER, chat_type="supergroup")
+        for n in range(20):
+            await bot.send_message(GROUP, str(n))
+            flood.advance(1)
+        assert flood.group_edit_limit_per_minute == 20
+        assert await retry_after(bot.send_message(GROUP, "21st")) == 40
+        flood.advance(40)
+        await bot.send_message(GROUP, "the first one left the window")
+        flood.group_edit_limit_per_minute = None  # a test may change the budget
+        for n in range(5):
+            await bot.send_message(GROUP, f"unlimited {n}")
+    finally:
+        await bot.session.close()
+
+
+async def test_global_cap_over_all_chats() -> None:
+    fake = FakeTelegram(global_per_second=2, clock=lambda: 1000.0)
+    await fake.start()
+    bot = make_bot(fake)
+    try:
+        for chat in (USER, USER + 1, USER + 2):
+            fake.user_sends("hi", chat_id=chat)
+        await bot.send_message(USER, "a")
+        await bot.send_message(USER + 1, "b")
+        assert await retry_after(bot.send_message(USER + 2, "c")) == 1
+        assert await bot.send_message_draft(chat_id=USER + 2, draft_id=1, text="drafts pass")
+        fake.advance(0.5)
+        await bot.send_message(USER + 2, "c")
+        for n in range(10):  # no per-chat limit without flood=True
+            fake.advance(0.5)
+            await bot.send_message(USER, str(n))
+    finally:
+        await bot.session.close()
+        await fake.stop()
+
+
+async def test_observers_see_successful_calls(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    seen: list[tuple[str, dict[str, Any], Any, float]] = []
+    fake.observers.append(lambda *call: seen.append(call))
+    before = time.monotonic()
+    sent = await bot.send_message(chat, "hello", reply_markup=keyboard("a"))
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_message(chat, "")
+    await bot.send_message_draft(chat_id=chat, draft_id=3, text="draft")
+    assert [(name, params.get("text")) for name, params, _, _ in seen] == [
+        ("sendMessage", "hello"), ("sendMessageDraft", "draft")]
+    _, _, result, at = seen[0]
+    assert result["message_id"] == sent.message_id and result["reply_markup"]
+    assert before <= at <= time.monotonic()
+
+    def broken(*call: object) -> None:
+        raise RuntimeError("observer bug")
+
+    fake.observers.append(broken)
+    await bot.send_message(chat, "still delivered")
+    assert [type(e) for e in fake.internal_errors] == [RuntimeError]
+    fake.internal_errors.clear()
 
 
 # --- drafts ------------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import mimetypes
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .errors import NOT_MODIFIED, ApiError, bad_request
+from .flood import FloodControl, Kind
 from .formatting import MAX_CAPTION, canonical, prepare_text
 from .markup import scope_key, validate_commands, validate_reply_markup
 from .models import ChatInfo, ChatMessage, DraftFrame
@@ -38,9 +37,12 @@ class BotMethods:
         *,
         group_limit: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        private_flood: bool = False,
+        global_per_second: float | None = None,
     ) -> None:
         self.world, self.group_limit, self.clock = world, group_limit, clock
-        self._group_sends: dict[int, deque[float]] = {}
+        self.flood = FloodControl(clock, group_per_minute=group_limit, private=private_flood,
+                                  global_per_second=global_per_second)
 
     def table(self) -> dict[str, Handler]:
         """camelCase method name -> handler."""
@@ -75,21 +77,12 @@ class BotMethods:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         return chat
 
-    def _check_flood(self, chat_id: int) -> None:
-        """Per-group rolling 60 s budget of sends/edits (``group_edit_limit_per_minute``)."""
-        if self.group_limit is None or chat_id >= 0:
-            return
-        now = self.clock()
-        window = self._group_sends.setdefault(chat_id, deque())
-        while window and window[0] <= now - 60:
-            window.popleft()
-        if len(window) >= self.group_limit:
-            wait = max(1, math.ceil(window[0] + 60 - now))
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+    def _check_flood(self, chat_id: int, kind: Kind = "message") -> None:
+        """Flood control (see `flood.FloodControl`): 429 if this call is over a budget."""
+        self.flood.check(chat_id, kind)
 
-    def _count_flood(self, chat_id: int) -> None:
-        if self.group_limit is not None and chat_id < 0:
-            self._group_sends.setdefault(chat_id, deque()).append(self.clock())
+    def _count_flood(self, chat_id: int, kind: Kind = "message") -> None:
+        self.flood.count(chat_id, kind)
 
     def _reply_to(self, chat: ChatInfo, p: Params) -> int | None:
         params = p.json("reply_parameters")
@@ -192,6 +185,7 @@ class BotMethods:
         draft_id = p.int("draft_id")
         if not draft_id:
             raise bad_request("TEXTDRAFT_ID_INVALID")
+        self._check_flood(chat_id, "draft")
         thread = self._thread(chat, p, None)
         text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
         frame = DraftFrame(
@@ -199,6 +193,7 @@ class BotMethods:
             thread,
         )
         self.world.drafts.setdefault(chat_id, []).append(frame)
+        self._count_flood(chat_id, "draft")
         return True
 
     def edit_message_text(self, p: Params) -> dict[str, Any]:

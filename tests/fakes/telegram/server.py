@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import simulate
 from .errors import CONFLICT, ApiError
+from .flood import GROUP_PER_MINUTE
 from .methods import BotMethods
 from .models import ChatMessage, DraftFrame, RecordedRequest
 from .params import MAX_UPLOAD, Params, read_params
@@ -49,7 +50,16 @@ class FakeTelegram:
         bot_username: str = "chatmux_test_bot",
         bot_first_name: str = "chatmux",
         group_edit_limit_per_minute: int | None = None,
+        flood: bool = False,
+        global_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`group_edit_limit_per_minute`: a rolling 60 s budget of sends and edits per group.
+        `flood`: Telegram-like flood control everywhere (see `flood.FloodControl`): per private
+        chat, messages and edits 1/s (burst 3) and drafts 4/s (burst 4); groups 20 a minute
+        unless `group_edit_limit_per_minute` says otherwise. `global_per_second`: a cap on all
+        the bot's messages and edits together (off unless given). `clock`: what `now` reads
+        (plus `advance`); tests of flood waits pass a stopped one."""
         self.token, self.bot_id = token, bot_id
         bot_user = {
             "id": bot_id,
@@ -60,9 +70,16 @@ class FakeTelegram:
         self.world = World(bot_user)
         self.requests: list[RecordedRequest] = []
         self.internal_errors: list[BaseException] = []
+        self._clock = clock
         self._time_offset = 0.0  # see advance()
-        self._methods = BotMethods(self.world, group_limit=group_edit_limit_per_minute,
-                                   clock=self.now)
+        group_limit = group_edit_limit_per_minute
+        if group_limit is None and flood:
+            group_limit = GROUP_PER_MINUTE
+        self._methods = BotMethods(self.world, group_limit=group_limit, clock=self.now,
+                                   private_flood=flood, global_per_second=global_per_second)
+        # Called after each successful call: (method name, params, result, time.monotonic()
+        # when it ended; real time, not `now`).
+        self.observers: list[Callable[[str, dict[str, Any], Any, float], None]] = []
         handlers: dict[str, Callable[[Params], Any]] = {
             **self._methods.table(),
             "getUpdates": self._get_updates,
@@ -99,6 +116,15 @@ class FakeTelegram:
             await self._runner.cleanup()
             self._runner = None
         self._closing = False
+
+    @property
+    def group_edit_limit_per_minute(self) -> int | None:
+        """The per-group budget of sends and edits in any 60 s (None: no limit); settable."""
+        return self._methods.flood.group_per_minute
+
+    @group_edit_limit_per_minute.setter
+    def group_edit_limit_per_minute(self, value: int | None) -> None:
+        self._methods.group_limit = self._methods.flood.group_per_minute = value
 
     @property
     def base_url(self) -> str:
@@ -146,7 +172,17 @@ class FakeTelegram:
             self.internal_errors.append(error)
             return self._fail(record, ApiError(500, f"Internal Server Error: {error!r}"))
         record.ok, record.result = True, result
+        if self.observers:
+            self._observe(name, record.params, result)
         return self._answer({"ok": True, "result": result})
+
+    def _observe(self, name: str, params: dict[str, Any], result: Any) -> None:
+        now = time.monotonic()
+        for observer in self.observers:
+            try:
+                observer(name, params, result, now)
+            except Exception as error:  # a broken observer must not break the call
+                self.internal_errors.append(error)
 
     def _fail(self, record: RecordedRequest, error: ApiError) -> web.Response:
         record.error, record.error_code = error.description, error.code
@@ -191,7 +227,7 @@ class FakeTelegram:
 
     def now(self) -> float:
         """The fake's clock (monotonic, moved on by `advance`)."""
-        return time.monotonic() + self._time_offset
+        return self._clock() + self._time_offset
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass for flood waits (a long 429 ends without the test sleeping)."""
