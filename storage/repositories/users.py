@@ -29,7 +29,20 @@ def _upsert(session: AsyncSession, table: sa.Table, values: dict, update: list[s
 async def touch_in(session: AsyncSession, user: TelegramUser, chat_id: int, chat_type: str,
                    chat_title: str | None) -> tuple[User, int]:
     """`UserRepository.touch` inside a transaction of the caller's (one that stores a question
-    does it on the way)."""
+    does it on the way). Rows are written only when something changed: a user who writes
+    again costs one read."""
+    found = (
+        await session.execute(
+            sa.select(User, Chat.id, Chat.type, Chat.title)
+            .join(Chat, Chat.telegram_id == chat_id)
+            .where(User.telegram_id == user.telegram_id)
+        )
+    ).first()
+    if found is not None:
+        row, chat_row_id, known_type, known_title = found
+        if ((row.username, row.first_name, row.language_code, known_type, known_title)
+                == (user.username, user.first_name, user.language_code, chat_type, chat_title)):
+            return row, chat_row_id
     user_id = (
         await session.execute(
             _upsert(

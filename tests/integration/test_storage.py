@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -221,3 +222,41 @@ async def test_a_question_sent_during_an_unanswered_turn_is_not_glued_to_it(repo
     assert (await convs.get_message(a4.id)).status == "undelivered"
     q5 = await convs.add_user_message(conversation.id, user.id, "q5", 22, 5)
     assert q5.parent_id == q3.id  # beside q4, which got nothing the user saw
+
+
+async def test_a_question_is_stored_with_its_asker_and_history_in_one_go(repos, db_url):
+    _, convs = repos
+    ann = TelegramUser(77, "ann", "Ann", "en")
+    first = await convs.ask(ann, (77, "private", None), None, "q1", 1)
+    assert first.path == [first.question] and first.question.parent_id is None
+    answer = await convs.add_answer(first.question, AnswerRecord("a1", "alpha", "alpha-served"))
+    second = await convs.ask(ann, (77, "private", None), None, "q2", 3)
+    assert [m.content for m in second.path] == ["q1", "a1", "q2"]
+    assert second.question.parent_id == answer.id
+    assert second.user.id == first.user.id and second.chat_row_id == first.chat_row_id
+    with pytest.raises(AlreadyStored):  # Telegram delivered the update twice
+        await convs.ask(ann, (77, "private", None), None, "q2", 3)
+    # A topic is a conversation of its own.
+    topic = await convs.ask(ann, (77, "private", None), 5, "in a topic", 4)
+    assert topic.path == [topic.question]
+
+    # Unchanged, the asker and the chat are read, not rewritten (the row version, Postgres's
+    # xmin, stays); a new name is written.
+    renamed = TelegramUser(77, "ann", "Anna", "en")
+    if not db_url.startswith("postgresql"):
+        assert (await convs.ask(renamed, (77, "private", None), None, "q4", 7)).user.first_name \
+            == "Anna"
+        return
+    engine = create_engine(db_url)
+    version = sa.text("SELECT u.xmin::text || c.xmin::text FROM user_account u, chat c "
+                      "WHERE u.telegram_id = 77 AND c.telegram_id = 77")
+    async with engine.connect() as conn:
+        before = (await conn.execute(version)).scalar_one()
+        await convs.ask(ann, (77, "private", None), None, "q3", 6)
+        await conn.rollback()
+        assert (await conn.execute(version)).scalar_one() == before
+        assert (await convs.ask(renamed, (77, "private", None), None, "q4", 7)).user.first_name \
+            == "Anna"
+        await conn.rollback()
+        assert (await conn.execute(version)).scalar_one() != before
+    await engine.dispose()
