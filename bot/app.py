@@ -31,6 +31,7 @@ from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
@@ -148,6 +149,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
 def build_bot(settings: Settings) -> Bot:
     assert settings.bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(KeepResponseTypes())
     session.middleware(RetryAfterMiddleware())
     return Bot(
         settings.bot_token.get_secret_value(),

@@ -10,6 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.answering import arena_header, display_text
+from bot.filters import Inline
 from bot.formatting import layout
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.arena import BattleStrength, BattleVote, battle_keyboard
@@ -142,6 +143,7 @@ async def battle_strength(query: CallbackQuery, callback_data: BattleStrength, b
 def build_router() -> Router:
     router = Router(name="arena")
     router.message.register(toggle_arena, Command("arena"))
-    router.callback_query.register(vote_battle, BattleVote.filter(), F.message)
-    router.callback_query.register(battle_strength, BattleStrength.filter(), F.message)
+    router.callback_query.register(vote_battle, BattleVote.filter(), Inline(F.message))
+    router.callback_query.register(battle_strength, BattleStrength.filter(),
+                                   Inline(F.message))
     return router

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.answering import Answerer, Turn
 from bot.cleaning import clean_text
+from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
 from bot.streaming.stops import StopSignals
@@ -81,9 +82,10 @@ def build_router() -> Router:
     # The one place that decides about commands no other router took: ours get "I don't
     # know that command", other bots' (and, in groups, bare ones not addressed to us) nothing.
     router.message.register(unknown_command, CommandForUs())
-    router.message.register(on_text, F.text, AddressedToBot(), flags={STORES_AUTHOR: True})
-    router.message.register(not_text, F.chat.type == ChatType.PRIVATE,
-                            F.content_type.in_(NOT_TEXT))
+    router.message.register(on_text, Inline(F.text), AddressedToBot(),
+                            flags={STORES_AUTHOR: True})
+    router.message.register(not_text, Inline(F.chat.type == ChatType.PRIVATE),
+                            Inline(F.content_type.in_(NOT_TEXT)))
     router.stopped_message_generation.register(on_stop)
     router.callback_query.register(stale_button)
     return router

@@ -7,6 +7,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from bot.filters import Inline
 from bot.keyboards.models import ModelChoice, model_keyboard
 from bot.streaming.delivery import is_not_modified
 from bot.texts import t
@@ -45,5 +46,5 @@ async def choose_model(query: CallbackQuery, callback_data: ModelChoice, db_user
 def build_router() -> Router:
     router = Router(name="models")
     router.message.register(show_models, Command("model"))
-    router.callback_query.register(choose_model, ModelChoice.filter(), F.message)
+    router.callback_query.register(choose_model, ModelChoice.filter(), Inline(F.message))
     return router

@@ -23,6 +23,7 @@ from aiogram.utils.formatting import Text, TextMention
 from bot.addressing import NOT_TEXT, topic_of
 from bot.answering import Answerer, Turn
 from bot.cleaning import clean_text
+from bot.filters import Inline
 from bot.handlers.callbacks import pressed_answer, replace_markup
 from bot.keyboards.answers import (
     VOTES,
@@ -250,8 +251,9 @@ def build_router() -> Router:
     router = Router(name="rating")
     # Every other command ends edit mode (see bot/middlewares/edit_mode.py); /cancel says so.
     router.message.register(cancel, Command("cancel"), flags={KEEPS_EDIT_MODE: True})
-    router.message.register(receive_edit, F.text, ~F.text.startswith("/"), EditReply())
-    router.message.register(edit_not_text, F.content_type.in_(NOT_TEXT), EditReply())
+    router.message.register(receive_edit, Inline(F.text), Inline(~F.text.startswith("/")),
+                            EditReply())
+    router.message.register(edit_not_text, Inline(F.content_type.in_(NOT_TEXT)), EditReply())
     router.callback_query.register(vote, AnswerAction.filter(F.action.in_(VOTES)))
     router.callback_query.register(regenerate, AnswerAction.filter(F.action == "regen"))
     router.callback_query.register(show_models,
