@@ -10,6 +10,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
@@ -19,7 +20,10 @@ from aiogram.types import FSInputFile, Message
 from bot.admin_args import whole_number
 from bot.handlers.admin import IsAdmin
 from bot.settings import Settings
-from storage.exports import FORMATS, ExportOptions, ExportResult, export_in_thread
+from storage.exports.options import FORMATS, ExportOptions
+
+if TYPE_CHECKING:
+    from storage.exports.runner import ExportResult
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,14 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
             await _deliver(message, status, bot, settings, result, fmt, since, suffix)
 
 
+def _export_in_thread(*args: Any) -> ExportResult:
+    """The runner, imported on the worker thread (pyarrow and numpy load with the first
+    export, not with the bot)."""
+    from storage.exports.runner import export_in_thread
+
+    return export_in_thread(*args)
+
+
 async def _build(status: Message, database_url: str, options: ExportOptions,
                  path: Path) -> ExportResult | None:
     progress: list[tuple[int, int]] = [(0, 0)]
@@ -92,7 +104,7 @@ async def _build(status: Message, database_url: str, options: ExportOptions,
         progress[0] = (done, total)
 
     work = asyncio.create_task(asyncio.to_thread(
-        export_in_thread, database_url, options, path, record))
+        _export_in_thread, database_url, options, path, record))
     shown = (0, 0)
     while not work.done():
         await asyncio.wait({work}, timeout=PROGRESS_EVERY)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
@@ -24,9 +26,10 @@ from aiogram.utils.formatting import Pre, Text, as_list
 
 from bot.texts import t
 from inference.registry import ModelRegistry
-from storage.leaderboard import Battle, Row, format_table, leaderboard
-from storage.leaderboard_chart import render_chart
 from storage.repositories.feedback import FeedbackRepository
+
+if TYPE_CHECKING:  # numpy, scipy and matplotlib load with the first /leaderboard
+    from storage.leaderboard import Row
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,11 @@ class BoardCache:
 
 async def compute_board(feedback: FeedbackRepository, registry: ModelRegistry) -> Board:
     """Judged anonymous battles → ratings with intervals → rows with titles and the chart."""
+    # numpy, scipy and matplotlib (~100 MB) load with the first /leaderboard, off the loop.
+    await asyncio.to_thread(importlib.import_module, "storage.leaderboard_chart")
+    from storage.leaderboard import Battle, leaderboard
+    from storage.leaderboard_chart import render_chart
+
     # Streamed and counted as it comes, so memory holds distinct (a, b, winner) triples only.
     counts: Counter[tuple[str, str, str]] = Counter()
     async for key in feedback.judged_battles(anonymous_only=True):
@@ -128,6 +136,8 @@ async def show_leaderboard(message: Message, bot: Bot, lang: str, feedback: Feed
     header = t("leaderboard_header", lang, models=board.models, battles=board.battles)
     if board.models > len(board.rows):
         header += "\n" + t("leaderboard_top", lang, shown=len(board.rows), models=board.models)
+    from storage.leaderboard import format_table  # loaded with the board
+
     await message.answer(**as_list(Text(header), Pre(format_table(board.rows))).as_kwargs())
     if board.png is not None:
         photo = BufferedInputFile(board.png, filename="leaderboard.png")

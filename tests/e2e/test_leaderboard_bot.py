@@ -133,14 +133,16 @@ async def test_a_failure_is_one_friendly_line(bot, telegram, database_url, monke
     def broken(*args, **kwargs):
         raise RuntimeError("boom: secret internals")
 
-    real = leaderboard_handler.leaderboard
-    monkeypatch.setattr(leaderboard_handler, "leaderboard", broken)
+    import storage.leaderboard  # the handler takes the fit from here when it runs
+
+    real = storage.leaderboard.leaderboard
+    monkeypatch.setattr(storage.leaderboard, "leaderboard", broken)
     [reply] = await ask(telegram, count=1)
     assert reply.text == "⚠️ I couldn't build the leaderboard right now. Please try again later."
     await asyncio.sleep(0.3)
     assert len(telegram.bot_messages(CHAT)) == 1
     # The failure is not cached: once the fit works again, so does the command.
-    monkeypatch.setattr(leaderboard_handler, "leaderboard", real)
+    monkeypatch.setattr(storage.leaderboard, "leaderboard", real)
     table, chart = await ask(telegram)
     assert table.text.startswith("🏆 Arena leaderboard") and chart.photo is not None
 

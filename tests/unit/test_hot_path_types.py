@@ -1,9 +1,11 @@
-"""Per-update costs that do not show in behaviour: no filter or handler runs in a thread, and
-aiogram's response models are built once per process."""
+"""Costs that do not show in behaviour: no filter or handler runs in a thread, aiogram's
+response models are built once per process, and the bot does not load what it rarely uses."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 
 from aiogram import Router
 from aiogram.methods import Response, SendMessage
@@ -57,3 +59,14 @@ async def test_response_models_are_built_once_whatever_the_garbage_collector_doe
         await keep(call, None, SendMessage(chat_id=1, text="…"))
         gc.collect()
     assert len(built) <= 1
+
+
+def test_the_bot_starts_without_the_numeric_stack():
+    """numpy, scipy, pyarrow and matplotlib (~100 MB of a bot's memory) load with the first
+    export or leaderboard, in a worker thread, not with every bot process."""
+    heavy = ("numpy", "scipy", "pyarrow", "matplotlib", "torch", "transformers")
+    code = ("import sys, bot.__main__, bot.app, bot.handlers; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.strip()
+    assert loaded == ""
