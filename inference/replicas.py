@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
-import openai
 
-from inference.backends.openai_compat import OpenAICompatBackend
+from inference.backends.openai_compat import OpenAICompatBackend, connection_failed
 from inference.breaker import CircuitBreaker
 from inference.catalogue import ModelSpec
 from inference.errors import (
@@ -405,10 +404,7 @@ class ReplicaSetBackend:
             replica.breaker.record_success()  # it answered: the replica itself is fine
             return True
         replica.breaker.record_failure()
-        if isinstance(exc, ModelNotServed) or (
-            isinstance(cause, openai.APIConnectionError)
-            and not isinstance(cause, openai.APITimeoutError)
-        ):
+        if isinstance(exc, ModelNotServed) or connection_failed(cause):
             # Refused, dropped, or no longer serving the model: until the next good check.
             replica.health = "down"
         return True
