@@ -183,14 +183,15 @@ class Answerer:
                                     key=str(turn.chat_id))
         except BackendError as exc:
             return view, StreamOutcome(error=exc)
-        # The model request goes out first; the placeholder (or "typing…") follows it.
+        # The model request goes out first; a placeholder (or "typing…") only if its first text
+        # is slow to come (`pump`).
         if isinstance(view, DraftView):
             with self.stops.watch(turn.chat_id, view.draft_id) as stop:
                 outcome = await pump(events, view, interval=self.settings.draft_interval,
-                                     stop=stop, opening=view.start())
+                                     stop=stop, opening=view.start)
         else:
             outcome = await pump(events, view, interval=self.settings.edit_interval_group,
-                                 opening=self._typing(bot, turn))
+                                 opening=lambda: self._typing(bot, turn))
         outcome.context_dropped = fitted.dropped
         # Said once per conversation: the first answer that had to leave messages out.
         outcome.context_note = bool(fitted.dropped) and not any(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.cleaning import StreamCleaner
@@ -36,6 +36,9 @@ MIN_STEP = 48
 GROWTH = 0.5
 # ...unless the last frame is this old (a slow model still shows progress).
 STALE = 2.0
+# The placeholder ("Thinking…", or "typing…") only for a model whose first text takes longer:
+# a fast one's first frame is its text, one Bot API call sooner.
+PLACEHOLDER_AFTER = 0.3
 
 
 def _due(size: int, shown: int, since: float, interval: float) -> bool:
@@ -54,7 +57,7 @@ async def pump(
     interval: float,
     keepalive: float = 20.0,
     stop: asyncio.Event | None = None,
-    opening: Awaitable[None] | None = None,
+    opening: Callable[[], Awaitable[None]] | None = None,
 ) -> StreamOutcome:
     """Consume `events`, showing the growing text on `view` at most once per `interval` and
     only as the text grows enough (`_due`). Returns as soon as the stream ends or `stop` is
@@ -64,8 +67,8 @@ async def pump(
     far; a set `stop` event cancels the model request and returns what was received. The text is
     cleaned here, as it arrives (`bot.cleaning`): what is shown is what is stored.
 
-    `opening` (e.g. the "Thinking…" placeholder) is awaited after the model request has gone
-    out, and before the first frame.
+    `opening` (the placeholder) is called if no text arrived within PLACEHOLDER_AFTER seconds
+    of the model request, and always before the first frame is shown.
     """
     outcome = StreamOutcome()
     parts: list[str] = []
@@ -104,8 +107,12 @@ async def pump(
     shown, shown_at = 0, -math.inf  # the first text is shown at once
     try:
         if opening is not None:
-            await asyncio.sleep(0)  # the reader sends the model request first
-            await opening
+            first = asyncio.create_task(changed.wait())
+            await asyncio.wait({*ends, first}, timeout=PLACEHOLDER_AFTER,
+                               return_when=asyncio.FIRST_COMPLETED)
+            first.cancel()
+            if not changed.is_set() and not reader.done() and not stop.is_set():
+                await opening()
         while not reader.done():
             # Idle until text arrives (or the stream ends, or a stop); between frames the
             # reader only appends, so a chunk does not wake this loop.

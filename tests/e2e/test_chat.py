@@ -30,8 +30,9 @@ async def test_answer_streams_as_drafts_then_one_final_message_and_is_stored(
     assert any(e["type"] == "bold" for e in answer.entities)
 
     drafts = telegram.drafts(PRIVATE)
-    assert drafts[0].text == ""  # "Thinking…" placeholder
-    texts = [d.text for d in drafts[1:]]
+    # The first text came at once: no "Thinking…" placeholder, the first frame is the text.
+    assert drafts[0].text.startswith("Here is")
+    texts = [d.text for d in drafts]
     assert 2 <= len(texts) < 31  # paced: far fewer frames than the 31 chunks streamed
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert drafts[-1].time <= telegram.requests[-1].time

@@ -15,6 +15,7 @@ async def test_group_answers_by_editing_one_message_without_drafts(bot, telegram
     models.set_reply("alpha-served", " ".join(f"w{i}" for i in range(40)))
     models.tokens_per_chunk = 1
     models.chunk_delay = 0.02
+    models.first_token_delay = 0.5  # slow to start: "typing…" until the first text
     telegram.user_sends("people talking among themselves", chat_id=GROUP, user_id=7,
                         chat_type="group", chat_title="Team")
     telegram.user_sends("@chatmux_test_bot what do you think?", chat_id=GROUP, user_id=7,

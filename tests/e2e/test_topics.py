@@ -113,6 +113,7 @@ async def test_a_topic_the_bot_opened_is_not_a_reply_to_the_bot(bot, telegram, m
 
 
 async def test_private_chat_topics_are_separate_conversations(bot, telegram, models):
+    models.first_token_delay = 0.5  # slow enough for a placeholder draft in each topic
     first = telegram.create_topic(PRIVATE, "Work")
     second = telegram.create_topic(PRIVATE, "Home")
     telegram.user_sends("remember: blue", chat_id=PRIVATE, thread_id=first)

@@ -283,6 +283,7 @@ async def test_stopping_before_any_text_is_no_answer_and_does_not_glue_the_next_
     models.first_token_delay = 1.0
     telegram.user_sends("never mind", chat_id=CHAT)
     await telegram.wait_for(lambda: telegram.drafts(CHAT))  # "Thinking…", with a stop button
+    assert telegram.drafts(CHAT)[0].text == ""  # a slow first token: the placeholder
     telegram.user_stops_generation(CHAT, telegram.drafts(CHAT)[0].draft_id)
     [stopped] = await telegram.wait_for_bot_messages(CHAT, 1)
     assert stopped.text == "⏹ Stopped." and labels(stopped) == ["🔄"]
