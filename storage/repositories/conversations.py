@@ -49,7 +49,11 @@ async def is_latest_turn(session: AsyncSession, conversation: Conversation,
     A judgement or regeneration of an older turn is stored without moving the conversation
     there, which would silently drop every later turn from the model's context.
     """
-    head = conversation.head_message_id
+    return await _at_turn(session, conversation.head_message_id, question)
+
+
+async def _at_turn(session: AsyncSession, head: int | None, question: Message) -> bool:
+    """`is_latest_turn` for a conversation whose head is `head`."""
     if head in (question.id, question.parent_id):
         return True
     if head is None:
@@ -68,18 +72,26 @@ async def move_head_if_latest(session: AsyncSession, question: Message, message_
         conversation.head_message_id = message_id
 
 
-async def _move_on(session: AsyncSession, conversation: Conversation, question: Message,
-                   target: int | None) -> None:
-    """The turn of `question` is over: continue from `target` (its answer, or its parent if
-    the user saw none). Questions sent meanwhile were stored under `question`; in the chat
-    they came after it, so they move under `target` too."""
+async def _set_head(session: AsyncSession, conversation_id: int, head: int | None) -> None:
     await session.execute(
-        sa.update(Message)
-        .where(Message.parent_id == question.id, Message.role == "user")
+        sa.update(Conversation.__table__).where(Conversation.id == conversation_id)
+        .values(head_message_id=head)
+    )
+
+
+async def _move_on(session: AsyncSession, conversation_id: int, current: int | None,
+                   question_id: int, target: int | None) -> None:
+    """The turn of question `question_id` is over: continue from `target` (its answer, or its
+    parent if the user saw none). Questions sent meanwhile were stored under it; in the chat
+    they came after it, so they move under `target` too. `current`: the conversation's head,
+    read under its row lock."""
+    await session.execute(
+        sa.update(Message.__table__)
+        .where(Message.parent_id == question_id, Message.role == "user")
         .values(parent_id=target)
     )
-    if conversation.head_message_id == question.id:
-        conversation.head_message_id = target
+    if current == question_id:
+        await _set_head(session, conversation_id, target)
 
 
 class AlreadyStored(Exception):
@@ -127,11 +139,10 @@ async def _add_deliveries(session: AsyncSession, message_id: int, tg_chat_id: in
         .where(MessageDelivery.message_id == message_id)
     )
     first = 0 if last is None else last + 1
-    session.add_all(
-        MessageDelivery(
-            message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_id, part=part
-        )
-        for part, tg_id in enumerate(tg_message_ids, start=first)
+    await session.execute(
+        sa.insert(MessageDelivery.__table__),
+        [{"message_id": message_id, "tg_chat_id": tg_chat_id, "tg_message_id": tg_id,
+          "part": part} for part, tg_id in enumerate(tg_message_ids, start=first)],
     )
 
 
@@ -310,12 +321,18 @@ class ConversationRepository:
           without moving the conversation back.
         - "keep": the head is left alone (arena's answer B).
         """
+        question_id = answer.parent_id
+        assert question_id is not None
         async with self._sessionmaker.begin() as session:
-            conversation = await session.get(
-                Conversation, answer.conversation_id, with_for_update=True
-            )
-            if conversation is None:  # deleted meanwhile
+            # The conversation's row lock first: a question stored meanwhile waits for this
+            # settling, then goes under the head it leaves.
+            row = (await session.execute(
+                sa.select(Conversation.head_message_id)
+                .where(Conversation.id == answer.conversation_id).with_for_update()
+            )).first()
+            if row is None:  # deleted meanwhile
                 return
+            current = row.head_message_id
             if delivered is not None:
                 await _add_deliveries(session, answer.id, *delivered)
             if status is not None and status != answer.status:
@@ -323,25 +340,26 @@ class ConversationRepository:
                     sa.update(Message).where(Message.id == answer.id).values(status=status)
                 )
                 answer.status = status
-            question = await session.get(Message, answer.parent_id)
-            assert question is not None
             if head == "follow":
-                await _move_on(session, conversation, question,
-                               answer.id if shown(answer) else question.parent_id)
-            elif head == "take" and shown(answer) and await is_latest_turn(
-                session, conversation, question
-            ):
-                conversation.head_message_id = answer.id
+                target = answer.id if shown(answer) else await session.scalar(
+                    sa.select(Message.parent_id).where(Message.id == question_id))
+                await _move_on(session, answer.conversation_id, current, question_id, target)
+            elif head == "take" and shown(answer):
+                question = await session.get(Message, question_id)
+                assert question is not None
+                if await _at_turn(session, current, question):
+                    await _set_head(session, answer.conversation_id, answer.id)
 
     async def abandon(self, question: Message) -> None:
         """A turn broke off before any answer was settled (an unexpected error): the
         conversation returns to where it was before `question`, as for an answer never shown."""
         async with self._sessionmaker.begin() as session:
-            conversation = await session.get(
-                Conversation, question.conversation_id, with_for_update=True
+            current = await session.scalar(
+                sa.select(Conversation.head_message_id)
+                .where(Conversation.id == question.conversation_id).with_for_update()
             )
-            if conversation is not None:
-                await _move_on(session, conversation, question, question.parent_id)
+            await _move_on(session, question.conversation_id, current, question.id,
+                           question.parent_id)
 
     async def add_answer(
         self, parent: Message, answer: AnswerRecord, *, origin: str = "original",
