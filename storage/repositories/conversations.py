@@ -86,12 +86,16 @@ async def _move_on(session: AsyncSession, conversation_id: int, current: int | N
     they came after it, so they move under `target` too. `current`: the conversation's head,
     read under its row lock."""
     await session.execute(
-        sa.update(Message.__table__)
+        sa.update(_MESSAGE)
         .where(Message.parent_id == question_id, Message.role == "user")
         .values(parent_id=target)
     )
     if current == question_id:
         await _set_head(session, conversation_id, target)
+
+
+_MESSAGE = Message.__table__
+_DELIVERY = MessageDelivery.__table__
 
 
 class AlreadyStored(Exception):
@@ -140,7 +144,7 @@ async def _add_deliveries(session: AsyncSession, message_id: int, tg_chat_id: in
     )
     first = 0 if last is None else last + 1
     await session.execute(
-        sa.insert(MessageDelivery.__table__),
+        sa.insert(_DELIVERY),
         [{"message_id": message_id, "tg_chat_id": tg_chat_id, "tg_message_id": tg_id,
           "part": part} for part, tg_id in enumerate(tg_message_ids, start=first)],
     )
@@ -150,13 +154,26 @@ class ConversationRepository:
     def __init__(self, sessionmaker: async_sessionmaker) -> None:
         self._sessionmaker = sessionmaker
 
-    async def _open(self, session: AsyncSession, chat_row_id: int, thread: int,
-                    *, lock: bool = False) -> Conversation | None:
-        query = sa.select(Conversation).where(
-            Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
-            Conversation.closed_at.is_(None),
+    @staticmethod
+    async def _open_row(session: AsyncSession, chat_row_id: int,
+                        thread: int) -> tuple[int, int | None] | None:
+        """(id, head) of the open conversation of a chat's topic, locked for this transaction."""
+        row = (await session.execute(
+            sa.select(Conversation.id, Conversation.head_message_id).where(
+                Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
+                Conversation.closed_at.is_(None),
+            ).with_for_update()
+        )).first()
+        return None if row is None else (row.id, row.head_message_id)
+
+    async def _open(self, session: AsyncSession, chat_row_id: int,
+                    thread: int) -> Conversation | None:
+        return await session.scalar(
+            sa.select(Conversation).where(
+                Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
+                Conversation.closed_at.is_(None),
+            )
         )
-        return await session.scalar(query.with_for_update() if lock else query)
 
     async def ask(self, author: TelegramUser, chat: tuple[int, str, str | None],
                   thread_id: int | None, content: str, tg_message_id: int) -> Asked:
@@ -172,8 +189,8 @@ class ConversationRepository:
             async with self._sessionmaker.begin() as session:
                 user, chat_row_id = await touch_in(session, author, tg_chat_id, chat_type,
                                                    chat_title)
-                conversation = await self._open(session, chat_row_id, thread, lock=True)
-                if conversation is None:
+                found = await self._open_row(session, chat_row_id, thread)
+                if found is None:
                     # Another update may open it at the same moment: the unique index on open
                     # conversations decides, and the loser takes the winner's.
                     await session.execute(
@@ -184,11 +201,23 @@ class ConversationRepository:
                             index_where=Conversation.closed_at.is_(None),
                         )
                     )
-                    conversation = await self._open(session, chat_row_id, thread, lock=True)
-                    assert conversation is not None
-                question = await self._add_question(session, conversation, user.id, content,
-                                                    tg_chat_id, tg_message_id)
-                path = [*await _path(session, question.parent_id), question]
+                    found = await self._open_row(session, chat_row_id, thread)
+                    assert found is not None
+                conversation_id, head = found
+                # Plain statements (no unit of work): this runs for every message.
+                values = {"conversation_id": conversation_id, "parent_id": head, "role": "user",
+                          "origin": "original", "author_id": user.id, "content": content,
+                          "status": "complete"}
+                message_id, created_at = (await session.execute(
+                    sa.insert(_MESSAGE).values(values)
+                    .returning(_MESSAGE.c.id, _MESSAGE.c.created_at)
+                )).one()
+                await session.execute(sa.insert(_DELIVERY).values(
+                    message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_message_id,
+                    part=0))
+                await _set_head(session, conversation_id, message_id)
+                question = Message(id=message_id, created_at=created_at, **values)
+                path = [*await _path(session, head), question]
         except IntegrityError as exc:
             raise AlreadyStored(f"{tg_chat_id}/{tg_message_id}") from exc
         return Asked(user, chat_row_id, question, path)
