@@ -15,6 +15,46 @@ from storage.db import dialect_insert
 from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery, User
 from storage.repositories.users import TelegramUser, touch_in
 
+_MESSAGE = Message.__table__
+_DELIVERY = MessageDelivery.__table__
+_CONVERSATION = Conversation.__table__
+
+# The statements of every turn, built once (with bound parameters): building a statement and
+# its cache key on each call cost more than running it.
+_OPEN = sa.select(Conversation.id, Conversation.head_message_id).where(
+    Conversation.chat_id == sa.bindparam("chat"), Conversation.thread_id == sa.bindparam("thread"),
+    Conversation.closed_at.is_(None),
+).with_for_update()
+_HEAD = sa.select(Conversation.head_message_id).where(
+    Conversation.id == sa.bindparam("conversation")).with_for_update()
+_SET_HEAD = sa.update(_CONVERSATION).where(
+    _CONVERSATION.c.id == sa.bindparam("conversation")).values(head_message_id=sa.bindparam("to"))
+_MOVE_QUESTIONS = sa.update(_MESSAGE).where(
+    _MESSAGE.c.parent_id == sa.bindparam("question"), _MESSAGE.c.role == "user",
+).values(parent_id=sa.bindparam("to"))
+_INSERT_MESSAGE = sa.insert(_MESSAGE).returning(_MESSAGE.c.id, _MESSAGE.c.created_at)
+_INSERT_DELIVERY = sa.insert(_DELIVERY)
+_LAST_PART = sa.select(sa.func.max(MessageDelivery.part)).where(
+    MessageDelivery.message_id == sa.bindparam("message"))
+
+
+def _path_query() -> sa.Select:
+    ancestors = (
+        sa.select(Message.id, Message.parent_id, sa.literal(0).label("depth"))
+        .where(Message.id == sa.bindparam("start"))
+        .cte("ancestors", recursive=True)
+    )
+    ancestors = ancestors.union_all(
+        sa.select(Message.id, Message.parent_id, ancestors.c.depth + 1).join(
+            ancestors, Message.id == ancestors.c.parent_id
+        )
+    )
+    return (sa.select(Message).join(ancestors, Message.id == ancestors.c.id)
+            .order_by(ancestors.c.depth.desc()))
+
+
+_PATH = _path_query()
+
 
 @dataclass(slots=True)
 class AnswerRecord:
@@ -73,10 +113,7 @@ async def move_head_if_latest(session: AsyncSession, question: Message, message_
 
 
 async def _set_head(session: AsyncSession, conversation_id: int, head: int | None) -> None:
-    await session.execute(
-        sa.update(Conversation.__table__).where(Conversation.id == conversation_id)
-        .values(head_message_id=head)
-    )
+    await session.execute(_SET_HEAD, {"conversation": conversation_id, "to": head})
 
 
 async def _move_on(session: AsyncSession, conversation_id: int, current: int | None,
@@ -85,17 +122,9 @@ async def _move_on(session: AsyncSession, conversation_id: int, current: int | N
     parent if the user saw none). Questions sent meanwhile were stored under it; in the chat
     they came after it, so they move under `target` too. `current`: the conversation's head,
     read under its row lock."""
-    await session.execute(
-        sa.update(_MESSAGE)
-        .where(Message.parent_id == question_id, Message.role == "user")
-        .values(parent_id=target)
-    )
+    await session.execute(_MOVE_QUESTIONS, {"question": question_id, "to": target})
     if current == question_id:
         await _set_head(session, conversation_id, target)
-
-
-_MESSAGE = Message.__table__
-_DELIVERY = MessageDelivery.__table__
 
 
 class AlreadyStored(Exception):
@@ -116,35 +145,17 @@ async def _path(session: AsyncSession, message_id: int | None) -> list[Message]:
     """The message and its ancestors, root first."""
     if message_id is None:
         return []
-    ancestors = (
-        sa.select(Message.id, Message.parent_id, sa.literal(0).label("depth"))
-        .where(Message.id == message_id)
-        .cte("ancestors", recursive=True)
-    )
-    ancestors = ancestors.union_all(
-        sa.select(Message.id, Message.parent_id, ancestors.c.depth + 1).join(
-            ancestors, Message.id == ancestors.c.parent_id
-        )
-    )
-    rows = await session.scalars(
-        sa.select(Message)
-        .join(ancestors, Message.id == ancestors.c.id)
-        .order_by(ancestors.c.depth.desc())
-    )
-    return list(rows)
+    return list(await session.scalars(_PATH, {"start": message_id}))
 
 
 async def _add_deliveries(session: AsyncSession, message_id: int, tg_chat_id: int,
                           tg_message_ids: Sequence[int]) -> None:
     if not tg_message_ids:
         return
-    last = await session.scalar(
-        sa.select(sa.func.max(MessageDelivery.part))
-        .where(MessageDelivery.message_id == message_id)
-    )
+    last = await session.scalar(_LAST_PART, {"message": message_id})
     first = 0 if last is None else last + 1
     await session.execute(
-        sa.insert(_DELIVERY),
+        _INSERT_DELIVERY,
         [{"message_id": message_id, "tg_chat_id": tg_chat_id, "tg_message_id": tg_id,
           "part": part} for part, tg_id in enumerate(tg_message_ids, start=first)],
     )
@@ -158,12 +169,7 @@ class ConversationRepository:
     async def _open_row(session: AsyncSession, chat_row_id: int,
                         thread: int) -> tuple[int, int | None] | None:
         """(id, head) of the open conversation of a chat's topic, locked for this transaction."""
-        row = (await session.execute(
-            sa.select(Conversation.id, Conversation.head_message_id).where(
-                Conversation.chat_id == chat_row_id, Conversation.thread_id == thread,
-                Conversation.closed_at.is_(None),
-            ).with_for_update()
-        )).first()
+        row = (await session.execute(_OPEN, {"chat": chat_row_id, "thread": thread})).first()
         return None if row is None else (row.id, row.head_message_id)
 
     async def _open(self, session: AsyncSession, chat_row_id: int,
@@ -208,13 +214,11 @@ class ConversationRepository:
                 values = {"conversation_id": conversation_id, "parent_id": head, "role": "user",
                           "origin": "original", "author_id": user.id, "content": content,
                           "status": "complete"}
-                message_id, created_at = (await session.execute(
-                    sa.insert(_MESSAGE).values(values)
-                    .returning(_MESSAGE.c.id, _MESSAGE.c.created_at)
-                )).one()
-                await session.execute(sa.insert(_DELIVERY).values(
-                    message_id=message_id, tg_chat_id=tg_chat_id, tg_message_id=tg_message_id,
-                    part=0))
+                message_id, created_at = (
+                    await session.execute(_INSERT_MESSAGE, values)).one()
+                await session.execute(_INSERT_DELIVERY, {
+                    "message_id": message_id, "tg_chat_id": tg_chat_id,
+                    "tg_message_id": tg_message_id, "part": 0})
                 await _set_head(session, conversation_id, message_id)
                 question = Message(id=message_id, created_at=created_at, **values)
                 path = [*await _path(session, head), question]
@@ -306,29 +310,20 @@ class ConversationRepository:
     ) -> Message:
         """Store an answer under `parent` without touching the conversation's head: until it is
         delivered, nobody knows whether the conversation continues from it (see `conclude`)."""
+        values = {
+            "conversation_id": parent.conversation_id, "parent_id": parent.id,
+            "role": "assistant", "origin": origin, "author_id": None,
+            "content": answer.content, "status": answer.status,
+            "error_kind": answer.error_kind, "model_id": answer.model_id,
+            "served_model": answer.served_model, "system_prompt": answer.system_prompt,
+            "params": answer.params, "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens, "ttft_ms": answer.ttft_ms,
+            "total_ms": answer.total_ms, "finish_reason": answer.finish_reason,
+            "decoding": answer.decoding, "context_dropped": answer.context_dropped or None,
+        }
         async with self._sessionmaker.begin() as session:
-            message = Message(
-                conversation_id=parent.conversation_id,
-                parent_id=parent.id,
-                role="assistant",
-                origin=origin,
-                content=answer.content,
-                status=answer.status,
-                error_kind=answer.error_kind,
-                model_id=answer.model_id,
-                served_model=answer.served_model,
-                system_prompt=answer.system_prompt,
-                params=answer.params,
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-                ttft_ms=answer.ttft_ms,
-                total_ms=answer.total_ms,
-                finish_reason=answer.finish_reason,
-                decoding=answer.decoding,
-                context_dropped=answer.context_dropped or None,
-            )
-            session.add(message)
-            return message
+            message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()
+        return Message(id=message_id, created_at=created_at, **values)
 
     async def conclude(
         self, answer: Message, *, head: str = "follow", status: str | None = None,
@@ -356,9 +351,7 @@ class ConversationRepository:
             # The conversation's row lock first: a question stored meanwhile waits for this
             # settling, then goes under the head it leaves.
             row = (await session.execute(
-                sa.select(Conversation.head_message_id)
-                .where(Conversation.id == answer.conversation_id).with_for_update()
-            )).first()
+                _HEAD, {"conversation": answer.conversation_id})).first()
             if row is None:  # deleted meanwhile
                 return
             current = row.head_message_id
@@ -383,10 +376,7 @@ class ConversationRepository:
         """A turn broke off before any answer was settled (an unexpected error): the
         conversation returns to where it was before `question`, as for an answer never shown."""
         async with self._sessionmaker.begin() as session:
-            current = await session.scalar(
-                sa.select(Conversation.head_message_id)
-                .where(Conversation.id == question.conversation_id).with_for_update()
-            )
+            current = await session.scalar(_HEAD, {"conversation": question.conversation_id})
             await _move_on(session, question.conversation_id, current, question.id,
                            question.parent_id)
 

@@ -26,18 +26,18 @@ def _upsert(session: AsyncSession, table: sa.Table, values: dict, update: list[s
     ).returning(table.c.id)
 
 
+# Built once: this runs for every message (see `touch_in`).
+_KNOWN = (sa.select(User, Chat.id, Chat.type, Chat.title)
+          .join(Chat, Chat.telegram_id == sa.bindparam("chat"))
+          .where(User.telegram_id == sa.bindparam("user")))
+
+
 async def touch_in(session: AsyncSession, user: TelegramUser, chat_id: int, chat_type: str,
                    chat_title: str | None) -> tuple[User, int]:
     """`UserRepository.touch` inside a transaction of the caller's (one that stores a question
     does it on the way). Rows are written only when something changed: a user who writes
     again costs one read."""
-    found = (
-        await session.execute(
-            sa.select(User, Chat.id, Chat.type, Chat.title)
-            .join(Chat, Chat.telegram_id == chat_id)
-            .where(User.telegram_id == user.telegram_id)
-        )
-    ).first()
+    found = (await session.execute(_KNOWN, {"chat": chat_id, "user": user.telegram_id})).first()
     if found is not None:
         row, chat_row_id, known_type, known_title = found
         if ((row.username, row.first_name, row.language_code, known_type, known_title)
