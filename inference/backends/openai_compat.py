@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import openai
@@ -109,8 +110,9 @@ class OpenAICompatBackend:
             max_retries=0,
             timeout=openai.Timeout(timeouts.total, connect=timeouts.connect),
             # The SDK's aiohttp transport: the bot's busiest path is reading streamed chunks,
-            # and it reads them at half the CPU of the default httpx transport.
-            http_client=openai.DefaultAioHttpClient(),
+            # and it reads them at half the CPU of the default httpx transport. aiohttp refuses
+            # credentials in the URL next to the Authorization header: such a URL keeps httpx.
+            http_client=None if _has_userinfo(self.base_url) else openai.DefaultAioHttpClient(),
         )
         # A stream may fall silent for at most `first_token` seconds (the prompt's prefill).
         self._stream_timeout = openai.Timeout(timeouts.total, connect=timeouts.connect,
@@ -180,6 +182,10 @@ class OpenAICompatBackend:
         if finish_reason is None:
             raise StreamBroken("the stream ended without a finish reason")
         yield Finished(finish_reason, usage)
+
+
+def _has_userinfo(url: str) -> bool:
+    return urlsplit(url).username is not None
 
 
 def _count(value: Any) -> int | None:
