@@ -58,7 +58,6 @@ from typing import Any
 
 import asyncpg
 import yaml
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from benchmarks.fake_model import CHUNKS, COMPLETION_TOKENS, TAG, LeanModelServer, answer_for
@@ -70,6 +69,7 @@ from tests.fakes.telegram.flood import (
     PRIVATE_RATE,
 )
 from tests.fakes.telegram_api import FakeTelegram
+from tests.services import drop_redis_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-model"
@@ -498,13 +498,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await telegram.stop()
         await model.stop()
         await pg.drop()
-        redis = Redis.from_url(args.redis)
-        try:
-            keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
-        finally:
-            await redis.aclose()
+        await drop_redis_prefix(args.redis, prefix)
 
 
 def summarize(args: argparse.Namespace, workload: Workload, telegram: FakeTelegram,

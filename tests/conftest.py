@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
 from storage.migrate import upgrade
 from tests.databases import base_url, create_database, drop_database, unique_name
 from tests.fakes.openai_api import FakeModelServer
 from tests.fakes.telegram_api import FakeTelegram
 from tests.pool_support import client, vllm  # noqa: F401  (pool fixtures, everywhere)
-from tests.services import REDIS_URL
+from tests.services import REDIS_URL, drop_redis_prefix
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -49,13 +48,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own in the real Redis; its keys are deleted afterwards."""
     prefix = f"chatmux-test-{uuid.uuid4().hex[:8]}"
     yield prefix
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+    await drop_redis_prefix(REDIS_URL, prefix)
 
 
 @pytest.fixture
