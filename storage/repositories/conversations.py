@@ -148,6 +148,23 @@ async def _path(session: AsyncSession, message_id: int | None) -> list[Message]:
     return list(await session.scalars(_PATH, {"start": message_id}))
 
 
+async def _add_question(session: AsyncSession, conversation_id: int, head: int | None,
+                        author_id: int, content: str, tg_chat_id: int,
+                        tg_message_id: int) -> Message:
+    """Add a user's message under `head`, the (locked) conversation's head, and make it the
+    head. Plain statements, no unit of work: this runs for every message. A Telegram message
+    stored before fails here with IntegrityError."""
+    values = {"conversation_id": conversation_id, "parent_id": head, "role": "user",
+              "origin": "original", "author_id": author_id, "content": content,
+              "status": "complete"}
+    message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()
+    await session.execute(_INSERT_DELIVERY, {
+        "message_id": message_id, "tg_chat_id": tg_chat_id, "tg_message_id": tg_message_id,
+        "part": 0})
+    await _set_head(session, conversation_id, message_id)
+    return Message(id=message_id, created_at=created_at, **values)
+
+
 async def _add_deliveries(session: AsyncSession, message_id: int, tg_chat_id: int,
                           tg_message_ids: Sequence[int]) -> None:
     if not tg_message_ids:
@@ -210,17 +227,8 @@ class ConversationRepository:
                     found = await self._open_row(session, chat_row_id, thread)
                     assert found is not None
                 conversation_id, head = found
-                # Plain statements (no unit of work): this runs for every message.
-                values = {"conversation_id": conversation_id, "parent_id": head, "role": "user",
-                          "origin": "original", "author_id": user.id, "content": content,
-                          "status": "complete"}
-                message_id, created_at = (
-                    await session.execute(_INSERT_MESSAGE, values)).one()
-                await session.execute(_INSERT_DELIVERY, {
-                    "message_id": message_id, "tg_chat_id": tg_chat_id,
-                    "tg_message_id": tg_message_id, "part": 0})
-                await _set_head(session, conversation_id, message_id)
-                question = Message(id=message_id, created_at=created_at, **values)
+                question = await _add_question(session, conversation_id, head, user.id,
+                                               content, tg_chat_id, tg_message_id)
                 path = [*await _path(session, head), question]
         except IntegrityError as exc:
             raise AlreadyStored(f"{tg_chat_id}/{tg_message_id}") from exc
@@ -276,34 +284,9 @@ class ConversationRepository:
         tg_chat_id: int, tg_message_id: int,
     ) -> Message:
         async with self._sessionmaker.begin() as session:
-            conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-            assert conversation is not None
-            return await self._add_question(session, conversation, author_id, content,
-                                            tg_chat_id, tg_message_id)
-
-    @staticmethod
-    async def _add_question(session: AsyncSession, conversation: Conversation, author_id: int,
-                            content: str, tg_chat_id: int, tg_message_id: int) -> Message:
-        """Add a user's message under the (locked) conversation's head and make it the head."""
-        message = Message(
-            conversation_id=conversation.id,
-            parent_id=conversation.head_message_id,
-            role="user",
-            author_id=author_id,
-            content=content,
-            status="complete",
-        )
-        session.add(message)
-        await session.flush()
-        session.add(
-            MessageDelivery(
-                message_id=message.id, tg_chat_id=tg_chat_id, tg_message_id=tg_message_id,
-                part=0,
-            )
-        )
-        await session.flush()  # a message stored before fails here, inside the caller's try
-        conversation.head_message_id = message.id
-        return message
+            head = (await session.execute(_HEAD, {"conversation": conversation_id})).one()[0]
+            return await _add_question(session, conversation_id, head, author_id, content,
+                                       tg_chat_id, tg_message_id)
 
     async def store_answer(
         self, parent: Message, answer: AnswerRecord, *, origin: str = "original"
