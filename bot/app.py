@@ -35,7 +35,7 @@ from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
-from bot.texts import TEXTS, t
+from bot.texts import LANGUAGES, t
 from inference.catalogue import load_catalogue
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
@@ -159,8 +159,7 @@ def build_bot(settings: Settings) -> Bot:
 
 
 async def _set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
-    languages = {lang for key in USER_COMMANDS for lang in TEXTS[f"cmd_{key}"]}
-    for lang in sorted(languages):
+    for lang in LANGUAGES:
         commands = [BotCommand(command=c, description=t(f"cmd_{c}", lang)) for c in USER_COMMANDS]
         await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
     # Admin commands appear only in admins' own chats (the menu is cosmetic; handlers check).

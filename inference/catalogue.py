@@ -62,6 +62,36 @@ class GenerationParams(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class ParamBounds(BaseModel):
+    """What users may set with /settings for one model (see `bot/handlers/settings.py`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature_min: float = Field(default=0.0, ge=0, le=2)
+    temperature_max: float = Field(default=2.0, ge=0, le=2)
+    # The longest answer a user may ask for, in tokens; None: a quarter of the context window.
+    max_tokens: int | None = Field(default=None, gt=0)
+    # Whether top_p may be set (some APIs refuse it, e.g. OpenAI's reasoning models).
+    top_p: bool = True
+
+    @model_validator(mode="after")
+    def _check_range(self) -> ParamBounds:
+        if self.temperature_min > self.temperature_max:
+            raise ValueError("temperature_min: must not exceed temperature_max")
+        return self
+
+
+class Persona(BaseModel):
+    """A system prompt users pick by name with /persona."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+    title: str = Field(min_length=1, max_length=60)
+    system_prompt: str = Field(min_length=1, max_length=8000)
+    description: str = Field(default="", max_length=200)
+
+
 class Timeouts(BaseModel):
     """Seconds. `first_token` bounds the wait for the first text; `total` the whole answer."""
 
@@ -99,9 +129,13 @@ class ModelSpec(BaseModel):
     # The env var holding the API key; see inference/keys.py for where a key may be sent.
     api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
     context_window: int = Field(default=8192, gt=0)
-    vision: bool = False  # accepts images (used once image input lands)
+    vision: bool = False  # accepts images (OpenAI image_url content parts)
+    # Serves OpenAI-compatible /v1/audio/transcriptions (Whisper): turns voice into text.
+    transcription: bool = False
     system_prompt: str | None = None
     params: GenerationParams = Field(default_factory=GenerationParams)
+    # What users may change with /settings, within these bounds.
+    user_params: ParamBounds = Field(default_factory=ParamBounds)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     enabled: bool = True
     # Relative chance of being drawn into an arena battle; 0 keeps the model out of the arena.
@@ -161,6 +195,8 @@ class Catalogue(BaseModel):
     # Keys that models added from the chat may name, and the hosts each may be sent to
     # (entries' own api_key_env are granted to their own URLs already). See inference/keys.py.
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    # System prompts users pick with /persona.
+    personas: list[Persona] = Field(default_factory=list)
 
     @field_validator("api_keys")
     @classmethod
@@ -188,7 +224,14 @@ class Catalogue(BaseModel):
             unknown = [f for f in spec.fallback if f not in seen or f == spec.id]
             if unknown:
                 raise ValueError(f"model {spec.id!r}: fallback {unknown[0]!r} is not another model")
+        personas = [p.id for p in self.personas]
+        twice = next((p for p in personas if personas.count(p) > 1), None)
+        if twice is not None:
+            raise ValueError(f"persona id {twice!r} is used twice")
         return self
+
+    def persona(self, persona_id: str | None) -> Persona | None:
+        return next((p for p in self.personas if p.id == persona_id), None)
 
     def get(self, model_id: str) -> ModelSpec | None:
         return next((m for m in self.models if m.id == model_id), None)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
+# An OpenAI content part: {"type": "text", "text": …} or
+# {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,…"}}.
+ContentPart = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
-    content: str
+    # Text, or content parts (a user turn with images, for vision models).
+    content: str | list[ContentPart]
 
 
 @dataclass(slots=True)
@@ -24,6 +28,14 @@ class Usage:
 @dataclass(slots=True)
 class TextDelta:
     """A piece of answer text, as it arrived from the model."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning (thinking), apart from the answer: `reasoning_content`
+    / `reasoning` deltas, or text inside `<think>…</think>`."""
 
     text: str
 
@@ -90,7 +102,7 @@ class Finished:
     decoding: DecodingStats | None = None
 
 
-StreamEvent = TextDelta | Finished
+StreamEvent = TextDelta | ReasoningDelta | Finished
 
 
 class ChatBackend(Protocol):

@@ -15,7 +15,7 @@ from storage.repositories.feedback import FeedbackRepository
 async def show_stats(message: Message, db_user: User, lang: str, feedback: FeedbackRepository,
                      registry: ModelRegistry) -> None:
     stats = await feedback.user_stats(db_user.id)
-    favourite = (t("stats_favourite", lang, model=registry.title(stats.favourite_model))
+    favourite = ("\n" + t("stats_favourite", lang, model=registry.title(stats.favourite_model))
                  if stats.favourite_model else "")
     await message.answer(
         t("stats", lang, likes=stats.likes, dislikes=stats.dislikes, edits=stats.edits,

@@ -31,6 +31,11 @@ class User(CreatedAt, Base):
     model_id: Mapped[str | None] = mapped_column(sa.String(40))
     # None: follow the catalogue's arena default; True/False: the user's /arena choice.
     arena_mode: Mapped[bool | None] = mapped_column(sa.Boolean)
+    # The language chosen with /lang (None: the Telegram client's).
+    lang: Mapped[str | None] = mapped_column(sa.String(16))
+    # /settings: the user's generation parameters (temperature, top_p, max_tokens), each
+    # clamped to the answering model's bounds when used; None: the models' defaults.
+    gen_settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
@@ -48,6 +53,11 @@ class Chat(CreatedAt, Base):
     telegram_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
     type: Mapped[str] = mapped_column(sa.String(16))
     title: Mapped[str | None] = mapped_column(sa.String(256))
+    # /system and /persona for this chat (in groups set by chat admins only), and a group's
+    # model (/model by a chat admin); None: the model's default prompt, the asker's model.
+    system_prompt: Mapped[str | None] = mapped_column(sa.Text)
+    persona_id: Mapped[str | None] = mapped_column(sa.String(40))
+    model_id: Mapped[str | None] = mapped_column(sa.String(40))
 
 
 class Conversation(CreatedAt, Base):
@@ -121,6 +131,14 @@ class Message(CreatedAt, Base):
     # saw skipped, runs of one role merged) were left out to fit the model's context window;
     # None: nothing was left out.
     context_dropped: Mapped[int | None] = mapped_column(sa.Integer)
+    # An answer's reasoning (thinking) text, kept apart from its content: shown collapsed,
+    # never sent back to a model, never exported as the answer.
+    reasoning: Mapped[str | None] = mapped_column(sa.Text)
+    # What came with a user message besides text: images and voice, by Telegram file_id and
+    # metadata, never the bytes ([{"kind": "image", "file_id": …, "width": …}, …]).
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # The persona whose prompt an answer was written under (its text is in system_prompt).
+    persona_id: Mapped[str | None] = mapped_column(sa.String(40))
 
 
 class MessageDelivery(Base):
