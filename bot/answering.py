@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -130,6 +130,8 @@ class Answerer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Told (chat id, topic) after a conversation's lock is released (the question queue).
+        self.released: Callable[[int, int | None], None] | None = None
 
     async def drain(self, grace: float) -> None:
         """On shutdown: let answers being streamed finish for up to `grace` seconds."""
@@ -156,8 +158,13 @@ class Answerer:
         processes); yields False if still busy after `wait` seconds. The lock has an owner
         and a short expiry renewed while held; losing Redis never fails the turn."""
         key = f"gen:{chat_id}" if thread_id is None else f"gen:{chat_id}:{thread_id}"
-        async with held_lock(self.state, key, wait=wait) as got:
-            yield got
+        got = False
+        try:
+            async with held_lock(self.state, key, wait=wait) as got:
+                yield got
+        finally:
+            if got and self.released is not None:
+                self.released(chat_id, thread_id)
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:

@@ -31,6 +31,7 @@ from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
 from bot.streaming.delivery import RetryAfterMiddleware
@@ -41,9 +42,11 @@ from inference.keys import KeyRing
 from inference.redaction import install_redaction
 from inference.registry import ModelRegistry
 from storage.db import create_engine, create_sessionmaker
+from storage.question_queue import MemoryQueues, QueueStore, RedisQueues
 from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
+from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
 
@@ -77,6 +80,8 @@ class App:
     answerer: Answerer
     admin: AdminRepository
     model_sync: ModelSync
+    queue: QuestionQueue
+    questions: QuestionRepository
     stops: StopSignals = field(default_factory=StopSignals)
 
     def workflow_data(self) -> dict[str, object]:
@@ -92,6 +97,8 @@ class App:
             "shared_state": self.state,
             "admin": self.admin,
             "model_sync": self.model_sync,
+            "queue": self.queue,
+            "questions": self.questions,
         }
 
     async def aclose(self) -> None:
@@ -117,6 +124,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
+        queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
             Redis.from_url(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
@@ -125,10 +133,13 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         ))
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
+        queues = MemoryQueues()
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
     stops = StopSignals()
+    answerer = Answerer(settings, registry, conversations, feedback, state, stops)
+    questions = QuestionRepository(sessionmaker)
     return App(
         settings=settings,
         engine=engine,
@@ -139,9 +150,11 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         users=UserRepository(sessionmaker),
         conversations=conversations,
         feedback=feedback,
-        answerer=Answerer(settings, registry, conversations, feedback, state, stops),
+        answerer=answerer,
         admin=admin,
         model_sync=ModelSync(registry, admin, redis, settings.redis_prefix),
+        queue=QuestionQueue(answerer, queues, questions, registry),
+        questions=questions,
         stops=stops,
     )
 
@@ -186,6 +199,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     user_middleware = UserMiddleware(app.users)
     dp.message.middleware(user_middleware)
     dp.callback_query.middleware(user_middleware)
+    dp.edited_message.middleware(user_middleware)
     dp.message.middleware(EndEditOnCommand())
     dp.include_routers(*feature_routers())
 
@@ -194,8 +208,10 @@ def build_dispatcher(app: App) -> Dispatcher:
         log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
         await _set_commands(bot, app.settings.admin_ids)
         await app.model_sync.start()
+        app.queue.start(bot)
 
     async def on_shutdown() -> None:
+        await app.queue.close()  # what still waits is left for the next process
         await app.answerer.drain(SHUTDOWN_GRACE)
 
     dp.startup.register(on_startup)

@@ -9,6 +9,7 @@ from bot.handlers import (
     arena,
     chat,
     conversation,
+    edited,
     errors,
     exports,
     leaderboard,
@@ -32,5 +33,6 @@ def feature_routers() -> list[Router]:
         exports.build_router(),
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question
+        edited.build_router(),
         chat.build_router(),
     ]

@@ -7,11 +7,11 @@ from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
-from bot.answering import Answerer, Turn
 from bot.cleaning import clean_text
 from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
+from bot.queueing import QuestionQueue, enqueue_or_answer
 from bot.streaming.stops import StopSignals
 from bot.texts import t
 from bot.visible import is_blank
@@ -24,43 +24,25 @@ async def unknown_command(message: Message, lang: str) -> None:
     await message.answer(t("unknown_command", lang), parse_mode=None)
 
 
-# How long a question waits for the answer before it in the same conversation.
-BUSY_WAIT = 60.0
-
-
 async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
-                  lang: str, answerer: Answerer, conversations: ConversationRepository,
-                  registry: ModelRegistry) -> None:
+                  lang: str, conversations: ConversationRepository, registry: ModelRegistry,
+                  queue: QuestionQueue) -> None:
     prompt = clean_text(prompt).strip()
     if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return
-    topic = topic_of(message)
-    turn = Turn(
-        chat_id=message.chat.id,
-        chat_type=message.chat.type,
-        thread_id=topic,
-        reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
-        lang=lang,
-    )
+    if await queue.full(message, lang):  # said so; not stored, so nothing half-kept
+        return
     chat = message.chat
-    async with answerer.chat_lock(chat.id, topic, wait=BUSY_WAIT) as free:
-        try:
-            asked = await conversations.ask(author, (chat.id, chat.type, chat.title), topic,
-                                            prompt, message.message_id)
-        except AlreadyStored:
-            return  # Telegram delivered this update twice; it was answered the first time
-        if not free:
-            # Stored, so it is part of the conversation; the model sees it with the next turn.
-            await message.reply(t("busy_saved", lang), parse_mode=None)
-            return
-        user = asked.user
-        pair = registry.arena_pair(answerer.rng) if arena_on(user, registry) else None
-        if pair is not None:
-            await answerer.battle(bot, turn, asked.question, asker_id=user.id,
-                                  chat_row_id=asked.chat_row_id, pair=pair, path=asked.path)
-        else:
-            await answerer.answer(bot, turn, asked.question, user.model_id, path=asked.path)
+    try:
+        asked = await conversations.ask(author, (chat.id, chat.type, chat.title),
+                                        topic_of(message), prompt, message.message_id)
+    except AlreadyStored:
+        return  # Telegram delivered this update twice; it was answered the first time
+    user = asked.user
+    await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
+                            chat_row_id=asked.chat_row_id, lang=lang, model_id=user.model_id,
+                            arena=arena_on(user, registry))
 
 
 async def not_text(message: Message, lang: str) -> None:

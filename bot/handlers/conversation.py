@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.addressing import topic_of
+from bot.queueing import QuestionQueue
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
@@ -15,10 +16,14 @@ from storage.repositories.conversations import ConversationRepository
 
 async def new_conversation(message: Message, db_user: User, chat_row_id: int, lang: str,
                            conversations: ConversationRepository,
-                           registry: ModelRegistry) -> None:
+                           registry: ModelRegistry, queue: QuestionQueue) -> None:
     await conversations.close_active(chat_row_id, topic_of(message))  # this topic's only
+    dropped = await queue.clear(message.chat.id, topic_of(message))  # asked in the old one
     model = registry.spec(db_user.model_id).title
-    await message.answer(t("new_conversation", lang, model=model), parse_mode=None)
+    text = t("new_conversation", lang, model=model)
+    if dropped:
+        text += "\n\n" + t("queue_dropped", lang, count=dropped)
+    await message.answer(text, parse_mode=None)
 
 
 def build_router() -> Router:

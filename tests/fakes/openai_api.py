@@ -204,6 +204,8 @@ class FakeModelServer:
         self._failures: list[ApiError] = []
         self._mid_stream: list[_MidStreamFailure] = []
         self._hangs: list[float] = []
+        self._gate: asyncio.Event | None = None  # see hold()
+        self.held = 0  # streamed requests waiting at the gate now
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
@@ -312,6 +314,19 @@ class FakeModelServer:
     def hang_next(self, seconds: float, *, times: int = 1) -> None:
         """Make the next ``times`` chat requests wait ``seconds`` before answering anything."""
         self._hangs.extend([seconds] * times)
+
+    def hold(self) -> None:
+        """Hold streamed answers open (headers sent, no chunk yet) until `release()`: a slow
+        answer that ends exactly when the test says. Keep it shorter than the client's
+        first-token timeout."""
+        if self._gate is None:
+            self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        """Let the held answers (and later ones) stream."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     def _error_response(self, err: ApiError) -> web.Response:
         body = err.body()
@@ -596,6 +611,13 @@ class FakeModelServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
+        gate = self._gate
+        if gate is not None:
+            self.held += 1
+            try:
+                await gate.wait()
+            finally:
+                self.held -= 1
         vllm = self.flavour == "vllm"
 
         async def send(data: dict[str, Any] | str) -> None:

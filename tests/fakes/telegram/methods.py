@@ -24,6 +24,16 @@ CHAT_ACTIONS = frozenset(
     }
 )  # fmt: skip
 MAX_PHOTO = 10 * 1024 * 1024
+# ReactionTypeEmoji: the emoji a reaction may be (Bot API 9.x).
+REACTION_EMOJI = frozenset({
+    "❤", "👍", "👎", "🔥", "🥰", "👏", "😁", "🤔", "🤯", "😱", "🤬", "😢", "🎉",
+    "🤩", "🤮", "💩", "🙏", "👌", "🕊", "🤡", "🥱", "🥴", "😍", "🐳",
+    "❤\u200d🔥", "🌚", "🌭", "💯", "🤣", "⚡", "🍌", "🏆", "💔", "🤨", "😐",
+    "🍓", "🍾", "💋", "🖕", "😈", "😴", "😭", "🤓", "👻", "👨\u200d💻", "👀",
+    "🎃", "🙈", "😇", "😨", "🤝", "✍", "🤗", "🫡", "🎅", "🎄", "☃", "💅", "🤪",
+    "🗿", "🆒", "💘", "🙉", "🦄", "😘", "💊", "🙊", "😎", "👾", "🤷\u200d♂",
+    "🤷", "🤷\u200d♀", "😡",
+})
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 Handler = Callable[[Params], Any]
 
@@ -57,6 +67,7 @@ class BotMethods:
             "deleteMessage": self.delete_message,
             "deleteMessages": self.delete_messages,
             "answerCallbackQuery": self.answer_callback_query,
+            "setMessageReaction": self.set_message_reaction,
             "sendChatAction": self.send_chat_action,
             "setMyCommands": self.set_my_commands,
             "getMyCommands": self.get_my_commands,
@@ -348,6 +359,35 @@ class BotMethods:
         if utf16_len(str(p.get("text") or "")) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
         self.world.callback_answers[query_id] = dict(p.data)
+        return True
+
+    def set_message_reaction(self, p: Params) -> bool:
+        """The bot's reaction on a message: replaces its previous one; an empty (or absent)
+        list removes it. Bots without Premium set at most one emoji, from the allowed list."""
+        chat = self._chat(p)
+        message_id = p.int("message_id", missing="message identifier is not specified")
+        message = self.world.find(chat.id, message_id or 0)
+        if message is None:
+            raise bad_request("message to react not found")
+        if message.media and "forum_topic_created" in message.media:
+            raise bad_request("message to react not found")
+        reaction = p.json("reaction")
+        if reaction is None:
+            reaction = []
+        if not isinstance(reaction, list):
+            raise bad_request("can't parse reaction types JSON object")
+        for item in reaction:
+            if not isinstance(item, dict) or item.get("type") not in ("emoji", "custom_emoji",
+                                                                       "paid"):
+                raise bad_request("can't parse reaction types JSON object")
+            if item["type"] != "emoji" or item.get("emoji") not in REACTION_EMOJI:
+                raise bad_request("REACTION_INVALID")
+        if len(reaction) > 1:
+            raise bad_request("REACTIONS_TOO_MANY")
+        if chat.reactions is not None and any(r["emoji"] not in chat.reactions
+                                              for r in reaction):
+            raise bad_request("REACTION_INVALID")
+        message.bot_reactions = [r["emoji"] for r in reaction]
         return True
 
     def send_chat_action(self, p: Params) -> bool:

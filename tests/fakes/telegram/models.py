@@ -32,6 +32,8 @@ class ChatMessage:
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
     # sendPhoto: file_id, file_unique_id, file_name, mime_type, size, content, width, height
     photo: dict[str, Any] | None = None
+    # The emoji the bot reacted with (setMessageReaction); [] when it has not (or removed it).
+    bot_reactions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class ChatInfo:
     # Topics: message_thread_id (the id of the topic's creation message) → name. Forums, and
     # private chats with a bot that has topics enabled.
     topics: dict[int, str] = field(default_factory=dict)
+    # A group's allowed reactions (None: all); others fail with REACTION_INVALID.
+    reactions: frozenset[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         chat: dict[str, Any] = {"id": self.id, "type": self.type}

@@ -304,6 +304,19 @@ class FakeTelegram:
             thread_id=thread_id,
         )
 
+    def user_edits(self, chat_id: int, message_id: int, text: str,
+                   entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The author of text message `message_id` edits it; returns the queued
+        ``edited_message`` Update (same message_id, `edit_date` set)."""
+        return simulate.user_edits(self.world, chat_id, message_id, text, entities)
+
+    def reactions(self, chat_id: int, message_id: int) -> list[str]:
+        """The bot's reaction on a message as the user sees it now ([] for none)."""
+        message = self.world.find(chat_id, message_id)
+        if message is None:
+            raise ValueError(f"no message {message_id} in chat {chat_id}")
+        return list(message.bot_reactions)
+
     def create_topic(self, chat_id: int, name: str, *, user_id: int | None = None,
                      first_name: str = "Ann", by_bot: bool = False) -> int:
         """A user (or, with `by_bot`, the bot itself) opens a topic in forum supergroup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from .models import ChatInfo, ChatMessage
@@ -113,6 +114,26 @@ def user_sends(
         message.text, message.entities = text, found
     world.add_message(chat_id, message)
     return world.add_update("message", world.message_dict(chat_id, message))
+
+
+def user_edits(world: World, chat_id: int, message_id: int, text: str,
+               entities: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The author of a text message edits it: same message_id, new text, `edit_date` set;
+    queues an ``edited_message`` update (a message sent on behalf of a chat is edited by it)."""
+    message = world.find(chat_id, message_id)
+    if message is None or message.from_bot:
+        raise ValueError(f"no user message {message_id} in chat {chat_id}")
+    if message.text is None:
+        raise ValueError("only text messages are edited here (a caption is another matter)")
+    found = auto_entities(text) if entities is None else entities
+    if not text.strip():
+        raise ValueError("Telegram clients do not save an empty edit")
+    if text == message.text and found == message.entities:
+        raise ValueError("an unchanged edit is not saved (MESSAGE_NOT_MODIFIED)")
+    message.text, message.entities = text, found
+    message.edits += 1
+    message.edit_date = max(int(time.time()), message.date)
+    return world.add_update("edited_message", world.message_dict(chat_id, message))
 
 
 def ensure_chat(world: World, chat_id: int, chat_type: str, user: dict[str, Any],
