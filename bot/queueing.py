@@ -29,6 +29,7 @@ from inference.registry import ModelRegistry
 from storage.models import Message
 from storage.question_queue import QueueStore
 from storage.repositories.questions import QuestionRepository
+from storage.shared_state import LOCK_TTL
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 5
 # How often every process looks for queues nobody is answering (a process died).
 SWEEP_EVERY = 30.0
+# How long a queued question's process waits for the conversation's lock before leaving the
+# queue to its holder (longer than a lock lives without renewal: a dead holder's expires).
+TURN_WAIT = LOCK_TTL + 5.0
 # An edited question's text waits this long for "Answer the edited version".
 EDIT_TTL = 24 * 3600.0
 QUEUED_REACTION = "👀"
@@ -57,13 +61,18 @@ class Queued:
     arena: bool
     user_id: int  # the asker's stored id (arena battles)
     chat_row_id: int
+    # Its place in the queue: the Telegram message id it was sent as (ids grow in a chat).
+    order: int
+    edited: bool = False  # an edited version: it stays a sibling of the original
+
 
     @classmethod
     def of(cls, message: TgMessage, question: Message, *, chat_row_id: int, lang: str,
            model_id: str | None, arena: bool) -> Queued:
         assert question.author_id is not None
         return cls(question.id, message.chat.id, message.chat.type, topic_of(message),
-                   message.message_id, lang, model_id, arena, question.author_id, chat_row_id)
+                   message.message_id, lang, model_id, arena, question.author_id, chat_row_id,
+                   order=message.message_id)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -113,6 +122,7 @@ class QuestionQueue:
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._waiters: dict[str, asyncio.Task[None]] = {}  # waiting for a lock, by queue
         answerer.released = self._released
 
     # --- lifecycle -------------------------------------------------------------------
@@ -130,6 +140,10 @@ class QuestionQueue:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        waiters = list(self._waiters.values())  # none of them is answering yet
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -168,6 +182,29 @@ class QuestionQueue:
             if got:
                 await self._drain(bot, name, None)
 
+    def _await_turn(self, bot: Bot, name: str) -> None:
+        """Wait (in the background) for the lock of a conversation whose queue this process
+        just added to: its holder may be another process that dies, or a lock left behind."""
+        if name in self._waiters or self._closing:
+            return
+        task = asyncio.create_task(self._take_turn(bot, name))
+        self._waiters[name] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take_turn(self, bot: Bot, name: str) -> None:
+        me = asyncio.current_task()
+        chat_id, thread_id = _parse_name(name)
+        try:
+            async with self.answerer.chat_lock(chat_id, thread_id, wait=TURN_WAIT) as got:
+                if self._waiters.get(name) is me:
+                    del self._waiters[name]  # from here on, not cancelled by close()
+                if got:
+                    await self._drain(bot, name, None)
+        finally:
+            if self._waiters.get(name) is me:
+                del self._waiters[name]
+
     # --- asking ----------------------------------------------------------------------
     async def full(self, message: TgMessage, lang: str) -> bool:
         """Whether the conversation of `message` has `limit` questions waiting; if so the user
@@ -183,21 +220,27 @@ class QuestionQueue:
         """Queue a stored question and, if nobody is answering in its conversation, answer the
         queue now (this one first unless older ones wait); otherwise tell the user its place."""
         self._bot = bot
-        place = await self.store.push(entry.name, entry.question_id, entry.dumps())
+        place = await self.store.push(entry.name, entry.order, entry.dumps())
         async with self.answerer.chat_lock(entry.chat_id, entry.thread_id, wait=0) as got:
             if not got or place > 1:
                 await self._tell_queued(bot, entry, place)
             if got:
                 await self._drain(bot, entry.name, preloaded)
+        if not got:
+            self._await_turn(bot, entry.name)
 
     async def _drain(self, bot: Bot, name: str, preloaded: Preloaded | None) -> None:
         """Answer the queue's entries in order while this process holds its lock."""
+        previous: int | None = None  # the question of the turn just answered
         while not self._closing:
             raw, resumed = await self.store.take(name)
             if raw is None:
                 return
             try:
-                await self._answer(bot, Queued.loads(raw), preloaded, resumed)
+                entry = Queued.loads(raw)
+                before, previous = previous, entry.question_id
+                await self._answer(bot, entry, preloaded if before is None else None, resumed,
+                                   before)
             except Exception:  # a bug: this question is lost to it, not the ones after it
                 log.exception("could not answer queued question in %s", name)
             # Not on cancellation: an entry cut off by the process ending stays current and
@@ -205,16 +248,19 @@ class QuestionQueue:
             await self.store.done(name)
 
     async def _answer(self, bot: Bot, entry: Queued, preloaded: Preloaded | None,
-                      resumed: bool) -> None:
+                      resumed: bool, previous: int | None) -> None:
+        """One turn. A question stored and taken at once is answered with the history read
+        when storing it; one that waited is first put after the answers before it."""
         if preloaded is not None and preloaded.question.id == entry.question_id:
             question, path = preloaded.question, preloaded.path
         else:
-            stored = await self.questions.get(entry.question_id)
-            if stored is None or not stored.open:
-                return  # deleted, or the conversation was closed with /new
             if resumed and await self.questions.has_answer(entry.question_id):
                 return  # answered just before the process that took it ended
-            question, path = stored.message, None
+            found = await self.questions.attach(entry.question_id, previous,
+                                                keep_parent=entry.edited)
+            if found is None:
+                return  # deleted, or the conversation was closed with /new
+            question, path = found[-1], found
         turn = entry.turn()
         pair = self.registry.arena_pair(self.answerer.rng) if entry.arena else None
         if pair is not None:

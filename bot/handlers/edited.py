@@ -72,9 +72,11 @@ async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot
     await query.answer(t("edit_answering", lang))
     await replace_markup(bot, offer.chat.id, offer.message_id, None)
     original = offer.reply_to_message
+    # In line where the offer was made (the original is older than what waits).
     entry = Queued(asked.question.id, offer.chat.id, offer.chat.type, topic_of(offer),
                    original.message_id if original is not None else offer.message_id,
-                   lang, db_user.model_id, arena_on(db_user, registry), db_user.id, chat_row_id)
+                   lang, db_user.model_id, arena_on(db_user, registry), db_user.id, chat_row_id,
+                   order=offer.message_id, edited=True)
     await queue.submit(bot, entry, Preloaded(asked.question, asked.path))
 
 

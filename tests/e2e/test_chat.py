@@ -235,29 +235,6 @@ async def test_a_model_without_a_title_is_shown_by_its_id(
         ]
 
 
-async def test_a_question_that_waited_too_long_is_saved_and_read_with_the_next(
-    bot, telegram, models, monkeypatch
-):
-    """Until a real queue lands: the busy reply says what happens (nothing to retype)."""
-    from bot.handlers import chat
-
-    monkeypatch.setattr(chat, "BUSY_WAIT", 0.3)
-    models.first_token_delay = 1.5
-    telegram.user_sends("first question", chat_id=5151)
-    await telegram.wait_for(lambda: models.chat_requests())
-    telegram.user_sends("second question", chat_id=5151)
-    busy = await telegram.wait_for(
-        lambda: next((m for m in telegram.bot_messages(5151) if "saved" in m.text), None))
-    assert busy.text == ("I'm still writing the previous answer. Your message is saved: I'll "
-                         "read it together with your next one.")
-    await telegram.wait_for(lambda: len(telegram.bot_messages(5151)) == 2, timeout=10)
-    models.first_token_delay = 0
-    telegram.user_sends("third question", chat_id=5151)
-    await telegram.wait_for_bot_messages(5151, 3)
-    last = models.chat_requests()[-1]["messages"]
-    assert last[-1] == {"role": "user", "content": "second question\n\nthird question"}
-
-
 async def test_leaving_older_messages_out_is_said_once(
     monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, db
 ):
