@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 5
 # How often every process looks for queues nobody is answering (a process died).
 SWEEP_EVERY = 30.0
+# A question whose conversation is busy waits this long before the user is told it is queued
+# (an answer about to end, or a lock about to be freed, makes no note).
+QUICK_WAIT = 1.0
 # How long a queued question's process waits for the conversation's lock before leaving the
 # queue to its holder (longer than a lock lives without renewal: a dead holder's expires).
 TURN_WAIT = LOCK_TTL + 5.0
@@ -221,7 +224,8 @@ class QuestionQueue:
         queue now (this one first unless older ones wait); otherwise tell the user its place."""
         self._bot = bot
         place = await self.store.push(entry.name, entry.order, entry.dumps())
-        async with self.answerer.chat_lock(entry.chat_id, entry.thread_id, wait=0) as got:
+        async with self.answerer.chat_lock(entry.chat_id, entry.thread_id,
+                                           wait=QUICK_WAIT) as got:
             if not got or place > 1:
                 await self._tell_queued(bot, entry, place)
             if got:
@@ -236,13 +240,14 @@ class QuestionQueue:
             raw, resumed = await self.store.take(name)
             if raw is None:
                 return
+            entry = Queued.loads(raw)
+            before, previous = previous, entry.question_id
             try:
-                entry = Queued.loads(raw)
-                before, previous = previous, entry.question_id
                 await self._answer(bot, entry, preloaded if before is None else None, resumed,
                                    before)
-            except Exception:  # a bug: this question is lost to it, not the ones after it
-                log.exception("could not answer queued question in %s", name)
+            except Exception:  # a bug: this question gets a line about it, the next ones go on
+                log.exception("could not answer queued question %s", entry.question_id)
+                await self._say_failed(bot, entry)
             # Not on cancellation: an entry cut off by the process ending stays current and
             # is answered by the next process.
             await self.store.done(name)
@@ -268,6 +273,14 @@ class QuestionQueue:
                                        chat_row_id=entry.chat_row_id, pair=pair, path=path)
         else:
             await self.answerer.answer(bot, turn, question, entry.model_id, path=path)
+
+    @staticmethod
+    async def _say_failed(bot: Bot, entry: Queued) -> None:
+        try:
+            await bot.send_message(entry.chat_id, t("err_internal", entry.lang), parse_mode=None,
+                                   message_thread_id=entry.thread_id)
+        except Exception:
+            log.warning("could not report the failure to chat %s", entry.chat_id)
 
     async def _tell_queued(self, bot: Bot, entry: Queued, place: int) -> None:
         """👀 on the question; in private chats also a line with its place (groups get the

@@ -784,3 +784,47 @@ async def test_control_characters_become_spaces_and_surrogates_cannot_be_sent(
     assert sent.text == "a b c\nd"
     with pytest.raises(UnicodeEncodeError):
         await bot.send_message(chat, "half \ud800")
+
+
+async def test_message_reactions_like_telegram(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    from aiogram.types import ReactionTypeCustomEmoji, ReactionTypeEmoji
+
+    asked = fake.chat_messages(chat)[0].message_id
+    assert await bot.set_message_reaction(chat, asked, reaction=[ReactionTypeEmoji(emoji="👀")])
+    assert fake.reactions(chat, asked) == ["👀"]
+    assert await bot.set_message_reaction(chat, asked, reaction=[ReactionTypeEmoji(emoji="✍")])
+    assert fake.reactions(chat, asked) == ["✍"]  # replaced, not added
+    for reaction, error in (
+        ([ReactionTypeEmoji(emoji="⏳")], "REACTION_INVALID"),  # not an allowed reaction
+        ([ReactionTypeCustomEmoji(custom_emoji_id="5368324170671202286")], "REACTION_INVALID"),
+        ([ReactionTypeEmoji(emoji="👍"), ReactionTypeEmoji(emoji="👀")], "REACTIONS_TOO_MANY"),
+    ):
+        with pytest.raises(TelegramBadRequest, match=error):
+            await bot.set_message_reaction(chat, asked, reaction=reaction)
+    with pytest.raises(TelegramBadRequest, match="message to react not found"):
+        await bot.set_message_reaction(chat, 999, reaction=[ReactionTypeEmoji(emoji="👀")])
+    assert await bot.set_message_reaction(chat, asked, reaction=[])
+    assert fake.reactions(chat, asked) == []
+    fake.user_sends("hi", chat_id=GROUP, user_id=5, chat_type="group")
+    fake.world.chats[GROUP].reactions = frozenset({"👍"})  # a group that allows only 👍
+    with pytest.raises(TelegramBadRequest, match="REACTION_INVALID"):
+        await bot.set_message_reaction(GROUP, 1, reaction=[ReactionTypeEmoji(emoji="👀")])
+
+
+def test_user_edits_a_message_like_telegram(fake: FakeTelegram) -> None:
+    sent = fake.user_sends("helo @someone", chat_id=USER)["message"]
+    update = fake.user_edits(USER, sent["message_id"], "hello /start")
+    edited = update["edited_message"]
+    assert set(update) == {"update_id", "edited_message"}
+    assert edited["message_id"] == sent["message_id"] and edited["date"] == sent["date"]
+    assert edited["edit_date"] >= edited["date"]
+    assert edited["text"] == "hello /start"
+    assert edited["entities"] == [{"type": "bot_command", "offset": 6, "length": 6}]
+    assert fake.chat_messages(USER)[0].text == "hello /start"
+    with pytest.raises(ValueError, match="unchanged"):
+        fake.user_edits(USER, sent["message_id"], "hello /start")
+    with pytest.raises(ValueError, match="no user message"):
+        fake.user_edits(USER, 99, "x")
+    fake.user_sends(chat_id=USER, sticker=True)
+    with pytest.raises(ValueError, match="only text"):
+        fake.user_edits(USER, sent["message_id"] + 1, "x")

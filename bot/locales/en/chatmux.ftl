@@ -88,7 +88,6 @@ unknown_command = I don't know that command. See /help.
 not_text = I can only read text for now — please write your question in words.
 empty = Your message is empty — write something for me to answer.
 context_trimmed = ℹ️ The oldest messages of this conversation no longer fit into the model's memory, so it answered without them. /new starts a fresh conversation.
-busy_saved = I'm still writing the previous answer. Your message is saved: I'll read it together with your next one.
 busy = I'm still answering your previous message — try again in a moment.
 err_unavailable = ⚠️ { $model } is not reachable right now. Try again later or pick another one: /model
 err_timeout = ⚠️ { $model } took too long to answer. Try again or pick another model: /model
