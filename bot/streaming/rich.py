@@ -34,8 +34,8 @@ _FENCED = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)",
 _INLINE_CODE = re.compile(r"`+[^`\n]*`+")
 _TABLE = re.compile(
     r"^[ \t]*\|?[^|\n]*\|[^\n]*\n"  # a header row with at least one pipe
-    r"[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$"  # | --- | :-: |
-    r"|^[ \t]*\|?[^|\n]*\|[^\n]*\n[ \t]*\|[ \t]*:?-{3,}:?[ \t]*\|[ \t]*$",  # one column
+    r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$"  # | --- | :-: |
+    r"|^[ \t]*\|?[^|\n]*\|[^\n]*\n[ \t]*\|[ \t]*:?-+:?[ \t]*\|[ \t]*$",  # one column
     re.MULTILINE,
 )
 _DISPLAY_MATH = re.compile(r"\$\$(?=\S).+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)", re.DOTALL)
