@@ -11,6 +11,7 @@ from bot.handlers import (
     conversation,
     errors,
     exports,
+    language,
     leaderboard,
     models,
     rating,
@@ -24,6 +25,7 @@ def feature_routers() -> list[Router]:
     return [
         errors.build_router(),
         start.build_router(),
+        language.build_router(),
         models.build_router(),
         conversation.build_router(),
         stats.build_router(),

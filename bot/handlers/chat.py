@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
@@ -13,7 +15,7 @@ from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
 from bot.streaming.stops import StopSignals
-from bot.texts import t
+from bot.texts import lang_of, t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
@@ -55,6 +57,8 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
             await message.reply(t("busy_saved", lang), parse_mode=None)
             return
         user = asked.user
+        if user.lang:  # the /lang choice (read with the question, not before it)
+            turn = replace(turn, lang=lang_of(user.lang))
         pair = registry.arena_pair(answerer.rng) if arena_on(user, registry) else None
         if pair is not None:
             await answerer.battle(bot, turn, asked.question, asker_id=user.id,
