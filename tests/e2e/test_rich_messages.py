@@ -10,7 +10,8 @@ from tests.fakes.openai_api import Thinking
 from tests.harness import running_bot
 
 PRIVATE = 1001
-TABLE = "Prices:\n\n| Fruit | Price |\n|---|---|\n| Apple | 1 |\n| Pear | 2 |\n\nThat is all."
+TABLE = ("Prices:\n\n| Fruit | Price |\n|---|---|\n| Apple | 1 |\n| Pear | 2 |\n\n"
+         + " ".join(f"note{i}" for i in range(60)) + "\n\nThat is all.")
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ async def test_an_answer_with_a_table_is_a_rich_message_with_buttons_and_its_del
     rich_bot, telegram, models, db
 ):
     models.set_reply("alpha-served", Thinking("Look up the prices.", TABLE))
-    models.tokens_per_chunk, models.chunk_delay = 2, 0.01
+    models.tokens_per_chunk, models.chunk_delay = 2, 0.02  # frames while the notes stream
     telegram.user_sends("Prices?", chat_id=PRIVATE)
     [answer] = await telegram.wait_for_bot_messages(PRIVATE, 1)
     assert answer.text is None and answer.rich is not None
