@@ -22,6 +22,7 @@ from bot.media import ImageStore, images_of, merge_content, user_content
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
+from bot.streaming.rich import RichGate
 from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
 from bot.texts import t
@@ -137,6 +138,7 @@ class Answerer:
         self.stops = stops
         self.rng = rng or random.Random()
         self.images = ImageStore()  # images fetched again for vision models' requests
+        self.rich = RichGate(settings.rich_messages == "auto")  # per process, see its doc
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -171,11 +173,12 @@ class Answerer:
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:
-            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header)
+            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header,
+                             lang=turn.lang, rich=self.rich)
         return EditView(
             bot, turn.chat_id, self.state,
             edits_per_minute=self.settings.group_edits_per_minute,
-            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header,
+            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header, lang=turn.lang,
         )
 
     async def _stream_once(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
@@ -279,7 +282,8 @@ class Answerer:
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
             with patient_delivery():
-                ids = await view.finish(text, reply_markup=markup, file_caption=caption)
+                ids = await view.finish(text, reasoning=stored.reasoning or "",
+                                        reply_markup=markup, file_caption=caption)
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.conclude(stored, head=head, status="undelivered",
@@ -402,6 +406,7 @@ class Answerer:
         finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         return AnswerRecord(
             content=outcome.text,
+            reasoning=outcome.reasoning or None,  # apart: never history, never exported
             model_id=spec.id,
             served_model=spec.model,
             status=status,

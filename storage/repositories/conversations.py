@@ -74,6 +74,7 @@ class AnswerRecord:
     finish_reason: str | None = None
     decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
     context_dropped: int = 0  # earliest history messages left out to fit the context window
+    reasoning: str | None = None  # the model's thinking, kept apart from `content`
 
 
 def shown(message: Message) -> bool:
@@ -311,6 +312,7 @@ class ConversationRepository:
             "completion_tokens": answer.completion_tokens, "ttft_ms": answer.ttft_ms,
             "total_ms": answer.total_ms, "finish_reason": answer.finish_reason,
             "decoding": answer.decoding, "context_dropped": answer.context_dropped or None,
+            "reasoning": answer.reasoning or None,
         }
         async with self._sessionmaker.begin() as session:
             message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()
