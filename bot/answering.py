@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -18,9 +18,11 @@ from bot.cleaning import clean_text
 from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
+from bot.media import ImageStore, images_of, merge_content, user_content
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
+from bot.streaming.rich import RichGate
 from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
 from bot.texts import t
@@ -51,28 +53,36 @@ class Turn:
     lang: str
 
 
-def history_for(path: list[Message]) -> list[ChatMessage]:
+def history_for(path: list[Message], images: Mapping[str, str] | None = None,
+                ) -> list[ChatMessage]:
     """Stored path → chat messages: answers the user never saw skipped, same-role runs merged
-    (a question sent while the previous one was being answered goes with the next one)."""
+    (a question sent while the previous one was being answered goes with the next one).
+    Questions with images: `image_url` parts where `images` (data URLs by file_unique_id,
+    for a vision model) has them, "[image]" markers otherwise (see `bot.media`)."""
     history: list[ChatMessage] = []
     for message in path:
-        if (message.role not in ("user", "assistant") or not message.content
+        attachments = getattr(message, "attachments", None) if message.role == "user" else None
+        if (message.role not in ("user", "assistant")
+                or not (message.content or images_of(attachments))
                 or message.status in UNSHOWN_STATUSES):
             continue
+        content = user_content(message.content, attachments, images)
         if history and history[-1].role == message.role:
-            merged = f"{history[-1].content}\n\n{message.content}"
+            merged = merge_content(history[-1].content, content)
             history[-1] = ChatMessage(message.role, merged)  # type: ignore[arg-type]
         else:
-            history.append(ChatMessage(message.role, message.content))  # type: ignore[arg-type]
+            history.append(ChatMessage(message.role, content))  # type: ignore[arg-type]
     return history
 
 
 async def build_request(spec: ModelSpec, path: list[Message],
-                        backend: ChatBackend | None = None) -> Fitted:
+                        backend: ChatBackend | None = None,
+                        images: Mapping[str, str] | None = None) -> Fitted:
     """The messages a model is sent for `path`, fitted to its context window: the catalogue's
     `context_window`, or the server's own limit where it reports a smaller one (vLLM), counted
-    with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`)."""
-    messages = history_for(path)
+    with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`). `images`:
+    a vision model's images (see `history_for`)."""
+    messages = history_for(path, images if spec.vision else None)
     if spec.system_prompt:
         messages.insert(0, ChatMessage("system", spec.system_prompt))
     window = spec.context_window
@@ -127,6 +137,8 @@ class Answerer:
         self.state = state
         self.stops = stops
         self.rng = rng or random.Random()
+        self.images = ImageStore()  # images fetched again for vision models' requests
+        self.rich = RichGate(settings.rich_messages == "auto")  # per process, see its doc
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -168,11 +180,12 @@ class Answerer:
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:
-            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header)
+            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header,
+                             lang=turn.lang, rich=self.rich)
         return EditView(
             bot, turn.chat_id, self.state,
             edits_per_minute=self.settings.group_edits_per_minute,
-            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header,
+            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header, lang=turn.lang,
         )
 
     async def _stream_once(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
@@ -185,7 +198,8 @@ class Answerer:
             path = await self.conversations.path_to(user_message.id)
         try:
             backend = self.registry.backend(spec.id)
-            fitted = await build_request(spec, path, backend)
+            images = await self.images.for_path(bot, path) if spec.vision else None
+            fitted = await build_request(spec, path, backend, images)
             events = backend.stream(fitted.messages, spec.params.as_request(),
                                     key=str(turn.chat_id))
         except BackendError as exc:
@@ -275,7 +289,8 @@ class Answerer:
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
             with patient_delivery():
-                ids = await view.finish(text, reply_markup=markup, file_caption=caption)
+                ids = await view.finish(text, reasoning=stored.reasoning or "",
+                                        reply_markup=markup, file_caption=caption)
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.conclude(stored, head=head, status="undelivered",
@@ -398,6 +413,7 @@ class Answerer:
         finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         return AnswerRecord(
             content=outcome.text,
+            reasoning=outcome.reasoning or None,  # apart: never history, never exported
             model_id=spec.id,
             served_model=spec.model,
             status=status,

@@ -67,15 +67,16 @@ class Queued:
     # Its place in the queue: the Telegram message id it was sent as (ids grow in a chat).
     order: int
     edited: bool = False  # an edited version: it stays a sibling of the original
+    vision: bool = False  # it shows images: an arena battle is between models that see them
 
 
     @classmethod
     def of(cls, message: TgMessage, question: Message, *, chat_row_id: int, lang: str,
-           model_id: str | None, arena: bool) -> Queued:
+           model_id: str | None, arena: bool, vision: bool = False) -> Queued:
         assert question.author_id is not None
         return cls(question.id, message.chat.id, message.chat.type, topic_of(message),
                    message.message_id, lang, model_id, arena, question.author_id, chat_row_id,
-                   order=message.message_id)
+                   order=message.message_id, vision=vision)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -267,7 +268,8 @@ class QuestionQueue:
                 return  # deleted, or the conversation was closed with /new
             question, path = found[-1], found
         turn = entry.turn()
-        pair = self.registry.arena_pair(self.answerer.rng) if entry.arena else None
+        pair = (self.registry.arena_pair(self.answerer.rng, vision=entry.vision)
+                if entry.arena else None)
         if pair is not None:
             await self.answerer.battle(bot, turn, question, asker_id=entry.user_id,
                                        chat_row_id=entry.chat_row_id, pair=pair, path=path)
@@ -328,10 +330,12 @@ async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> bool:
 
 async def enqueue_or_answer(bot: Bot, queue: QuestionQueue, message: TgMessage,
                             question: Message, path: list[Message], *, chat_row_id: int,
-                            lang: str, model_id: str | None, arena: bool) -> None:
-    """The entry point for a question already stored from `message` (text, photo, voice…),
-    with `path` its history as read when storing it: answered now, or queued behind the
-    answers before it in its conversation."""
+                            lang: str, model_id: str | None, arena: bool,
+                            vision: bool = False) -> None:
+    """The entry point for a question already stored from `message` (text, photo, voice…;
+    an album: its first message), with `path` its history as read when storing it: answered
+    now, or queued behind the answers before it in its conversation. `vision`: it shows
+    images (an arena battle is then between models that see them)."""
     entry = Queued.of(message, question, chat_row_id=chat_row_id, lang=lang,
-                      model_id=model_id, arena=arena)
+                      model_id=model_id, arena=arena, vision=vision)
     await queue.submit(bot, entry, Preloaded(question, path))

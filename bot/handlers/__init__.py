@@ -12,7 +12,9 @@ from bot.handlers import (
     edited,
     errors,
     exports,
+    language,
     leaderboard,
+    media,
     models,
     rating,
     start,
@@ -25,6 +27,7 @@ def feature_routers() -> list[Router]:
     return [
         errors.build_router(),
         start.build_router(),
+        language.build_router(),
         models.build_router(),
         conversation.build_router(),
         stats.build_router(),
@@ -34,5 +37,6 @@ def feature_routers() -> list[Router]:
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question
         edited.build_router(),
+        media.build_router(),  # photos and voice notes, before chat's "text only" line
         chat.build_router(),
     ]

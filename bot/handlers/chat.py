@@ -13,7 +13,7 @@ from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
 from bot.queueing import QuestionQueue, enqueue_or_answer
 from bot.streaming.stops import StopSignals
-from bot.texts import t
+from bot.texts import lang_of, t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
@@ -40,6 +40,8 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
     except AlreadyStored:
         return  # Telegram delivered this update twice; it was answered the first time
     user = asked.user
+    if user.lang:  # the /lang choice (read with the question, not before it)
+        lang = lang_of(user.lang)
     await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
                             chat_row_id=asked.chat_row_id, lang=lang, model_id=user.model_id,
                             arena=arena_on(user, registry))

@@ -61,4 +61,6 @@ class UserMiddleware(BaseMiddleware):
                                                           chat.title)
             data["db_user"] = db_user
             data["chat_row_id"] = chat_row_id
+            if db_user.lang:  # the /lang choice
+                data["lang"] = lang_of(db_user.lang)
         return await handler(event, data)

@@ -217,7 +217,7 @@ async def test_start_help_and_command_menu(bot, telegram):
     assert "/new" in messages[-1].text
     menus = telegram.commands()
     assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
-                                                "leaderboard", "stats", "cancel"}
+                                                "leaderboard", "stats", "lang", "cancel"}
                for cmds in menus.values())
 
 

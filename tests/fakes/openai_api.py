@@ -1,10 +1,12 @@
 """Strict fake OpenAI-compatible chat server, shaped like vLLM's (recorded) or OpenAI's, for tests.
 
-Speaks ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM's Prometheus text) and
-``POST /v1/chat/completions`` (plain and SSE), validates requests like the real servers, and can
-inject failures: HTTP errors (also at random, ``fail_rate``), errors after a 200 (in-stream error
-objects or a dropped connection), stuck requests and an unhealthy ``/health``. ``max_num_seqs``
-bounds concurrent answers like vLLM's batch; the others wait (``vllm:num_requests_waiting``).
+Speaks ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM's Prometheus text),
+``POST /v1/chat/completions`` (plain and SSE) and ``POST /v1/audio/transcriptions`` (multipart,
+for the models in ``audio_models``; see ``set_transcript``), validates requests like the real
+servers, and can inject failures: HTTP errors (also at random, ``fail_rate``), errors after a
+200 (in-stream error objects or a dropped connection), stuck requests and an unhealthy
+``/health``. ``max_num_seqs`` bounds concurrent answers like vLLM's batch; the others wait
+(``vllm:num_requests_waiting``).
 
 Two flavours:
 
@@ -37,6 +39,8 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, Literal, Self
 
 from aiohttp import web
@@ -49,11 +53,37 @@ VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MID_STREAM_MODES = ("error_event", "object_error", "disconnect")
 ERROR_TYPES = ApiError.TYPES
 DEFAULT_MAX_MODEL_LEN = 4096
+MAX_AUDIO = 25 * 1024 * 1024  # OpenAI's limit on an uploaded audio file
+MAX_BODY = 64 * 1024 * 1024  # requests with images (data URLs) are large
+AUDIO_FORMATS = ("json", "text", "verbose_json")
 TOKENS_PER_MESSAGE = 4
 Flavour = Literal["vllm", "openai"]
+ReasoningShape = Literal["reasoning", "reasoning_content", "think"]
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A reasoning model's reply: `reasoning`, then the answer `content`, shaped as
+
+    - ``"reasoning"``: delta ``{"reasoning": …}`` chunks, as vLLM with a ``--reasoning-parser``
+      sends them now (0.32 answers carry ``message.reasoning``) and OpenRouter;
+    - ``"reasoning_content"``: delta ``{"reasoning_content": …}``, as vLLM up to 0.10 and
+      DeepSeek's API (which also says ``"content": null`` in those chunks: the openai flavour);
+    - ``"think"``: no parser: ``<think>…</think>`` inside the content (Qwen3, R1 distills).
+
+    Reasoning tokens count against ``max_tokens`` first, as on the real servers.
+    """
+
+    reasoning: str
+    content: str | list[str] = ""
+    shape: ReasoningShape = "reasoning"
+
+
 # A reply: its text, the exact pieces to stream it in (odd splits, e.g. a surrogate pair cut in
-# two; each piece is one chunk), or a function of the request body giving either.
-Reply = str | list[str] | Callable[[dict[str, Any]], str | list[str]]
+# two; each piece is one chunk), a reasoning model's `Thinking`, or a function of the request
+# body giving any of them.
+Reply = (str | list[str] | Thinking
+         | Callable[[dict[str, Any]], str | list[str] | Thinking])
 _BODY = web.RequestKey("body", object)  # parsed JSON body (None if absent or not JSON)
 _RAW = web.RequestKey("raw", bytes)
 _BAD_JSON = web.RequestKey("bad_json", bool)
@@ -86,6 +116,18 @@ class RecordedRequest:
     headers: dict[str, str]
     json: dict | None
     time: float
+
+
+@dataclass
+class TranscriptionRequest:
+    """One ``/v1/audio/transcriptions`` call as received (the file's bytes, not just size)."""
+
+    model: str | None
+    filename: str | None
+    content_type: str | None
+    audio: bytes | None
+    fields: dict[str, str]
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -201,6 +243,10 @@ class FakeModelServer:
         self.waiting = 0  # chat requests queued for a free slot (see max_num_seqs)
         self._slots = asyncio.Semaphore(max_num_seqs) if max_num_seqs else None
         self._replies: dict[str, Reply] = {}
+        # Speech to text: the models that serve it, and what registered audio says.
+        self.audio_models: set[str] = set()
+        self._transcripts: dict[bytes, str] = {}
+        self.transcription_requests: list[TranscriptionRequest] = []
         self._failures: list[ApiError] = []
         self._mid_stream: list[_MidStreamFailure] = []
         self._hangs: list[float] = []
@@ -216,11 +262,12 @@ class FakeModelServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Start listening; ``port=0`` picks a free port."""
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         if self.flavour == "vllm":
             app.router.add_get("/version", self._version)
             app.router.add_post("/tokenize", self._tokenize)
@@ -279,6 +326,10 @@ class FakeModelServer:
         empty answer: no content chunk, then ``finish_reason: "stop"``.
         """
         self._replies[model] = reply
+
+    def set_transcript(self, audio: bytes, text: str) -> None:
+        """What ``audio`` says (other audio transcribes to "", as silence does)."""
+        self._transcripts[audio] = text
 
     def fail_next(
         self,
@@ -522,10 +573,10 @@ class FakeModelServer:
         return _Chat({**body, "model": model}, model, limit, checked.stream,
                      checked.include_usage, prompt, refusal)
 
-    def _reply_for(self, body: dict[str, Any]) -> str | list[str]:
+    def _reply_for(self, body: dict[str, Any]) -> str | list[str] | Thinking:
         model = body["model"]
         reply = self._replies.get(model)
-        if isinstance(reply, str | list):
+        if isinstance(reply, str | list | Thinking):
             return reply
         if reply is not None:
             return reply(body)
@@ -544,6 +595,47 @@ class FakeModelServer:
         async with self._slot():
             return await self._answer(request, chat)
 
+    async def _transcription(self, request: web.Request) -> web.Response:
+        """OpenAI's ``/v1/audio/transcriptions``: multipart with ``file`` and ``model``."""
+        if self._failures:
+            raise self._failures.pop(0)
+        raw = request[_RAW]
+        if request.content_type != "multipart/form-data":
+            raise _bad("Invalid Content-Type header: expected multipart/form-data")
+        head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        parsed = BytesParser(policy=HTTP).parsebytes(head + raw)
+        fields: dict[str, str] = {}
+        file_part = None
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name == "file" and part.get_filename() is not None:
+                file_part = part
+            elif isinstance(name, str):
+                fields[name] = (part.get_payload(decode=True) or b"").decode()
+        audio = file_part.get_payload(decode=True) if file_part is not None else None
+        self.transcription_requests.append(TranscriptionRequest(
+            fields.get("model"), file_part.get_filename() if file_part else None,
+            file_part.get_content_type() if file_part else None, audio, fields,
+            {k.lower(): v for k, v in request.headers.items()}))
+        if audio is None:
+            raise ApiError(400, "1 validation error for Request\nbody -> file\n  field required")
+        if len(audio) > MAX_AUDIO:
+            raise ApiError(413, f"Maximum content size limit ({MAX_AUDIO}) exceeded "
+                           f"({len(audio)} bytes read)")
+        model = fields.get("model")
+        if not model:
+            raise _bad("you must provide a model parameter")
+        if model not in self.audio_models:
+            raise ApiError(404, f"The model `{model}` does not exist or you do not have "
+                           "access to it.", code="model_not_found")
+        response_format = fields.get("response_format", "json")
+        if response_format not in AUDIO_FORMATS:
+            raise _bad(f"response_format must be one of {', '.join(AUDIO_FORMATS)}")
+        text = self._transcripts.get(audio, "")
+        if response_format == "text":
+            return web.Response(text=text + "\n", content_type="text/plain")
+        return web.json_response({"text": text})
+
     def _count_steps(self, pieces: list[str]) -> None:
         """Speculative decoding: each chunk is one target step over a draft of k tokens."""
         k = self.num_speculative_tokens
@@ -557,18 +649,28 @@ class FakeModelServer:
 
     async def _answer(self, request: web.Request, chat: _Chat) -> web.StreamResponse:
         reply = self._reply_for(chat.body)
+        thinking: Thinking | None = None
+        if isinstance(reply, Thinking):
+            thinking, reply = reply, reply.content
+            if thinking.shape == "think":  # no reasoning parser: the tags are content
+                reply = f"<think>\n{thinking.reasoning}\n</think>\n\n{''.join(reply)}"
+                thinking = None
         exact = reply if isinstance(reply, list) else None
         tokens = split_tokens("".join(reply) if exact is not None else reply)
         cap = chat.limit if chat.limit is not None else self.models[chat.model] - chat.prompt
+        thought = split_tokens(thinking.reasoning)[:cap] if thinking is not None else []
+        cap -= len(thought)
         finish = "length" if len(tokens) > cap else "stop"
         tokens = tokens[:cap]
-        n_out = len(tokens)
+        n_out = len(thought) + len(tokens)
         usage = dict(prompt_tokens=chat.prompt, completion_tokens=n_out,
                      total_tokens=chat.prompt + n_out)
         n = max(1, self.tokens_per_chunk)
         pieces = ["".join(tokens[i : i + n]) for i in range(0, len(tokens), n)]
         if exact is not None and finish == "stop":
             pieces = [piece for piece in exact if piece]
+        reasoning = ["".join(thought[i : i + n]) for i in range(0, len(thought), n)]
+        shape = thinking.shape if thinking is not None else None
         meta = {"id": f"chatcmpl-{_hex()}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": chat.model}
         if chat.stream:
@@ -576,16 +678,21 @@ class FakeModelServer:
                 failure = _MidStreamFailure(0, "error_event", chat.refusal.message, 400)
             else:
                 failure = self._mid_stream.pop(0) if self._mid_stream else None
-            return await self._stream(request, chat, meta, pieces, finish, usage, failure)
-        if pieces:  # a non-streamed answer takes as long as the streamed one would
-            await asyncio.sleep(self.first_token_delay + self.chunk_delay * (len(pieces) - 1))
-        self._count_steps(pieces)
+            return await self._stream(request, chat, meta, pieces, finish, usage, failure,
+                                      reasoning, shape)
+        steps = len(reasoning) + len(pieces)
+        if steps:  # a non-streamed answer takes as long as the streamed one would
+            await asyncio.sleep(self.first_token_delay + self.chunk_delay * (steps - 1))
+        self._count_steps(reasoning + pieces)
         answer = {**meta, "object": "chat.completion"}
-        message = {"role": "assistant", "content": "".join(pieces)}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces)}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        thought_text = "".join(reasoning) if shape is not None else None
         if self.flavour == "vllm":
             message.update(refusal=None, annotations=None, audio=None, function_call=None,
-                           reasoning=None)
+                           reasoning=thought_text)
+            if shape == "reasoning_content":
+                message["reasoning_content"] = thought_text
             choice.update(stop_reason=None, token_ids=None, routed_experts=None)
             answer.update(choices=[choice], service_tier=None,
                           system_fingerprint=vllm_rules.SYSTEM_FINGERPRINT,
@@ -594,6 +701,8 @@ class FakeModelServer:
                           prompt_logprobs=None, prompt_token_ids=None, prompt_text=None,
                           kv_transfer_params=None, ec_transfer_params=None, metrics=None)
         else:
+            if shape is not None:
+                message[shape] = thought_text
             answer.update(choices=[choice], usage=usage)
         return web.json_response(answer)
 
@@ -606,6 +715,8 @@ class FakeModelServer:
         finish: str,
         usage: dict[str, int],
         failure: _MidStreamFailure | None,
+        reasoning: list[str] | None = None,
+        shape: ReasoningShape | None = None,
     ) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -641,17 +752,21 @@ class FakeModelServer:
             del role["choices"][0]["token_ids"]
             role.update(prompt_token_ids=None, prompt_text=None)
         await send(role)
+        # Reasoning chunks come first (DeepSeek's say "content": null beside them).
+        steps = [({shape: piece} if vllm else {"content": None, shape: piece})
+                 for piece in reasoning or []]
+        steps += [{"content": piece} for piece in pieces]
         # vLLM puts a length finish on the last piece; a stop (EOS) comes as a chunk of its own.
-        last_carries_finish = vllm and finish == "length" and bool(pieces)
-        for i, piece in enumerate(pieces):
+        last_carries_finish = vllm and finish == "length" and bool(steps)
+        for i, delta in enumerate(steps):
             if failure is not None and i >= failure.after_chunks:
                 break
             delay = self.first_token_delay if i == 0 else self.chunk_delay
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._count_steps([piece])
-            ends = last_carries_finish and i == len(pieces) - 1
-            await send(chunk({"content": piece}, finish if ends else None))
+            self._count_steps([next(iter(v for v in delta.values() if v))])
+            ends = last_carries_finish and i == len(steps) - 1
+            await send(chunk(delta, finish if ends else None))
         if failure is not None:
             return await self._break_stream(request, resp, send, failure)
         if not last_carries_finish:

@@ -34,6 +34,8 @@ class ChatMessage:
     photo: dict[str, Any] | None = None
     # The emoji the bot reacted with (setMessageReaction); [] when it has not (or removed it).
     bot_reactions: list[str] = field(default_factory=list)
+    # sendRichMessage: the InputRichMessage as sent ({"markdown": …} / {"html": …} / blocks)
+    rich: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class DraftFrame:
     can_stop: bool = False
     keep_on_stop: bool = False
     thread_id: int | None = None  # a private-chat topic
+    # sendRichMessageDraft: the InputRichMessage as sent (`text` is its markdown or html)
+    rich: dict[str, Any] | None = None
 
 
 @dataclass
