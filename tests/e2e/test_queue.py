@@ -66,8 +66,9 @@ async def test_messages_sent_while_answering_are_answered_in_order_one_at_a_time
     by_content = {m["content"]: m for m in stored}
     assert by_content["second"]["parent_id"] == by_content["[alpha-served] first"]["id"]
     assert by_content["third"]["parent_id"] == by_content["[alpha-served] second"]["id"]
-    [head] = await rows(db, "SELECT head_message_id FROM conversation")
-    assert head["head_message_id"] == by_content["[alpha-served] third"]["id"]
+    # The last turn is settled (after its delivery): the conversation continues from it.
+    assert await rows(db, "SELECT id FROM conversation WHERE head_message_id = :id", 1,
+                      id=by_content["[alpha-served] third"]["id"])
 
 
 async def test_beyond_five_waiting_a_message_is_refused_and_not_stored(
@@ -98,8 +99,9 @@ async def test_beyond_five_waiting_a_message_is_refused_and_not_stored(
     for n in range(1, 6):
         assert by_content[f"q{n}"]["parent_id"] == by_content[f"[alpha-served] q{n - 1}"]["id"]
         assert by_content[f"[alpha-served] q{n}"]["parent_id"] == by_content[f"q{n}"]["id"]
-    [head] = await rows(db, "SELECT head_message_id FROM conversation")
-    assert head["head_message_id"] == by_content["[alpha-served] q5"]["id"]
+    # The last turn is settled (after its delivery): the conversation continues from it.
+    assert await rows(db, "SELECT id FROM conversation WHERE head_message_id = :id", 1,
+                      id=by_content["[alpha-served] q5"]["id"])
 
 
 async def test_in_groups_a_queued_question_gets_a_reaction_and_answers_reply_to_each(
@@ -286,3 +288,21 @@ async def test_a_message_sent_during_a_regeneration_is_answered_after_it(bot, te
         ["first"], ["first"], ["first", "[alpha-served] first", "second"]]
     await telegram.wait_for(
         lambda: telegram.bot_messages(PRIVATE)[-1].text == "[alpha-served] second")
+
+
+async def test_a_queued_question_keeps_the_model_chosen_when_it_was_sent(bot, telegram, models):
+    models.hold()
+    telegram.user_sends("first", chat_id=PRIVATE)
+    await telegram.wait_for(lambda: models.held == 1)
+    telegram.user_sends("second", chat_id=PRIVATE)
+    await telegram.wait_for(lambda: len(notes(telegram, PRIVATE)) == 1)
+    telegram.user_sends("/model", chat_id=PRIVATE)
+    menu = await telegram.wait_for(lambda: next(
+        (m for m in telegram.bot_messages(PRIVATE) if labels(m)[:1] == ["✓ Alpha"]), None))
+    await toast(telegram, telegram.user_presses(PRIVATE, menu.message_id, button(menu, "Beta")))
+    telegram.user_sends("third", chat_id=PRIVATE)
+    await telegram.wait_for(lambda: len(notes(telegram, PRIVATE)) == 2)
+    models.release()
+    await telegram.wait_for(lambda: len(models.chat_requests()) == 3)
+    assert [(r["model"], contents(r)[-1]) for r in models.chat_requests()] == [
+        ("alpha-served", "first"), ("alpha-served", "second"), ("beta-served", "third")]
