@@ -13,7 +13,9 @@ from bot.handlers import (
     exports,
     leaderboard,
     models,
+    personas,
     rating,
+    settings,
     start,
     stats,
 )
@@ -25,6 +27,8 @@ def feature_routers() -> list[Router]:
         errors.build_router(),
         start.build_router(),
         models.build_router(),
+        personas.build_router(),
+        settings.build_router(),
         conversation.build_router(),
         stats.build_router(),
         leaderboard.build_router(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
@@ -12,6 +14,7 @@ from bot.cleaning import clean_text
 from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
+from bot.prefs import Preferences, answering_model
 from bot.streaming.stops import StopSignals
 from bot.texts import t
 from bot.visible import is_blank
@@ -55,12 +58,14 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
             await message.reply(t("busy_saved", lang), parse_mode=None)
             return
         user = asked.user
+        turn = replace(turn, prefs=Preferences.of(asked.prefs, user, registry))
         pair = registry.arena_pair(answerer.rng) if arena_on(user, registry) else None
         if pair is not None:
             await answerer.battle(bot, turn, asked.question, asker_id=user.id,
                                   chat_row_id=asked.chat_row_id, pair=pair, path=asked.path)
         else:
-            await answerer.answer(bot, turn, asked.question, user.model_id, path=asked.path)
+            await answerer.answer(bot, turn, asked.question,
+                                  answering_model(asked.prefs, user, registry), path=asked.path)
 
 
 async def not_text(message: Message, lang: str) -> None:

@@ -7,17 +7,20 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.addressing import topic_of
+from bot.prefs import answering_model
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.users import ChatPrefs
 
 
-async def new_conversation(message: Message, db_user: User, chat_row_id: int, lang: str,
+async def new_conversation(message: Message, db_user: User, chat_row_id: int,
+                           chat_prefs: ChatPrefs, lang: str,
                            conversations: ConversationRepository,
                            registry: ModelRegistry) -> None:
     await conversations.close_active(chat_row_id, topic_of(message))  # this topic's only
-    model = registry.spec(db_user.model_id).title
+    model = registry.spec(answering_model(chat_prefs, db_user, registry)).title
     await message.answer(t("new_conversation", lang, model=model), parse_mode=None)
 
 
