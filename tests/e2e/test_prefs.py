@@ -325,6 +325,16 @@ async def test_only_chat_admins_change_a_groups_prompt_persona_and_model(
     assert await toast(telegram, query) == "Now answering everyone in this chat: Beta"
     assert (await chat_row(db, GROUP))["model_id"] == "beta"
 
+    # Settings are each person's own: someone else's buttons are refused.
+    in_group(telegram, "/settings")
+    settings_menu = await group_reply(telegram, 8)
+    assert settings_menu.text.startswith("⚙️ Generation settings for Beta:")
+    query = telegram.user_presses(GROUP, settings_menu.message_id,
+                                  button(settings_menu, "256"), user_id=ADMIN)
+    assert await toast(telegram, query) == (
+        "These are someone else's settings. Send /settings for your own.")
+    assert await rows(db, "SELECT 1 FROM user_account WHERE gen_settings IS NOT NULL") == []
+
     # A member's question: the group's model and prompt, the member's own model untouched.
     in_group(telegram, "@chatmux_test_bot bonjour")
     await telegram.wait_for(lambda: models.chat_requests())

@@ -784,3 +784,21 @@ async def test_control_characters_become_spaces_and_surrogates_cannot_be_sent(
     assert sent.text == "a b c\nd"
     with pytest.raises(UnicodeEncodeError):
         await bot.send_message(chat, "half \ud800")
+
+
+async def test_get_chat_member_statuses_parse_in_aiogram(fake: FakeTelegram, bot: Bot) -> None:
+    fake.set_member_status(GROUP, 7, "creator")
+    fake.set_member_status(GROUP, 8, "administrator", is_anonymous=True)
+    fake.user_sends("hello", chat_id=GROUP, user_id=9, chat_type="supergroup")
+    fake.user_sends("hi", chat_id=USER)
+    owner, admin, member = [await bot.get_chat_member(GROUP, uid) for uid in (7, 8, 9)]
+    assert (owner.status, admin.status, member.status) == ("creator", "administrator", "member")
+    assert admin.is_anonymous is True and member.user.id == 9
+    assert (await bot.get_chat_member(GROUP, USER)).status == "left"  # seen, not in the group
+    assert (await bot.get_chat_member(USER, USER)).status == "member"
+    with pytest.raises(TelegramBadRequest, match="user not found"):
+        await bot.get_chat_member(GROUP, 424242)
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.get_chat_member(-100999, 9)
+    with pytest.raises(ValueError, match="status must be"):
+        fake.set_member_status(GROUP, 9, "kicked")
