@@ -50,8 +50,8 @@ from storage.shared_state import MemoryState, RedisState, SharedState
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 15.0
-USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "cancel",
-                 "system", "persona", "settings")
+USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
+                 "cancel", "system", "persona", "settings")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),

@@ -11,6 +11,7 @@ from bot.handlers import (
     conversation,
     errors,
     exports,
+    language,
     leaderboard,
     models,
     personas,
@@ -26,6 +27,7 @@ def feature_routers() -> list[Router]:
     return [
         errors.build_router(),
         start.build_router(),
+        language.build_router(),
         models.build_router(),
         personas.build_router(),
         settings.build_router(),

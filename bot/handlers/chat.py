@@ -16,7 +16,7 @@ from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
 from bot.prefs import Preferences, answering_model
 from bot.streaming.stops import StopSignals
-from bot.texts import t
+from bot.texts import lang_of, t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
@@ -58,6 +58,8 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
             await message.reply(t("busy_saved", lang), parse_mode=None)
             return
         user = asked.user
+        if user.lang:  # the /lang choice (read with the question, not before it)
+            turn = replace(turn, lang=lang_of(user.lang))
         turn = replace(turn, prefs=Preferences.of(asked.prefs, user, registry))
         pair = registry.arena_pair(answerer.rng) if arena_on(user, registry) else None
         if pair is not None:

@@ -36,22 +36,26 @@ def _value(params: dict[str, float | int], name: str, lang: str) -> str:
     return number(value) if value is not None else t("settings_server_default", lang)
 
 
+def _default(spec: ModelSpec, name: str) -> str:
+    value = spec.params.as_request().get(name)
+    return number(value) if value is not None else "—"
+
+
 def describe_settings(spec: ModelSpec, settings: dict | None, lang: str) -> str:
     """The values in force for `spec` and its defaults and bounds."""
     current = generation_for(spec, Preferences(settings=settings)).params
-    defaults = spec.params.as_request()
     bounds = spec.user_params
     lines = [
         t("settings_header", lang, model=spec.title),
         t("settings_temperature", lang, value=_value(current, "temperature", lang),
-          default=_value(defaults, "temperature", lang),
+          default=_default(spec, "temperature"),
           min=number(bounds.temperature_min), max=number(bounds.temperature_max)),
         t("settings_max_tokens", lang, value=_value(current, "max_tokens", lang),
-          default=_value(defaults, "max_tokens", lang), limit=max_tokens_limit(spec)),
+          default=_default(spec, "max_tokens"), limit=max_tokens_limit(spec)),
     ]
     if bounds.top_p:
         lines.append(t("settings_top_p", lang, value=_value(current, "top_p", lang),
-                       default=_value(defaults, "top_p", lang)))
+                       default=_default(spec, "top_p")))
     lines.append(t("settings_hint", lang))
     return "\n".join(lines)
 

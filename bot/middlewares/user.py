@@ -62,4 +62,6 @@ class UserMiddleware(BaseMiddleware):
             data["db_user"] = db_user
             data["chat_row_id"] = chat_row_id
             data["chat_prefs"] = chat_prefs
+            if db_user.lang:  # the /lang choice
+                data["lang"] = lang_of(db_user.lang)
         return await handler(event, data)

@@ -121,6 +121,11 @@ class UserRepository:
                 sa.update(User).where(User.id == user_id).values(model_id=model_id)
             )
 
+    async def set_lang(self, user_id: int, lang: str | None) -> None:
+        """The /lang choice; None follows the Telegram client's language again."""
+        async with self._sessionmaker.begin() as session:
+            await session.execute(sa.update(User).where(User.id == user_id).values(lang=lang))
+
     async def set_arena_mode(self, user_id: int, enabled: bool) -> None:
         async with self._sessionmaker.begin() as session:
             await session.execute(

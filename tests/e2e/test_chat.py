@@ -218,7 +218,7 @@ async def test_start_help_and_command_menu(bot, telegram):
     assert all(c in messages[-1].text for c in ("/system", "/persona", "/settings"))
     menus = telegram.commands()
     assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
-                                                "leaderboard", "stats", "cancel",
+                                                "leaderboard", "stats", "lang", "cancel",
                                                 "system", "persona", "settings"}
                for cmds in menus.values())
 

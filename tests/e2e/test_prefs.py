@@ -190,7 +190,7 @@ async def test_settings_are_sent_stored_clamped_per_model_and_reset(prefs_bot, t
         "⚙️ Generation settings for Alpha:",
         "🌡 Temperature: 0.5 (model default 0.5; 0–2)",
         "📏 Max answer length: 2048 tokens (model default 2048; up to 2048)",
-        "🎯 top_p: server default (model default server default)",
+        "🎯 top_p: server default (model default —)",
     ]
     assert labels(menu)[:7] == ["🌡 −0.1 → 0.4", "🌡 +0.1 → 0.6", "256", "512", "1024",
                                 "✓ 2048", "top_p 0.5"]

@@ -14,6 +14,7 @@ help =
     /stats — your ratings so far
     /system — show or set the system prompt; /persona — pick a persona
     /settings — temperature and answer length
+    /lang — the language I speak
     /help — this message
 
     Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, ✏️ lets you write a better answer.
@@ -106,3 +107,9 @@ answer_cut = ⚠️ The answer was cut off: the model failed mid-way.
 answer_in_file = 📄 The answer is too long for a chat: the rest of it is in this file.
 answer_stopped = ⏹ Stopped.
 answer_length = … (the model reached its length limit)
+cmd_lang = Choose my language
+lang_name = English
+lang_auto = Automatic (from Telegram)
+lang_menu = Language: { $language }. Choose another:
+lang_set = Done. Language: { $language }.
+lang_unknown = That language is no longer available.
