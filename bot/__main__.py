@@ -116,7 +116,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
             since=args.since, until=args.until,
             models=frozenset(args.models) if args.models else None,
             min_strength=args.min_strength, include_ties=args.include_ties,
-            scrub_pii=args.scrub_pii, **_salt(settings),
+            scrub_pii=args.scrub_pii, include_images=args.include_images, **_salt(settings),
         )
         suffix_of(args.out)
     except ExportOptionsError as exc:
@@ -147,6 +147,9 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         bar.close()
         await engine.dispose()
     dropped = f", {result.duplicates} exact duplicates dropped" if result.duplicates else ""
+    if result.image_rows_left_out:
+        dropped += (f", {result.image_rows_left_out} rows with images left out "
+                    "(--include-images keeps them, with [image] markers)")
     if result.rows == 0:
         print(f"no {options.format} rows match these options; nothing written{dropped}")
         return
@@ -288,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                       "(default per format)")
     dump.add_argument("--scrub-pii", action="store_true",
                       help="mask e-mails, phone and card numbers and @handles in texts")
+    dump.add_argument("--include-images", action="store_true",
+                      help="keep rows whose dialog has photos, each image an \"[image]\" "
+                      "marker in the text (left out by default: the formats are text only)")
     demo = commands.add_parser(
         "demo-data", help="store synthetic users, chats, votes and arena battles "
         "(for demos and benchmarks; never on a production database)")

@@ -68,15 +68,17 @@ async def addressed_prompt(message: Message, bot: Bot) -> str | None:
     """The text meant for the bot (its mention removed), or None if the bot is not addressed.
 
     Private chats: always. Groups: a mention of the bot or a reply to one of its messages.
+    A photo's caption is its text.
     """
-    text = message.text or ""
+    captioned = message.text is None
+    text = (message.caption if captioned else message.text) or ""
     if message.chat.type == ChatType.PRIVATE:
         return text
     me = await bot.me()
     if replies_to_bot(message, me.id):
         return text
     mention = f"@{me.username}".lower() if me.username else None
-    for entity in message.entities or []:
+    for entity in (message.caption_entities if captioned else message.entities) or []:
         if entity.type == "mention" and mention:
             value = entity_text(text, entity)
             if value is not None and value.lower() == mention:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -18,6 +18,7 @@ from bot.cleaning import clean_text
 from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
+from bot.media import ImageStore, images_of, merge_content, user_content
 from bot.prefs import Generation, Preferences, generation_for
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
@@ -54,31 +55,39 @@ class Turn:
     prefs: Preferences | None = None
 
 
-def history_for(path: list[Message]) -> list[ChatMessage]:
+def history_for(path: list[Message], images: Mapping[str, str] | None = None,
+                ) -> list[ChatMessage]:
     """Stored path → chat messages: answers the user never saw skipped, same-role runs merged
-    (a question sent while the previous one was being answered goes with the next one)."""
+    (a question sent while the previous one was being answered goes with the next one).
+    Questions with images: `image_url` parts where `images` (data URLs by file_unique_id,
+    for a vision model) has them, "[image]" markers otherwise (see `bot.media`)."""
     history: list[ChatMessage] = []
     for message in path:
-        if (message.role not in ("user", "assistant") or not message.content
+        attachments = getattr(message, "attachments", None) if message.role == "user" else None
+        if (message.role not in ("user", "assistant")
+                or not (message.content or images_of(attachments))
                 or message.status in UNSHOWN_STATUSES):
             continue
+        content = user_content(message.content, attachments, images)
         if history and history[-1].role == message.role:
-            merged = f"{history[-1].content}\n\n{message.content}"
+            merged = merge_content(history[-1].content, content)
             history[-1] = ChatMessage(message.role, merged)  # type: ignore[arg-type]
         else:
-            history.append(ChatMessage(message.role, message.content))  # type: ignore[arg-type]
+            history.append(ChatMessage(message.role, content))  # type: ignore[arg-type]
     return history
 
 
 async def build_request(spec: ModelSpec, path: list[Message],
                         backend: ChatBackend | None = None,
+                        images: Mapping[str, str] | None = None,
                         generation: Generation | None = None) -> Fitted:
     """The messages a model is sent for `path`, fitted to its context window: the catalogue's
     `context_window`, or the server's own limit where it reports a smaller one (vLLM), counted
-    with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`).
-    `generation`: the system prompt and parameters in force (default: the model's own)."""
+    with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`). `images`:
+    a vision model's images (see `history_for`). `generation`: the system prompt and parameters
+    in force (default: the model's own)."""
     generation = generation or generation_for(spec, None)
-    messages = history_for(path)
+    messages = history_for(path, images if spec.vision else None)
     if generation.system_prompt:
         messages.insert(0, ChatMessage("system", generation.system_prompt))
     window = spec.context_window
@@ -133,6 +142,7 @@ class Answerer:
         self.state = state
         self.stops = stops
         self.rng = rng or random.Random()
+        self.images = ImageStore()  # images fetched again for vision models' requests
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -184,8 +194,9 @@ class Answerer:
             path = await self.conversations.path_to(user_message.id)
         try:
             backend = self.registry.backend(spec.id)
+            images = await self.images.for_path(bot, path) if spec.vision else None
             generation = generation_for(spec, turn.prefs)
-            fitted = await build_request(spec, path, backend, generation)
+            fitted = await build_request(spec, path, backend, images, generation)
             events = backend.stream(fitted.messages, generation.params,
                                     key=str(turn.chat_id))
         except BackendError as exc:

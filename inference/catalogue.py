@@ -131,6 +131,7 @@ class ModelSpec(BaseModel):
     context_window: int = Field(default=8192, gt=0)
     vision: bool = False  # accepts images (OpenAI image_url content parts)
     # Serves OpenAI-compatible /v1/audio/transcriptions (Whisper): turns voice into text.
+    # Such an entry is a transcription model only, never a chat model (see README).
     transcription: bool = False
     system_prompt: str | None = None
     params: GenerationParams = Field(default_factory=GenerationParams)
@@ -161,6 +162,8 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _check_backend(self) -> ModelSpec:
         if self.backend == "hf":
+            if self.vision or self.transcription:
+                raise ValueError("vision: backend hf is text-only (no images, no transcription)")
             if not self.path:
                 raise ValueError("path: Field required for backend hf (a local checkpoint)")
             if self.base_url or self.replicas:
@@ -220,6 +223,9 @@ class Catalogue(BaseModel):
             seen.add(spec.id)
         if self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not one of the models")
+        if self.get(self.default_model).transcription:  # type: ignore[union-attr]
+            raise ValueError(f"default_model {self.default_model!r} is a transcription model, "
+                             "not a chat model")
         for spec in self.models:
             unknown = [f for f in spec.fallback if f not in seen or f == spec.id]
             if unknown:

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from inference.errors import ContextTooLong
 from inference.protocol import ChatMessage
-from inference.tokens import TOKENS_PER_MESSAGE, EstimateCounter, TokenCounter
+from inference.tokens import (
+    IMAGE_TOKENS,
+    TOKENS_PER_MESSAGE,
+    EstimateCounter,
+    TokenCounter,
+    image_count,
+    text_of,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,9 @@ async def fit_to_context(
         return Fitted(list(messages))
 
     async def cost(message: ChatMessage) -> int:
-        return await counter.count(message.content) + TOKENS_PER_MESSAGE
+        # Content parts: their text, plus a fixed estimate per image (`IMAGE_TOKENS`).
+        return (await counter.count(text_of(message.content)) + TOKENS_PER_MESSAGE
+                + IMAGE_TOKENS * image_count(message.content))
 
     used = sum([await cost(m) for m in system]) + await cost(turns[-1])
     if used > budget:

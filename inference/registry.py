@@ -152,7 +152,17 @@ class ModelRegistry:
         return list(self._models.values())
 
     def enabled(self) -> list[ModelSpec]:
-        return [m for m in self._models.values() if m.enabled]
+        """Enabled chat models. Transcription models (`transcription: true`) only turn voice
+        into text: they are never offered in /model, drawn into the arena or a default."""
+        return [m for m in self._models.values() if m.enabled and not m.transcription]
+
+    def vision_models(self) -> list[ModelSpec]:
+        """Enabled chat models that accept images."""
+        return [m for m in self.enabled() if m.vision]
+
+    def transcriber(self) -> ModelSpec | None:
+        """The enabled transcription model (the first in the catalogue), if any."""
+        return next((m for m in self._models.values() if m.enabled and m.transcription), None)
 
     def get(self, model_id: str) -> ModelSpec | None:
         return self._models.get(model_id)
@@ -160,9 +170,11 @@ class ModelRegistry:
     def arena_models(self) -> list[ModelSpec]:
         return [m for m in self.enabled() if m.arena_weight > 0]
 
-    def arena_pair(self, rng: random.Random) -> tuple[ModelSpec, ModelSpec] | None:
-        """Two different models drawn by arena weight (without replacement), in random order."""
-        pool = self.arena_models()
+    def arena_pair(self, rng: random.Random, *, vision: bool = False,
+                   ) -> tuple[ModelSpec, ModelSpec] | None:
+        """Two different models drawn by arena weight (without replacement), in random order;
+        `vision`: among models that accept images only."""
+        pool = [m for m in self.arena_models() if m.vision or not vision]
         if len(pool) < 2:
             return None
         first = rng.choices(pool, weights=[m.arena_weight for m in pool])[0]
@@ -173,7 +185,7 @@ class ModelRegistry:
     def spec(self, model_id: str | None) -> ModelSpec:
         """The model, or the default one when `model_id` is unknown, disabled or None."""
         spec = self._models.get(model_id) if model_id else None
-        if spec is None or not spec.enabled:
+        if spec is None or not spec.enabled or spec.transcription:
             spec = self._models.get(self.default_id) or self._catalogue.models[0]
         return spec
 

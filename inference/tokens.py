@@ -6,6 +6,10 @@
   can be loaded (it is downloaded once, or read from TIKTOKEN_CACHE_DIR offline).
 - Anything else: `script_estimate`, a deliberately pessimistic per-script estimate (CJK and
   Cyrillic cost more tokens per character than Latin).
+
+Images (content parts of vision models' requests) are not counted by any tokenizer here: each
+costs a fixed `IMAGE_TOKENS`, OpenAI's figure for a high-detail 512 px tile set (85 + 4 × 170),
+which the bot's resized images (long side ≤ 2048 px) do not exceed by much on current models.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from inference.protocol import ChatMessage
 log = logging.getLogger(__name__)
 
 TOKENS_PER_MESSAGE = 4  # role markers and separators of a chat template, roughly
+IMAGE_TOKENS = 765  # an image part, estimated (see the module docstring)
 
 # Tokens per character by script, pessimistic for BPE tokenizers of current models: ASCII
 # words run ~4 characters a token, Cyrillic, Greek and other alphabets ~2, CJK ~1 (some
@@ -44,6 +49,21 @@ def _char_cost(char: str) -> float:
 def script_estimate(text: str) -> int:
     """Tokens `text` may take, estimated from its scripts (rounded up)."""
     return int(sum(_char_cost(c) for c in text)) + 1
+
+
+def text_of(content: str | list[Any]) -> str:
+    """The text of a message's content: the string, or its text parts joined by newlines."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.get("text", "") for p in content
+                     if isinstance(p, dict) and p.get("type") == "text")
+
+
+def image_count(content: str | list[Any]) -> int:
+    """How many image parts a message's content has."""
+    if isinstance(content, str):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
 
 
 class TokenCounter(Protocol):
@@ -171,6 +191,10 @@ class VllmCounter:
         return await self._cache.get(text, ask)
 
     async def count_chat(self, messages: list[ChatMessage]) -> int | None:
+        if any(image_count(m.content) for m in messages):
+            # The server would fetch and process every image just to count: the estimate
+            # per image stands in (`fit_to_context` counts text and images apart).
+            return None
         return await self._tokenize({
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "add_generation_prompt": True,

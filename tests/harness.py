@@ -18,11 +18,12 @@ from tests.fakes.telegram_api import FakeTelegram
 
 
 def write_catalogue(path: Path, models: FakeModelServer, top: dict[str, Any] | None = None,
-                    **overrides: Any) -> Path:
+                    extra: list[dict[str, Any]] | None = None, **overrides: Any) -> Path:
     """Two models on the fake server: `alpha` (needs a key from the env) and `beta`.
 
     `overrides` maps a model id to fields to change; a field set to None is left out.
-    `top` adds top-level keys (e.g. `api_keys`).
+    `top` adds top-level keys (e.g. `api_keys`); `extra` more entries (on the fake server
+    with alpha's key unless they say otherwise).
     """
     entries = [
         {
@@ -47,6 +48,8 @@ def write_catalogue(path: Path, models: FakeModelServer, top: dict[str, Any] | N
             "timeouts": {"connect": 2, "first_token": 3, "total": 20},
         },
     ]
+    entries += [{"base_url": models.base_url, "api_key_env": "ALPHA_KEY", **e}
+                for e in extra or []]
     for entry in entries:
         entry.update(overrides.get(entry["id"], {}))
         for key in [k for k, v in entry.items() if v is None]:
@@ -65,13 +68,14 @@ async def running_bot(
     redis_prefix: str | None,
     catalogue_overrides: dict[str, dict[str, Any]] | None = None,
     catalogue_top: dict[str, Any] | None = None,
+    catalogue_extra: list[dict[str, Any]] | None = None,
     **env: str,
 ) -> AsyncIterator[Settings]:
     """Start `chatmux run` (settings from the environment, as in production) and stop it."""
     from tests.conftest import REDIS_URL
 
     catalogue = write_catalogue(tmp_path / "models.yaml", models, catalogue_top,
-                                **(catalogue_overrides or {}))
+                                catalogue_extra, **(catalogue_overrides or {}))
     values = {
         "BOT_TOKEN": telegram.token,
         "TELEGRAM_API_URL": telegram.base_url,

@@ -13,6 +13,7 @@ from bot.handlers import (
     exports,
     language,
     leaderboard,
+    media,
     models,
     personas,
     rating,
@@ -38,5 +39,6 @@ def feature_routers() -> list[Router]:
         exports.build_router(),
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question
+        media.build_router(),  # photos and voice notes, before chat's "text only" line
         chat.build_router(),
     ]

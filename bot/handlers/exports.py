@@ -28,38 +28,44 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 USAGE = (
-    "Usage: /export <dpo|kto|arena|sft> [days] [jsonl] — Parquet by default, gzipped JSONL "
-    "with `jsonl`\nExample: /export dpo 30"
+    "Usage: /export <dpo|kto|arena|sft> [days] [jsonl] [images] — Parquet by default, gzipped "
+    "JSONL with `jsonl`; `images` keeps rows with photos, as [image] markers\n"
+    "Example: /export dpo 30"
 )
 PROGRESS_EVERY = 3.0  # seconds between progress edits
 _running = asyncio.Lock()  # one dump at a time per process: each holds a CPU core
 
 
-def _parse(args: str | None) -> tuple[str, int | None, str]:
+def _parse(args: str | None) -> tuple[str, int | None, str, bool]:
     words = (args or "").split()
-    if not words or words[0] not in FORMATS or len(words) > 3:
+    if not words or words[0] not in FORMATS or len(words) > 4:
         raise ValueError
     days: int | None = None
     suffix = "parquet"
+    images = False
     for word in words[1:]:
         number = whole_number(word)
         if number is not None and days is None and 0 < number <= 36500:
             days = number
         elif word.lower() in ("jsonl", "json") and suffix == "parquet":
             suffix = "jsonl.gz"
+        elif word.lower() == "images" and not images:
+            images = True
         else:
             raise ValueError
-    return words[0], days, suffix
+    return words[0], days, suffix, images
 
 
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-def cli_hint(fmt: str, since: datetime | None, suffix: str) -> str:
+def cli_hint(fmt: str, since: datetime | None, suffix: str, images: bool = False) -> str:
     parts = ["chatmux", "export", "--format", fmt]
     if since is not None:
         parts += ["--since", since.strftime("%Y-%m-%d")]
+    if images:
+        parts += ["--include-images"]
     parts += ["--out", f"{fmt}.{suffix}"]
     return shlex.join(parts)
 
@@ -67,7 +73,7 @@ def cli_hint(fmt: str, since: datetime | None, suffix: str) -> str:
 async def export_command(message: Message, command: CommandObject, bot: Bot,
                          settings: Settings) -> None:
     try:
-        fmt, days, suffix = _parse(command.args)
+        fmt, days, suffix, images = _parse(command.args)
     except ValueError:
         await message.answer(f"⚠️ {USAGE}", parse_mode=None)
         return
@@ -77,7 +83,8 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
         return
     async with _running:
         since = datetime.now(UTC) - timedelta(days=days) if days else None
-        options = ExportOptions(format=fmt, since=since, **settings.export_salt_option())
+        options = ExportOptions(format=fmt, since=since, include_images=images,
+                                **settings.export_salt_option())
         status = await message.answer(f"⏳ building the {fmt} dump…", parse_mode=None)
         with tempfile.TemporaryDirectory(prefix="chatmux-export-") as tmp:
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
@@ -85,7 +92,7 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
             result = await _build(status, settings.database_url, options, path)
             if result is None:
                 return
-            await _deliver(message, status, bot, settings, result, fmt, since, suffix)
+            await _deliver(message, status, bot, settings, result, fmt, since, suffix, images)
 
 
 def _export_in_thread(*args: Any) -> ExportResult:
@@ -125,21 +132,24 @@ async def _build(status: Message, database_url: str, options: ExportOptions,
 
 async def _deliver(message: Message, status: Message, bot: Bot, settings: Settings,
                    result: ExportResult, fmt: str, since: datetime | None,
-                   suffix: str) -> None:
+                   suffix: str, images: bool = False) -> None:
+    left_out = (f", {result.image_rows_left_out:,} rows with images left out (add `images` "
+                "to keep them)" if result.image_rows_left_out else "")
     if result.rows == 0:
         await _say(status, f"ℹ️ nothing to export: no {fmt} rows"
-                   + (f" since {since:%Y-%m-%d}" if since else ""))
+                   + (f" since {since:%Y-%m-%d}" if since else "") + left_out)
         return
     size = result.path.stat().st_size
     if size > settings.telegram_upload_limit:
         await _say(status, (
             f"⚠️ the dump is {_size(size)}, over the {_size(settings.telegram_upload_limit)} "
             "Telegram lets a bot upload. On the server run:\n"
-            f"{cli_hint(fmt, since, suffix)}"))
+            f"{cli_hint(fmt, since, suffix, images)}"))
         return
     caption = (f"{fmt}: {result.rows:,} rows from {result.judgements:,} judgements"
                + (f" since {since:%Y-%m-%d}" if since else "")
-               + (f", {result.duplicates:,} duplicates dropped" if result.duplicates else ""))
+               + (f", {result.duplicates:,} duplicates dropped" if result.duplicates else "")
+               + left_out)
     started = time.monotonic()
     try:
         await bot.send_document(message.chat.id, FSInputFile(result.path), caption=caption,
@@ -147,7 +157,7 @@ async def _deliver(message: Message, status: Message, bot: Bot, settings: Settin
     except TelegramAPIError as exc:
         log.warning("could not send the %s dump (%s): %s", fmt, _size(size), exc)
         await _say(status, "⚠️ Telegram did not take the file; on the server run:\n"
-                   f"{cli_hint(fmt, since, suffix)}")
+                   f"{cli_hint(fmt, since, suffix, images)}")
         return
     log.info("sent a %s dump: %d rows, %s in %.1fs", fmt, result.rows, _size(size),
              time.monotonic() - started)

@@ -48,6 +48,8 @@ class ExportOptions:
     # (in for arena, out for kto); dpo and sft have no row for a tie.
     include_ties: bool | None = None
     scrub_pii: bool = False
+    # Rows whose dialog has images: left out unless asked for, then with "[image]" markers.
+    include_images: bool = False
     # Secret for the salted hashes of ids; a random one makes ids unlinkable across dumps.
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 

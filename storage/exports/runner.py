@@ -36,6 +36,7 @@ class ExportResult:
     rows: int
     duplicates: int
     judgements: int
+    image_rows_left_out: int = 0  # rows with images (without include_images)
 
 
 async def _rows(connection: AsyncConnection, query: sa.Select) -> AsyncIterator[Sequence[Any]]:
@@ -168,7 +169,7 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         raise
     if writer is not None:
         writer.close()
-    return ExportResult(out, rows, duplicates, done)
+    return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out)
 
 
 def export_in_thread(database_url: str, options: ExportOptions, out: str | Path,

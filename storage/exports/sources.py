@@ -92,6 +92,7 @@ class RowBuilder:
     def __init__(self, options: ExportOptions) -> None:
         self.o = options
         self._hashes: dict[tuple[str, int], str] = {}
+        self.image_rows_left_out = 0  # rows with images, without --include-images
 
     def _hash(self, kind: str, row_id: int) -> str:
         """Salted hash of a user or conversation id, memoised (they repeat across rows);
@@ -105,7 +106,18 @@ class RowBuilder:
         return value
 
     def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
-        """(identity, row) pairs: rows with equal identities are exact duplicates."""
+        """(identity, row) pairs: rows with equal identities are exact duplicates. Rows whose
+        dialog has an image are left out (counted) unless `include_images`: the formats are
+        text, and there an image is only an "[image]" marker."""
+        forest.images_seen = False
+        for keyed in self._rows(source, batch, forest):
+            if forest.images_seen and not self.o.include_images:
+                self.image_rows_left_out += 1
+            else:
+                yield keyed
+            forest.images_seen = False
+
+    def _rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         fmt = self.o.format
         if source == "arena":
             build = getattr(self, f"_battle_{fmt}")

@@ -17,15 +17,26 @@ HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "conte
 
 
 # A message is a row of (id, parent_id, role, content, status, model_id, system_prompt,
-# origin), read by index: asyncpg records and SQLAlchemy rows both are such sequences.
+# origin, has_images), read by index: asyncpg records and SQLAlchemy rows both are such
+# sequences.
 Node = Sequence[Any]
-PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN = range(1, 8)
+PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN, IMAGES = range(1, 9)
+IMAGE_MARKER = "[image]"
 _COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Message.status,
             Message.model_id, Message.system_prompt, Message.origin)
+# Images per message (attachments of kind "image"); attachments themselves stay behind.
 _PG_QUERY = (
-    "SELECT id, parent_id, role, content, status, model_id, system_prompt, origin "
+    "SELECT id, parent_id, role, content, status, model_id, system_prompt, origin, "
+    "(SELECT count(*) FROM jsonb_array_elements(CASE jsonb_typeof(attachments) "
+    "WHEN 'array' THEN attachments ELSE '[]'::jsonb END) a WHERE a->>'kind' = 'image') "
     "FROM message WHERE conversation_id = ANY($1::bigint[])"
 )
+
+
+def _image_count(attachments: Any) -> int:
+    if not isinstance(attachments, list):
+        return 0
+    return sum(1 for a in attachments if isinstance(a, dict) and a.get("kind") == "image")
 
 
 class Forest:
@@ -34,15 +45,23 @@ class Forest:
     def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None) -> None:
         self.nodes = nodes
         self._clean = clean
+        # Set when a turn with images is read: the row being built has images (see
+        # `RowBuilder.rows`); such turns read as "[image]" markers before their text.
+        self.images_seen = False
         self._turns: dict[int, Turn] = {}
         self._languages: dict[int, str] = {}
         self._chains: dict[int, int] = {}
 
     def turn(self, message_id: int) -> Turn:
         cached = self._turns.get(message_id)
+        node = self.nodes[message_id]
+        images = node[IMAGES] if len(node) > IMAGES else 0
+        if images:
+            self.images_seen = True
         if cached is None:
-            node = self.nodes[message_id]
             text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
+            if images:
+                text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
             cached = self._turns[message_id] = {"role": node[ROLE], "content": text}
         return cached
 
@@ -129,9 +148,9 @@ async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[in
         assert raw is not None
         records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
         return Forest({r[0]: r for r in records}, clean)
-    result = await connection.execute(sa.select(*_COLUMNS).where(
+    result = await connection.execute(sa.select(*_COLUMNS, Message.attachments).where(
         Message.conversation_id.in_(ids)))
-    return Forest({r[0]: r for r in result}, clean)
+    return Forest({r[0]: (*r[:-1], _image_count(r[-1])) for r in result}, clean)
 
 
 def utc(moment: datetime) -> datetime:

@@ -152,13 +152,16 @@ async def _path(session: AsyncSession, message_id: int | None) -> list[Message]:
 
 async def _add_question(session: AsyncSession, conversation_id: int, head: int | None,
                         author_id: int, content: str, tg_chat_id: int,
-                        tg_message_id: int) -> Message:
+                        tg_message_id: int,
+                        attachments: list[dict[str, Any]] | None = None) -> Message:
     """Add a user's message under `head`, the (locked) conversation's head, and make it the
     head. Plain statements, no unit of work: this runs for every message. A Telegram message
     stored before fails here with IntegrityError."""
     values = {"conversation_id": conversation_id, "parent_id": head, "role": "user",
               "origin": "original", "author_id": author_id, "content": content,
               "status": "complete"}
+    if attachments:
+        values["attachments"] = attachments
     message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()
     await session.execute(_INSERT_DELIVERY, {
         "message_id": message_id, "tg_chat_id": tg_chat_id, "tg_message_id": tg_message_id,
@@ -201,13 +204,17 @@ class ConversationRepository:
         )
 
     async def ask(self, author: TelegramUser, chat: tuple[int, str, str | None],
-                  thread_id: int | None, content: str, tg_message_id: int) -> Asked:
+                  thread_id: int | None, content: str, tg_message_id: int,
+                  attachments: list[dict[str, Any]] | None = None,
+                  more_tg_message_ids: Sequence[int] = ()) -> Asked:
         """Store a question in one short transaction: refresh the asker and the chat
         (`touch_in`), open the conversation of the chat or topic if need be, add the question
         under its head and make it the head, and read the history it will be answered with.
 
-        `chat` is (Telegram chat id, type, title). Raises `AlreadyStored` for a Telegram
-        message stored before."""
+        `chat` is (Telegram chat id, type, title). `attachments`: images and voice by Telegram
+        file_id and metadata (`bot.media`); `more_tg_message_ids`: the other Telegram messages
+        of one question (an album's photos). Raises `AlreadyStored` for a Telegram message
+        stored before."""
         tg_chat_id, chat_type, chat_title = chat
         thread = thread_id or 0
         try:
@@ -230,7 +237,8 @@ class ConversationRepository:
                     assert found is not None
                 conversation_id, head = found
                 question = await _add_question(session, conversation_id, head, user.id,
-                                               content, tg_chat_id, tg_message_id)
+                                               content, tg_chat_id, tg_message_id, attachments)
+                await _add_deliveries(session, question.id, tg_chat_id, more_tg_message_ids)
                 path = [*await _path(session, head), question]
         except IntegrityError as exc:
             raise AlreadyStored(f"{tg_chat_id}/{tg_message_id}") from exc
@@ -384,6 +392,22 @@ class ConversationRepository:
             return
         async with self._sessionmaker.begin() as session:
             await _add_deliveries(session, message_id, tg_chat_id, tg_message_ids)
+
+    async def set_content(self, message: Message, content: str) -> None:
+        """Fill in a stored question's text afterwards (a voice note's transcript)."""
+        async with self._sessionmaker.begin() as session:
+            await session.execute(sa.update(Message).where(Message.id == message.id)
+                                  .values(content=content))
+        message.content = content
+
+    async def is_open_head(self, message_id: int) -> bool:
+        """Whether the message is where its open conversation stands (nothing came after)."""
+        async with self._sessionmaker() as session:
+            row = (await session.execute(
+                sa.select(Conversation.head_message_id, Conversation.closed_at)
+                .join(Message, Message.conversation_id == Conversation.id)
+                .where(Message.id == message_id))).first()
+            return row is not None and row.closed_at is None and row.head_message_id == message_id
 
     async def path_to(self, message_id: int) -> list[Message]:
         """The message and its ancestors, root first: the history a turn was answered with."""

@@ -1,10 +1,12 @@
 """Strict fake OpenAI-compatible chat server, shaped like vLLM's (recorded) or OpenAI's, for tests.
 
-Speaks ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM's Prometheus text) and
-``POST /v1/chat/completions`` (plain and SSE), validates requests like the real servers, and can
-inject failures: HTTP errors (also at random, ``fail_rate``), errors after a 200 (in-stream error
-objects or a dropped connection), stuck requests and an unhealthy ``/health``. ``max_num_seqs``
-bounds concurrent answers like vLLM's batch; the others wait (``vllm:num_requests_waiting``).
+Speaks ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM's Prometheus text),
+``POST /v1/chat/completions`` (plain and SSE) and ``POST /v1/audio/transcriptions`` (multipart,
+for the models in ``audio_models``; see ``set_transcript``), validates requests like the real
+servers, and can inject failures: HTTP errors (also at random, ``fail_rate``), errors after a
+200 (in-stream error objects or a dropped connection), stuck requests and an unhealthy
+``/health``. ``max_num_seqs`` bounds concurrent answers like vLLM's batch; the others wait
+(``vllm:num_requests_waiting``).
 
 Two flavours:
 
@@ -37,6 +39,8 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, Literal, Self
 
 from aiohttp import web
@@ -49,6 +53,9 @@ VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MID_STREAM_MODES = ("error_event", "object_error", "disconnect")
 ERROR_TYPES = ApiError.TYPES
 DEFAULT_MAX_MODEL_LEN = 4096
+MAX_AUDIO = 25 * 1024 * 1024  # OpenAI's limit on an uploaded audio file
+MAX_BODY = 64 * 1024 * 1024  # requests with images (data URLs) are large
+AUDIO_FORMATS = ("json", "text", "verbose_json")
 TOKENS_PER_MESSAGE = 4
 Flavour = Literal["vllm", "openai"]
 # A reply: its text, the exact pieces to stream it in (odd splits, e.g. a surrogate pair cut in
@@ -86,6 +93,18 @@ class RecordedRequest:
     headers: dict[str, str]
     json: dict | None
     time: float
+
+
+@dataclass
+class TranscriptionRequest:
+    """One ``/v1/audio/transcriptions`` call as received (the file's bytes, not just size)."""
+
+    model: str | None
+    filename: str | None
+    content_type: str | None
+    audio: bytes | None
+    fields: dict[str, str]
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,10 @@ class FakeModelServer:
         self.waiting = 0  # chat requests queued for a free slot (see max_num_seqs)
         self._slots = asyncio.Semaphore(max_num_seqs) if max_num_seqs else None
         self._replies: dict[str, Reply] = {}
+        # Speech to text: the models that serve it, and what registered audio says.
+        self.audio_models: set[str] = set()
+        self._transcripts: dict[bytes, str] = {}
+        self.transcription_requests: list[TranscriptionRequest] = []
         self._failures: list[ApiError] = []
         self._mid_stream: list[_MidStreamFailure] = []
         self._hangs: list[float] = []
@@ -214,11 +237,12 @@ class FakeModelServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Start listening; ``port=0`` picks a free port."""
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         if self.flavour == "vllm":
             app.router.add_get("/version", self._version)
             app.router.add_post("/tokenize", self._tokenize)
@@ -277,6 +301,10 @@ class FakeModelServer:
         empty answer: no content chunk, then ``finish_reason: "stop"``.
         """
         self._replies[model] = reply
+
+    def set_transcript(self, audio: bytes, text: str) -> None:
+        """What ``audio`` says (other audio transcribes to "", as silence does)."""
+        self._transcripts[audio] = text
 
     def fail_next(
         self,
@@ -531,6 +559,47 @@ class FakeModelServer:
             self._validate_openai(request))
         async with self._slot():
             return await self._answer(request, chat)
+
+    async def _transcription(self, request: web.Request) -> web.Response:
+        """OpenAI's ``/v1/audio/transcriptions``: multipart with ``file`` and ``model``."""
+        if self._failures:
+            raise self._failures.pop(0)
+        raw = request[_RAW]
+        if request.content_type != "multipart/form-data":
+            raise _bad("Invalid Content-Type header: expected multipart/form-data")
+        head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        parsed = BytesParser(policy=HTTP).parsebytes(head + raw)
+        fields: dict[str, str] = {}
+        file_part = None
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name == "file" and part.get_filename() is not None:
+                file_part = part
+            elif isinstance(name, str):
+                fields[name] = (part.get_payload(decode=True) or b"").decode()
+        audio = file_part.get_payload(decode=True) if file_part is not None else None
+        self.transcription_requests.append(TranscriptionRequest(
+            fields.get("model"), file_part.get_filename() if file_part else None,
+            file_part.get_content_type() if file_part else None, audio, fields,
+            {k.lower(): v for k, v in request.headers.items()}))
+        if audio is None:
+            raise ApiError(400, "1 validation error for Request\nbody -> file\n  field required")
+        if len(audio) > MAX_AUDIO:
+            raise ApiError(413, f"Maximum content size limit ({MAX_AUDIO}) exceeded "
+                           f"({len(audio)} bytes read)")
+        model = fields.get("model")
+        if not model:
+            raise _bad("you must provide a model parameter")
+        if model not in self.audio_models:
+            raise ApiError(404, f"The model `{model}` does not exist or you do not have "
+                           "access to it.", code="model_not_found")
+        response_format = fields.get("response_format", "json")
+        if response_format not in AUDIO_FORMATS:
+            raise _bad(f"response_format must be one of {', '.join(AUDIO_FORMATS)}")
+        text = self._transcripts.get(audio, "")
+        if response_format == "text":
+            return web.Response(text=text + "\n", content_type="text/plain")
+        return web.json_response({"text": text})
 
     def _count_steps(self, pieces: list[str]) -> None:
         """Speculative decoding: each chunk is one target step over a draft of k tokens."""

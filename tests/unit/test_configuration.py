@@ -32,8 +32,10 @@ def write(tmp_path: Path, data: object) -> Path:
 def test_example_catalogue_is_valid():
     catalogue = load_catalogue(Path(__file__).parents[2] / "models.example.yaml")
     backends = {m.base_url.split("/")[2] for m in catalogue.models}
-    assert len(catalogue.models) == 3 and "api.openai.com" in backends
+    assert len(catalogue.models) == 4 and "api.openai.com" in backends
     assert catalogue.get(catalogue.default_model) is not None
+    assert [m.id for m in catalogue.models if m.transcription] == ["whisper"]
+    assert [m.id for m in catalogue.models if m.vision] == ["gpt-4o-mini"]
 
 
 def test_good_catalogue(tmp_path):
@@ -180,3 +182,13 @@ def test_the_cpu_vllm_catalogue_is_valid():
     catalogue = load_catalogue(Path(__file__).parents[2] / "deploy" / "vllm" / "models.cpu.yaml")
     [model] = catalogue.models
     assert model.backend == "vllm" and model.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_transcription_and_vision_entries_are_checked(tmp_path):
+    base = {"id": "w", "base_url": "http://h/v1", "model": "whisper-1", "transcription": True}
+    chat = {"id": "c", "base_url": "http://h/v1", "model": "m"}
+    with pytest.raises(CatalogueError, match="transcription model, not a chat model"):
+        load_catalogue(write(tmp_path, {"default_model": "w", "models": [base, chat]}))
+    local = {"id": "l", "backend": "hf", "path": "/models/x", "vision": True}
+    with pytest.raises(CatalogueError, match="backend hf is text-only"):
+        load_catalogue(write(tmp_path, {"default_model": "l", "models": [local]}))

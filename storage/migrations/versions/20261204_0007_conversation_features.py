@@ -35,12 +35,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("message") as batch:
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): recreating a table in SQLite would
+    # cascade-delete the rows that reference it.
+    with op.batch_alter_table("message", recreate="never") as batch:
         for column in ("persona_id", "attachments", "reasoning"):
             batch.drop_column(column)
-    with op.batch_alter_table("chat") as batch:
+    with op.batch_alter_table("chat", recreate="never") as batch:
         for column in ("model_id", "persona_id", "system_prompt"):
             batch.drop_column(column)
-    with op.batch_alter_table("user_account") as batch:
+    with op.batch_alter_table("user_account", recreate="never") as batch:
         for column in ("gen_settings", "lang"):
             batch.drop_column(column)

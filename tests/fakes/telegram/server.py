@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import simulate
 from .errors import CONFLICT, ApiError
+from .files import FileService, photo_sizes_of, register
 from .flood import GROUP_PER_MINUTE
 from .methods import BotMethods
 from .models import ChatInfo, ChatMessage, DraftFrame, RecordedRequest
@@ -89,9 +90,11 @@ class FakeTelegram:
         # Called after each successful call: (method name, params, result, time.monotonic()
         # when it ended; real time, not `now`).
         self.observers: list[Callable[[str, dict[str, Any], Any, float], None]] = []
+        self.files = FileService(self.world)
         handlers: dict[str, Callable[[Params], Any]] = {
             **self._methods.table(),
             "getUpdates": self._get_updates,
+            "getFile": self.files.get_file,
         }
         self._handlers = {name.lower(): (name, fn) for name, fn in handlers.items()}
         self._failures: dict[str, list[_Failure]] = {}
@@ -108,6 +111,7 @@ class FakeTelegram:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (0 = any free port); see :attr:`base_url`."""
         app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)
+        app.router.add_get("/file/{segment}/{path:.+}", self._download)
         app.router.add_route("*", "/{segment}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -149,6 +153,14 @@ class FakeTelegram:
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return self._answer(ApiError(404, "Not Found").body(), 404)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file getFile handed out, with the right token; else Telegram's 404."""
+        segment, path = request.match_info["segment"], request.match_info["path"]
+        content = self.files.content(path) if segment == f"bot{self.token}" else None
+        if content is None:
+            return await self._not_found(request)
+        return web.Response(body=content, content_type="application/octet-stream")
 
     async def _handle(self, request: web.Request) -> web.Response:
         segment, method = request.match_info["segment"], request.match_info["method"]
@@ -312,6 +324,53 @@ class FakeTelegram:
             photo=photo,
             thread_id=thread_id,
         )
+
+    def user_sends_photo(self, image: bytes, *, chat_id: int, caption: str | None = None,
+                         media_group_id: str | None = None, **who: Any) -> dict[str, Any]:
+        """A user sends a photo (PNG/JPEG/GIF/WebP bytes; Telegram's JPEG sizes are made of
+        it), optionally with a caption and as part of album `media_group_id`."""
+        sizes = photo_sizes_of(self.world, image)
+        return self._user_sends_file(chat_id, {"photo": sizes}, caption, media_group_id, who)
+
+    def user_sends_document(self, content: bytes, *, chat_id: int, file_name: str,
+                            mime_type: str, caption: str | None = None,
+                            media_group_id: str | None = None, **who: Any) -> dict[str, Any]:
+        """A user sends a file (e.g. an image "as a file", without compression)."""
+        file = register(self.world, "document", content, prefix="BQACAgIAAxkBAAI",
+                        file_name=file_name, mime_type=mime_type)
+        document = {"file_id": file["file_id"], "file_unique_id": file["file_unique_id"],
+                    "file_name": file_name, "mime_type": mime_type, "file_size": file["size"]}
+        return self._user_sends_file(chat_id, {"document": document}, caption, media_group_id,
+                                     who)
+
+    def user_sends_voice(self, audio: bytes, *, chat_id: int, duration: int,
+                         mime_type: str = "audio/ogg", **who: Any) -> dict[str, Any]:
+        """A user records a voice note of `duration` seconds."""
+        file = register(self.world, "voice", audio, prefix="AwACAgIAAxkBAAI",
+                        mime_type=mime_type)
+        voice = {"file_id": file["file_id"], "file_unique_id": file["file_unique_id"],
+                 "duration": duration, "mime_type": mime_type, "file_size": file["size"]}
+        return self._user_sends_file(chat_id, {"voice": voice}, None, None, who)
+
+    def user_sends_video_note(self, video: bytes, *, chat_id: int, duration: int,
+                              length: int = 384, **who: Any) -> dict[str, Any]:
+        """A user records a round video note of `duration` seconds."""
+        file = register(self.world, "video_note", video, prefix="DQACAgIAAxkBAAI",
+                        mime_type="video/mp4")
+        note = {"file_id": file["file_id"], "file_unique_id": file["file_unique_id"],
+                "length": length, "duration": duration, "file_size": file["size"]}
+        return self._user_sends_file(chat_id, {"video_note": note}, None, None, who)
+
+    def _user_sends_file(self, chat_id: int, media: dict[str, Any], caption: str | None,
+                         media_group_id: str | None, who: dict[str, Any]) -> dict[str, Any]:
+        chat_type = who.pop("chat_type", "private")
+        uid = simulate.resolve_user(chat_id, who.pop("user_id", None), chat_type)
+        user = simulate.user_dict(uid, who.pop("first_name", "Ann"), who.pop("username", None),
+                                  who.pop("language_code", "en"))
+        return simulate.user_sends_media(
+            self.world, chat_id=chat_id, user=user, chat_type=chat_type,
+            chat_title=who.pop("chat_title", None), media=media, caption=caption,
+            media_group_id=media_group_id, **who)
 
     def create_topic(self, chat_id: int, name: str, *, user_id: int | None = None,
                      first_name: str = "Ann", by_bot: bool = False) -> int:

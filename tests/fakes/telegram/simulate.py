@@ -116,6 +116,54 @@ def user_sends(
     return world.add_update("message", world.message_dict(chat_id, message))
 
 
+def user_sends_media(
+    world: World,
+    *,
+    chat_id: int,
+    user: dict[str, Any],
+    chat_type: str,
+    chat_title: str | None,
+    media: dict[str, Any],
+    caption: str | None,
+    media_group_id: str | None = None,
+    reply_to_message_id: int | None = None,
+    caption_entities: list[dict[str, Any]] | None = None,
+    thread_id: int | None = None,
+) -> dict[str, Any]:
+    """Store a user's photo, document, voice or video note (`media`: its Message field) and
+    queue its update. Voice and video notes take no caption here; albums hold photos and
+    documents only."""
+    if set(media) - {"photo", "document", "voice", "video_note"} or len(media) != 1:
+        raise ValueError("media is one of photo, document, voice or video_note")
+    if media_group_id is not None and not set(media) & {"photo", "document"}:
+        raise ValueError("only photos and documents are sent as albums")
+    if caption is not None and "video_note" in media:
+        raise ValueError("a video note has no caption")
+    replied = world.find(chat_id, reply_to_message_id or 0)
+    if reply_to_message_id is not None and replied is None:
+        raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
+    chat = world.chats.get(chat_id)
+    if chat is not None and chat.type != chat_type:
+        raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
+    chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
+    if replied is not None:
+        thread_id = replied.thread_id
+    if thread_id is not None and thread_id not in chat.topics:
+        raise ValueError(f"chat {chat_id} has no topic {thread_id}")
+    message = ChatMessage(0, from_bot=False, sender=user,
+                          reply_to_message_id=reply_to_message_id or thread_id,
+                          thread_id=thread_id)
+    message.media.update(media)
+    if media_group_id is not None:
+        message.media["media_group_id"] = media_group_id
+    if caption is not None:
+        message.caption = caption
+        message.caption_entities = (auto_entities(caption) if caption_entities is None
+                                    else caption_entities)
+    world.add_message(chat_id, message)
+    return world.add_update("message", world.message_dict(chat_id, message))
+
+
 def ensure_chat(world: World, chat_id: int, chat_type: str, user: dict[str, Any],
                 chat_title: str | None) -> ChatInfo:
     """The chat, created on its first message (later messages refresh its names only)."""

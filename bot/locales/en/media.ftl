@@ -1,0 +1,11 @@
+media_too_big = ⚠️ This file is too big for me: I read files up to 10 MB.
+image_unsupported = ⚠️ I can read images in JPEG, PNG, WebP or GIF only — please send it as a photo.
+image_unreadable = ⚠️ I couldn't read this image. Please send it again as a photo.
+media_download_failed = ⚠️ I couldn't get this file from Telegram. Please send it again.
+voice_too_long = ⚠️ Voice messages can be up to 5 minutes long — please send a shorter one or type your question.
+voice_unavailable = I can't listen to voice messages here — please type your question.
+voice_failed = ⚠️ I couldn't transcribe this voice message. Please try again or type your question.
+voice_empty = I couldn't make out any words in this voice message. Please try again or type your question.
+vision_none = { $model } can't see images, and no model here can — please describe the picture in words.
+vision_switch = { $model } can't see images. These models can: { $models }. Switch, and I'll answer your photo:
+vision_switch_button = Switch to { $model }
