@@ -23,6 +23,7 @@ from bot.prefs import Generation, Preferences, generation_for
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
+from bot.streaming.rich import RichGate
 from bot.streaming.stops import StopSignals
 from bot.streaming.views import AnswerView, DraftView, EditView
 from bot.texts import t
@@ -143,6 +144,7 @@ class Answerer:
         self.stops = stops
         self.rng = rng or random.Random()
         self.images = ImageStore()  # images fetched again for vision models' requests
+        self.rich = RichGate(settings.rich_messages == "auto")  # per process, see its doc
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -177,11 +179,12 @@ class Answerer:
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:
         if turn.chat_type == ChatType.PRIVATE:
-            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header)
+            return DraftView(bot, turn.chat_id, thread_id=turn.thread_id, header=header,
+                             lang=turn.lang, rich=self.rich)
         return EditView(
             bot, turn.chat_id, self.state,
             edits_per_minute=self.settings.group_edits_per_minute,
-            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header,
+            reply_to=turn.reply_to, thread_id=turn.thread_id, header=header, lang=turn.lang,
         )
 
     async def _stream_once(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
@@ -286,7 +289,8 @@ class Answerer:
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
             with patient_delivery():
-                ids = await view.finish(text, reply_markup=markup, file_caption=caption)
+                ids = await view.finish(text, reasoning=stored.reasoning or "",
+                                        reply_markup=markup, file_caption=caption)
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.conclude(stored, head=head, status="undelivered",
@@ -411,6 +415,7 @@ class Answerer:
         generation = generation_for(spec, prefs)
         return AnswerRecord(
             content=outcome.text,
+            reasoning=outcome.reasoning or None,  # apart: never history, never exported
             model_id=spec.id,
             served_model=spec.model,
             status=status,

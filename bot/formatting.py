@@ -248,3 +248,53 @@ def frame_tail(markdown: str, header: Chunk | None = None,
     start = markdown.rfind("\n\n", 0, len(markdown) - limit // 2)
     parts = compose(markdown[start if start > 0 else len(markdown) - limit:], None, limit)
     return (len(markdown) // limit, parts[-1]) if parts else None
+
+
+# The final message shows this much of the reasoning (the start of it), collapsed; all of it
+# is stored. Live frames show the end of it, about this much.
+REASONING_SHOWN = 1000
+REASONING_LIVE = 1500
+
+
+def shorten(text: str, limit: int, *, keep_end: bool = False) -> str:
+    """`text` cut to about `limit` characters at a space, marked with "…" where it was cut."""
+    if len(text) <= limit:
+        return text
+    if keep_end:
+        tail = text[-limit:]
+        space = tail.find(" ")
+        return "…" + (tail[space + 1:] if 0 <= space < limit // 5 else tail)
+    head = text[:limit]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit * 4 // 5 else head).rstrip() + "…"
+
+
+def reasoning_quote(reasoning: str, label: str, limit: int = REASONING_SHOWN) -> Chunk:
+    """The reasoning above a final answer: a collapsed (expandable) quote opening with `label`
+    in bold, then the start of the reasoning, plain (it is not the answer: no formatting)."""
+    label_len = utf16_len(label)
+    text = f"{label}\n{shorten(reasoning.strip(), limit)}"
+    return Chunk(text, [
+        MessageEntity(type="expandable_blockquote", offset=0, length=utf16_len(text)),
+        MessageEntity(type="bold", offset=0, length=label_len),
+    ])
+
+
+def live_reasoning(reasoning: str, label: str, header: Chunk | None = None,
+                   limit: int = REASONING_LIVE) -> Chunk:
+    """A frame while the model thinks: `label` in italics, then the end of its reasoning in a
+    quote (bounded: well under a message's limit, whatever the reasoning's length)."""
+    body = shorten(reasoning.strip(), limit, keep_end=True)
+    head = Chunk(label, [MessageEntity(type="italic", offset=0, length=utf16_len(label))])
+    if header is not None:
+        head = concat(concat(header, Chunk("\n\n")), head)
+    quote = Chunk(body, [MessageEntity(type="blockquote", offset=0, length=utf16_len(body))])
+    return concat(concat(head, Chunk("\n")), quote) if body else head
+
+
+def with_reasoning(header: Chunk | None, quote: Chunk | None) -> Chunk | None:
+    """The first part's header of an answer with reasoning: the (arena) header, then the
+    collapsed reasoning."""
+    if quote is None:
+        return header
+    return quote if header is None else concat(concat(header, Chunk("\n\n")), quote)

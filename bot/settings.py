@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, gt=0)
     edit_interval_group: float = Field(default=3.0, gt=0)
     group_edits_per_minute: int = Field(default=20, gt=0)
+    # Bot API 10.1 rich messages (sendRichMessage) for answers with tables, math or deep
+    # nesting: "auto" tries them in private chats, falling back to entities on any error;
+    # "off" (the default) never does: clients older than 10.1 show rich messages as a
+    # placeholder, and they have not been tried on real clients here.
+    rich_messages: str = Field(default="off", pattern=r"^(off|auto)$")
     # Secret for the salted hashes of ids in preference dumps (judge, conversation ids).
     # Unset: a random salt per dump, so ids cannot be linked across dumps.
     export_salt: SecretStr | None = None

@@ -28,7 +28,7 @@ from inference.errors import (
     ModelUnavailable,
     RateLimited,
 )
-from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta
+from inference.protocol import ChatMessage, Finished, ReasoningDelta, StreamEvent, TextDelta
 from inference.redaction import redact_url
 from inference.routing import ReplicaView, answer_speed, backoff, choose
 from inference.tokens import TokenCounter, VllmCounter, counter_for_model
@@ -102,7 +102,7 @@ class AnswerSpeed:
 
     def observe(self, event: StreamEvent) -> None:
         now = self._clock()
-        if isinstance(event, TextDelta) and self.first is None:
+        if isinstance(event, TextDelta | ReasoningDelta) and self.first is None:  # first token
             self.first = now
             self.ttft.add(now - self.started)
         elif isinstance(event, Finished):
@@ -318,7 +318,8 @@ class ReplicaSetBackend:
                     self._attempt(replica, messages, params, key)
                 ) as events:
                     async for event in events:
-                        sent_text = sent_text or isinstance(event, TextDelta)
+                        # Reasoning was shown too: another replica would start over.
+                        sent_text = sent_text or isinstance(event, TextDelta | ReasoningDelta)
                         yield event
                 return
             except BadRequest:

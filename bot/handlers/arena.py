@@ -15,6 +15,7 @@ from bot.formatting import layout
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.arena import BattleStrength, BattleVote, battle_keyboard
 from bot.streaming.delivery import edit_part, is_gone
+from bot.streaming.views import answer_header
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import Battle, User
@@ -79,7 +80,8 @@ async def _reveal(bot: Bot, chat_id: int, battle: Battle, lang: str,
             continue
         rendered = layout(  # as it was delivered (see Answerer._deliver)
             display_text(answer.content, answer.status, answer.finish_reason, lang),
-            arena_header(side, lang, registry.title(model_id)),
+            answer_header(arena_header(side, lang, registry.title(model_id)),
+                          answer.reasoning, lang),
         ).parts
         markup = keyboard if side == "B" and len(parts) == 1 else None
         try:

@@ -12,15 +12,23 @@ from dataclasses import dataclass, field
 from bot.cleaning import StreamCleaner
 from bot.streaming.views import AnswerView
 from inference.errors import BackendError
-from inference.protocol import DecodingStats, Finished, StreamEvent, TextDelta, Usage
+from inference.protocol import (
+    DecodingStats,
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 
 
 @dataclass(slots=True)
 class StreamOutcome:
     text: str = ""
+    reasoning: str = ""  # the model's thinking, apart from the answer (never part of `text`)
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
-    ttft: float | None = None  # seconds to the first text
+    ttft: float | None = None  # seconds to the first token (of reasoning or text)
     total: float = 0.0
     error: BackendError | None = None
     stopped: bool = False
@@ -41,6 +49,9 @@ STALE = 2.0
 PLACEHOLDER_AFTER = 0.3
 # The reader lets other tasks run after this many events read without a pause.
 YIELD_EVERY = 16
+# While a model thinks, frames show about this many characters of the end of its reasoning:
+# frames are due as that window moves on, not as the whole reasoning grows.
+REASONING_WINDOW = 1500
 
 
 def _due(size: int, shown: int, since: float, interval: float) -> bool:
@@ -65,6 +76,10 @@ async def pump(
     only as the text grows enough (`_due`). Returns as soon as the stream ends or `stop` is
     set: the final message never waits for a frame's interval.
 
+    Reasoning (`ReasoningDelta`) is collected apart: while only reasoning has arrived, frames
+    show it (`view.show("", reasoning)`); once answer text arrives, frames show the answer
+    (with the reasoning passed along for the view's collapsed quote).
+
     Backend errors end the stream and are returned in the outcome with the text received so
     far; a set `stop` event cancels the model request and returns what was received. The text is
     cleaned here, as it arrives (`bot.cleaning`): what is shown is what is stored.
@@ -76,12 +91,15 @@ async def pump(
     parts: list[str] = []
     size = 0  # characters in `parts`
     cleaner = StreamCleaner()
+    thoughts: list[str] = []
+    thought = 0  # characters in `thoughts`
+    thought_cleaner = StreamCleaner()
     changed = asyncio.Event()
     started = time.monotonic()
     stop = stop or asyncio.Event()
 
     async def read() -> None:
-        nonlocal size
+        nonlocal size, thought
         received = 0
         async for event in events:
             # Checked as well as cancelled: on Python 3.11 a cancellation that races with a
@@ -96,6 +114,15 @@ async def pump(
                     parts.append(piece)
                     size += len(piece)
                     changed.set()
+            elif isinstance(event, ReasoningDelta):
+                if outcome.ttft is None:
+                    outcome.ttft = time.monotonic() - started
+                piece = thought_cleaner.feed(event.text)
+                if piece:
+                    thoughts.append(piece)
+                    thought += len(piece)
+                    if not size:  # once the answer is shown, reasoning changes no frame
+                        changed.set()
             elif isinstance(event, Finished):
                 outcome.finish_reason = event.finish_reason
                 outcome.usage = event.usage
@@ -107,10 +134,16 @@ async def pump(
             if not received % YIELD_EVERY:
                 await asyncio.sleep(0)
 
+    def progress() -> tuple[bool, int]:
+        """(answering, how far the frames' subject has got): the answer's size, or while
+        there is none yet, the reasoning's."""
+        return (True, size) if size else (False, thought)
+
     reader = asyncio.create_task(read())
     stopper = asyncio.create_task(stop.wait())
     ends = {reader, stopper}  # either one ends the wait at once
     shown, shown_at = 0, -math.inf  # the first text is shown at once
+    shown_answer = False  # whether the last frame showed the answer (not reasoning)
     try:
         if opening is not None:
             first = asyncio.create_task(changed.wait())
@@ -133,13 +166,23 @@ async def pump(
                 continue
             changed.clear()
             now = time.monotonic()
-            if _due(size, shown, now - shown_at, interval):
-                shown, shown_at = size, now
-                await view.show("".join(parts))
+            answering, reached = progress()
+            if answering != shown_answer:
+                shown, shown_answer = 0, answering  # the answer's first frame: at once
+            if answering:
+                due = _due(reached, shown, now - shown_at, interval)
+            else:  # the reasoning's window: due as it moves on, not as the total grows
+                base = min(shown, REASONING_WINDOW)
+                due = _due(reached - shown + base, base, now - shown_at, interval)
+            if due:
+                shown, shown_at = reached, now
+                reasoning = "".join(thoughts)
+                await view.show("".join(parts) if answering else "", reasoning=reasoning)
             # The next frame is an interval away at the earliest; the end of the stream or
             # a stop cuts the wait short.
             await asyncio.wait(ends, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            if size > shown:
+            answering, reached = progress()
+            if answering != shown_answer or reached > shown:
                 changed.set()  # text that arrived meanwhile is still to be considered
         if stop.is_set():
             reader.cancel()
@@ -158,5 +201,7 @@ async def pump(
     outcome.stopped = stop.is_set() and outcome.finish_reason is None
     parts.append(cleaner.flush())
     outcome.text = "".join(parts)
+    thoughts.append(thought_cleaner.flush())
+    outcome.reasoning = "".join(thoughts).strip()
     outcome.total = time.monotonic() - started
     return outcome

@@ -22,7 +22,8 @@ from inference.errors import (
     RateLimited,
     StreamBroken,
 )
-from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta, Usage
+from inference.protocol import ChatMessage, Finished, ReasoningDelta, StreamEvent, Usage
+from inference.thinking import ThinkSplitter
 from inference.tokens import counter_for_model
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length")
@@ -151,6 +152,7 @@ class OpenAICompatBackend:
 
         finish_reason: str | None = None
         usage = Usage()
+        splitter = ThinkSplitter()
         try:
             # Silence is bounded by the transport's read timeout (`first_token` seconds between
             # bytes, see `_stream_timeout`); the deadlines are checked as chunks arrive. No
@@ -167,10 +169,18 @@ class OpenAICompatBackend:
                                   _count(counts.get("completion_tokens")))
                 for choice in (chunk.get("choices") or [])[:1]:
                     delta = choice.get("delta") or {}
+                    # A reasoning parser's output: `reasoning_content` (vLLM up to 0.10,
+                    # DeepSeek), `reasoning` (newer vLLM, OpenRouter); one of them, as a
+                    # server sending both during the rename sends the same text twice.
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if thought and isinstance(thought, str):
+                        started = True
+                        yield ReasoningDelta(thought)
                     text = delta.get("content")
                     if text and isinstance(text, str):
                         started = True
-                        yield TextDelta(text)
+                        for piece in splitter.feed(text):  # `<think>` in the content
+                            yield piece
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
         except BackendError:
@@ -181,6 +191,8 @@ class OpenAICompatBackend:
             await stream.close()
         if finish_reason is None:
             raise StreamBroken("the stream ended without a finish reason")
+        for piece in splitter.flush():
+            yield piece
         yield Finished(finish_reason, usage)
 
 

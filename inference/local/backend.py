@@ -17,7 +17,8 @@ from inference.errors import (
 )
 from inference.local.engine import LocalEngine
 from inference.local.errors import LocalEngineUnavailable, ModelLoadError
-from inference.protocol import ChatMessage, Finished, StreamEvent, TextDelta, Usage
+from inference.protocol import ChatMessage, Finished, StreamEvent, Usage
+from inference.thinking import ThinkSplitter
 
 
 def _installed(name: str) -> bool:
@@ -105,6 +106,7 @@ class HFBackend:
 
         result = None
         started = False
+        splitter = ThinkSplitter()  # a local reasoning model thinks inside `<think>`
         try:
             async with aclosing(engine.generate(
                 loaded, prompt, sampling, seed=None if seed is None else int(seed),
@@ -112,7 +114,8 @@ class HFBackend:
                 async for item in events:
                     if isinstance(item, str):
                         started = True
-                        yield TextDelta(item)
+                        for piece in splitter.feed(item):
+                            yield piece
                     else:
                         result = item
         except BackendError:
@@ -122,6 +125,8 @@ class HFBackend:
             raise (StreamBroken(detail) if started else ModelUnavailable(detail)) from exc
         if result is None:  # pragma: no cover - the engine always ends with a result
             raise StreamBroken("the local engine ended without a result")
+        for piece in splitter.flush():
+            yield piece
         yield Finished(
             finish_reason="stop" if result.finish_reason == "stop" else "length",
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(result.token_ids)),

@@ -75,6 +75,7 @@ class AnswerRecord:
     decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
     context_dropped: int = 0  # earliest history messages left out to fit the context window
     persona_id: str | None = None  # the persona whose prompt is `system_prompt`
+    reasoning: str | None = None  # the model's thinking, kept apart from `content`
 
 
 def shown(message: Message) -> bool:
@@ -314,6 +315,7 @@ class ConversationRepository:
             "total_ms": answer.total_ms, "finish_reason": answer.finish_reason,
             "decoding": answer.decoding, "context_dropped": answer.context_dropped or None,
             "persona_id": answer.persona_id,
+            "reasoning": answer.reasoning or None,
         }
         async with self._sessionmaker.begin() as session:
             message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()

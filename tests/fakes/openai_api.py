@@ -58,9 +58,32 @@ MAX_BODY = 64 * 1024 * 1024  # requests with images (data URLs) are large
 AUDIO_FORMATS = ("json", "text", "verbose_json")
 TOKENS_PER_MESSAGE = 4
 Flavour = Literal["vllm", "openai"]
+ReasoningShape = Literal["reasoning", "reasoning_content", "think"]
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A reasoning model's reply: `reasoning`, then the answer `content`, shaped as
+
+    - ``"reasoning"``: delta ``{"reasoning": …}`` chunks, as vLLM with a ``--reasoning-parser``
+      sends them now (0.32 answers carry ``message.reasoning``) and OpenRouter;
+    - ``"reasoning_content"``: delta ``{"reasoning_content": …}``, as vLLM up to 0.10 and
+      DeepSeek's API (which also says ``"content": null`` in those chunks: the openai flavour);
+    - ``"think"``: no parser: ``<think>…</think>`` inside the content (Qwen3, R1 distills).
+
+    Reasoning tokens count against ``max_tokens`` first, as on the real servers.
+    """
+
+    reasoning: str
+    content: str | list[str] = ""
+    shape: ReasoningShape = "reasoning"
+
+
 # A reply: its text, the exact pieces to stream it in (odd splits, e.g. a surrogate pair cut in
-# two; each piece is one chunk), or a function of the request body giving either.
-Reply = str | list[str] | Callable[[dict[str, Any]], str | list[str]]
+# two; each piece is one chunk), a reasoning model's `Thinking`, or a function of the request
+# body giving any of them.
+Reply = (str | list[str] | Thinking
+         | Callable[[dict[str, Any]], str | list[str] | Thinking])
 _BODY = web.RequestKey("body", object)  # parsed JSON body (None if absent or not JSON)
 _RAW = web.RequestKey("raw", bytes)
 _BAD_JSON = web.RequestKey("bad_json", bool)
@@ -538,10 +561,10 @@ class FakeModelServer:
         return _Chat({**body, "model": model}, model, limit, checked.stream,
                      checked.include_usage, prompt, refusal)
 
-    def _reply_for(self, body: dict[str, Any]) -> str | list[str]:
+    def _reply_for(self, body: dict[str, Any]) -> str | list[str] | Thinking:
         model = body["model"]
         reply = self._replies.get(model)
-        if isinstance(reply, str | list):
+        if isinstance(reply, str | list | Thinking):
             return reply
         if reply is not None:
             return reply(body)
@@ -614,18 +637,28 @@ class FakeModelServer:
 
     async def _answer(self, request: web.Request, chat: _Chat) -> web.StreamResponse:
         reply = self._reply_for(chat.body)
+        thinking: Thinking | None = None
+        if isinstance(reply, Thinking):
+            thinking, reply = reply, reply.content
+            if thinking.shape == "think":  # no reasoning parser: the tags are content
+                reply = f"<think>\n{thinking.reasoning}\n</think>\n\n{''.join(reply)}"
+                thinking = None
         exact = reply if isinstance(reply, list) else None
         tokens = split_tokens("".join(reply) if exact is not None else reply)
         cap = chat.limit if chat.limit is not None else self.models[chat.model] - chat.prompt
+        thought = split_tokens(thinking.reasoning)[:cap] if thinking is not None else []
+        cap -= len(thought)
         finish = "length" if len(tokens) > cap else "stop"
         tokens = tokens[:cap]
-        n_out = len(tokens)
+        n_out = len(thought) + len(tokens)
         usage = dict(prompt_tokens=chat.prompt, completion_tokens=n_out,
                      total_tokens=chat.prompt + n_out)
         n = max(1, self.tokens_per_chunk)
         pieces = ["".join(tokens[i : i + n]) for i in range(0, len(tokens), n)]
         if exact is not None and finish == "stop":
             pieces = [piece for piece in exact if piece]
+        reasoning = ["".join(thought[i : i + n]) for i in range(0, len(thought), n)]
+        shape = thinking.shape if thinking is not None else None
         meta = {"id": f"chatcmpl-{_hex()}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": chat.model}
         if chat.stream:
@@ -633,16 +666,21 @@ class FakeModelServer:
                 failure = _MidStreamFailure(0, "error_event", chat.refusal.message, 400)
             else:
                 failure = self._mid_stream.pop(0) if self._mid_stream else None
-            return await self._stream(request, chat, meta, pieces, finish, usage, failure)
-        if pieces:  # a non-streamed answer takes as long as the streamed one would
-            await asyncio.sleep(self.first_token_delay + self.chunk_delay * (len(pieces) - 1))
-        self._count_steps(pieces)
+            return await self._stream(request, chat, meta, pieces, finish, usage, failure,
+                                      reasoning, shape)
+        steps = len(reasoning) + len(pieces)
+        if steps:  # a non-streamed answer takes as long as the streamed one would
+            await asyncio.sleep(self.first_token_delay + self.chunk_delay * (steps - 1))
+        self._count_steps(reasoning + pieces)
         answer = {**meta, "object": "chat.completion"}
-        message = {"role": "assistant", "content": "".join(pieces)}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces)}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        thought_text = "".join(reasoning) if shape is not None else None
         if self.flavour == "vllm":
             message.update(refusal=None, annotations=None, audio=None, function_call=None,
-                           reasoning=None)
+                           reasoning=thought_text)
+            if shape == "reasoning_content":
+                message["reasoning_content"] = thought_text
             choice.update(stop_reason=None, token_ids=None, routed_experts=None)
             answer.update(choices=[choice], service_tier=None,
                           system_fingerprint=vllm_rules.SYSTEM_FINGERPRINT,
@@ -651,6 +689,8 @@ class FakeModelServer:
                           prompt_logprobs=None, prompt_token_ids=None, prompt_text=None,
                           kv_transfer_params=None, ec_transfer_params=None, metrics=None)
         else:
+            if shape is not None:
+                message[shape] = thought_text
             answer.update(choices=[choice], usage=usage)
         return web.json_response(answer)
 
@@ -663,6 +703,8 @@ class FakeModelServer:
         finish: str,
         usage: dict[str, int],
         failure: _MidStreamFailure | None,
+        reasoning: list[str] | None = None,
+        shape: ReasoningShape | None = None,
     ) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -691,17 +733,21 @@ class FakeModelServer:
             del role["choices"][0]["token_ids"]
             role.update(prompt_token_ids=None, prompt_text=None)
         await send(role)
+        # Reasoning chunks come first (DeepSeek's say "content": null beside them).
+        steps = [({shape: piece} if vllm else {"content": None, shape: piece})
+                 for piece in reasoning or []]
+        steps += [{"content": piece} for piece in pieces]
         # vLLM puts a length finish on the last piece; a stop (EOS) comes as a chunk of its own.
-        last_carries_finish = vllm and finish == "length" and bool(pieces)
-        for i, piece in enumerate(pieces):
+        last_carries_finish = vllm and finish == "length" and bool(steps)
+        for i, delta in enumerate(steps):
             if failure is not None and i >= failure.after_chunks:
                 break
             delay = self.first_token_delay if i == 0 else self.chunk_delay
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._count_steps([piece])
-            ends = last_carries_finish and i == len(pieces) - 1
-            await send(chunk({"content": piece}, finish if ends else None))
+            self._count_steps([next(iter(v for v in delta.values() if v))])
+            ends = last_carries_finish and i == len(steps) - 1
+            await send(chunk(delta, finish if ends else None))
         if failure is not None:
             return await self._break_stream(request, resp, send, failure)
         if not last_carries_finish:

@@ -19,10 +19,12 @@ from storage.models import Message
 class RecordingView:
     def __init__(self) -> None:
         self.frames: list[str] = []
+        self.reasoning_frames: list[str] = []
         self.keepalives = 0
 
-    async def show(self, markdown: str) -> None:
+    async def show(self, markdown: str, reasoning: str = "") -> None:
         self.frames.append(markdown)
+        self.reasoning_frames.append(reasoning)
 
     async def keepalive(self) -> None:
         self.keepalives += 1

@@ -24,6 +24,10 @@ CHAT_ACTIONS = frozenset(
     }
 )  # fmt: skip
 MAX_PHOTO = 10 * 1024 * 1024
+# Rich messages (Bot API 10.1, "Rich Message Limits"): up to 32768 characters of text. The fake
+# counts the source Markdown/HTML, which is at least as long as the text it renders.
+MAX_RICH = 32768
+RICH_FIELDS = ("html", "markdown", "blocks")
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 Handler = Callable[[Params], Any]
 
@@ -52,6 +56,8 @@ class BotMethods:
             "getWebhookInfo": self.get_webhook_info,
             "sendMessage": self.send_message,
             "sendMessageDraft": self.send_message_draft,
+            "sendRichMessage": self.send_rich_message,
+            "sendRichMessageDraft": self.send_rich_message_draft,
             "editMessageText": self.edit_message_text,
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "deleteMessage": self.delete_message,
@@ -197,13 +203,74 @@ class BotMethods:
         self._count_flood(chat_id, "draft")
         return True
 
+    @staticmethod
+    def _rich(p: Params) -> tuple[dict[str, Any], str]:
+        """The `rich_message` InputRichMessage, checked: exactly one of html, markdown and
+        blocks, of the right type, not empty, within MAX_RICH. Returns it and its source."""
+        rich = p.json("rich_message")
+        if rich is None:
+            raise bad_request("rich_message is empty")
+        if not isinstance(rich, dict):
+            raise bad_request("can't parse rich message: object expected")
+        given = [name for name in RICH_FIELDS if rich.get(name) is not None]
+        if len(given) != 1:
+            raise bad_request("exactly one of html, markdown and blocks must be specified")
+        source = rich[given[0]]
+        if given[0] == "blocks":
+            if not isinstance(source, list) or not source:
+                raise bad_request("rich message blocks must be a non-empty array")
+            source = str(source)
+        elif not isinstance(source, str):
+            raise bad_request(f"can't parse rich message: {given[0]} must be a string")
+        if not source.strip():
+            raise bad_request("message text is empty")
+        if len(source) > MAX_RICH:
+            raise bad_request("message is too long")
+        for flag in ("is_rtl", "skip_entity_detection"):
+            if rich.get(flag) is not None and not isinstance(rich[flag], bool):
+                raise bad_request(f"can't parse rich message: {flag} must be a boolean")
+        return rich, source
+
+    def send_rich_message(self, p: Params) -> dict[str, Any]:
+        """sendRichMessage: like sendMessage; the message shows `rich` (no text/entities)."""
+        chat = self._chat(p)
+        self._check_flood(chat.id)
+        rich, _ = self._rich(p)
+        markup = validate_reply_markup(p.json("reply_markup"))
+        reply_to = self._reply_to(chat, p)
+        message = ChatMessage(0, True, None, [], markup, sender=self.world.bot_user, rich=rich)
+        self._place(message, chat, p, reply_to)
+        self.world.add_message(chat.id, message)
+        self._count_flood(chat.id)
+        return self._show(chat, message)
+
+    def send_rich_message_draft(self, p: Params) -> bool:
+        """sendRichMessageDraft: private chats only, a non-zero draft_id, like the text one."""
+        chat_id = p.int("chat_id", missing="chat_id is empty") or 0
+        chat = self.world.chats.get(chat_id)
+        if chat is None or chat.type != "private" or chat_id <= 0:
+            raise bad_request("TEXTDRAFT_PEER_INVALID")
+        if chat.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        draft_id = p.int("draft_id")
+        if not draft_id:
+            raise bad_request("TEXTDRAFT_ID_INVALID")
+        self._check_flood(chat_id, "draft")
+        thread = self._thread(chat, p, None)
+        rich, source = self._rich(p)
+        frame = DraftFrame(draft_id, source, [], self.clock(), p.flag("can_stop"),
+                           p.flag("keep_on_stop"), thread, rich=rich)
+        self.world.drafts.setdefault(chat_id, []).append(frame)
+        self._count_flood(chat_id, "draft")
+        return True
+
     def edit_message_text(self, p: Params) -> dict[str, Any]:
         chat = self._chat(p)
         message = self._bot_message(chat, p, "edit")
         self._check_flood(chat.id)
         text, entities = self._text(p)
         markup = validate_reply_markup(p.json("reply_markup"), inline_only=True)
-        if message.text is None:
+        if message.text is None:  # a rich message too: it is edited with rich_message
             raise bad_request("there is no text in the message to edit")
         same = message.text == text and canonical(message.entities) == canonical(entities)
         if same and message.reply_markup == markup:

@@ -32,6 +32,8 @@ class ChatMessage:
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"sticker": {...}}
     # sendPhoto: file_id, file_unique_id, file_name, mime_type, size, content, width, height
     photo: dict[str, Any] | None = None
+    # sendRichMessage: the InputRichMessage as sent ({"markdown": …} / {"html": …} / blocks)
+    rich: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class DraftFrame:
     can_stop: bool = False
     keep_on_stop: bool = False
     thread_id: int | None = None  # a private-chat topic
+    # sendRichMessageDraft: the InputRichMessage as sent (`text` is its markdown or html)
+    rich: dict[str, Any] | None = None
 
 
 @dataclass

@@ -165,6 +165,10 @@ class World:
             result["message_thread_id"] = self.thread_root(chat_id, replied)
         if with_reply and replied is not None:
             result["reply_to_message"] = self.message_dict(chat_id, replied, with_reply=False)
+        if message.rich is not None:  # one paragraph holding the source: enough for a client
+            source = next(str(message.rich[k]) for k in ("markdown", "html", "blocks")
+                          if message.rich.get(k) is not None)
+            result["rich_message"] = {"blocks": [{"type": "paragraph", "text": source}]}
         if message.text is not None:
             result["text"] = message.text
             if message.entities:

@@ -1,0 +1,3 @@
+# Reasoning models: how their thinking is labelled.
+reasoning_live = 💭 Thinking…
+reasoning_label = 💭 Reasoning
