@@ -19,6 +19,7 @@ from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
 from bot.media import ImageStore, images_of, merge_content, user_content
+from bot.prefs import Generation, Preferences, generation_for
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
 from bot.streaming.pacer import StreamOutcome, pump
@@ -51,6 +52,8 @@ class Turn:
     thread_id: int | None
     reply_to: int | None  # the user's Telegram message, for groups
     lang: str
+    # The chat's prompt or persona and the asker's /settings (None: the models' defaults).
+    prefs: Preferences | None = None
 
 
 def history_for(path: list[Message], images: Mapping[str, str] | None = None,
@@ -77,19 +80,22 @@ def history_for(path: list[Message], images: Mapping[str, str] | None = None,
 
 async def build_request(spec: ModelSpec, path: list[Message],
                         backend: ChatBackend | None = None,
-                        images: Mapping[str, str] | None = None) -> Fitted:
+                        images: Mapping[str, str] | None = None,
+                        generation: Generation | None = None) -> Fitted:
     """The messages a model is sent for `path`, fitted to its context window: the catalogue's
     `context_window`, or the server's own limit where it reports a smaller one (vLLM), counted
     with the server's tokenizer, tiktoken or an estimate (see `inference.tokens`). `images`:
-    a vision model's images (see `history_for`)."""
+    a vision model's images (see `history_for`). `generation`: the system prompt and parameters
+    in force (default: the model's own)."""
+    generation = generation or generation_for(spec, None)
     messages = history_for(path, images if spec.vision else None)
-    if spec.system_prompt:
-        messages.insert(0, ChatMessage("system", spec.system_prompt))
+    if generation.system_prompt:
+        messages.insert(0, ChatMessage("system", generation.system_prompt))
     window = spec.context_window
     served_limit = getattr(backend, "max_model_len", None)
     if isinstance(served_limit, int) and served_limit < window:
         window = served_limit
-    reserve = min(spec.params.max_tokens or 1024, window // 4)
+    reserve = min(int(generation.params.get("max_tokens") or 1024), window // 4)
     return await fit_to_context(messages, window, reserve, getattr(backend, "counter", None))
 
 
@@ -199,8 +205,9 @@ class Answerer:
         try:
             backend = self.registry.backend(spec.id)
             images = await self.images.for_path(bot, path) if spec.vision else None
-            fitted = await build_request(spec, path, backend, images)
-            events = backend.stream(fitted.messages, spec.params.as_request(),
+            generation = generation_for(spec, turn.prefs)
+            fitted = await build_request(spec, path, backend, images, generation)
+            events = backend.stream(fitted.messages, generation.params,
                                     key=str(turn.chat_id))
         except BackendError as exc:
             return view, StreamOutcome(error=exc)
@@ -257,7 +264,7 @@ class Answerer:
                 return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
                                               head)
             stored = await self.conversations.store_answer(
-                user_message, self._record(spec, outcome), origin=origin
+                user_message, self._record(spec, outcome, turn.prefs), origin=origin
             )
             await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
                                 context_note=outcome.context_note)
@@ -322,7 +329,7 @@ class Answerer:
         """No text reached the user (the model failed, answered nothing, or was stopped at
         once): store that, leave the conversation where it was, say so with 🔄."""
         stored = await self.conversations.store_answer(
-            user_message, self._record(spec, outcome), origin=origin
+            user_message, self._record(spec, outcome, turn.prefs), origin=origin
         )
         await self.conversations.conclude(stored, head=head)
         if outcome.error is not None:
@@ -354,7 +361,7 @@ class Answerer:
                 await self.answer(bot, turn, user_message, spec_b.id, path=path)
                 return None
             answer_a = await self.conversations.store_answer(
-                user_message, self._record(spec_a, outcome_a), origin="arena"
+                user_message, self._record(spec_a, outcome_a, turn.prefs), origin="arena"
             )
             if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
                                        context_note=outcome_a.context_note):
@@ -367,7 +374,7 @@ class Answerer:
                 await self._no_battle(bot, turn, answer_a)
                 return None
             answer_b = await self.conversations.store_answer(
-                user_message, self._record(spec_b, outcome_b), origin="arena"
+                user_message, self._record(spec_b, outcome_b, turn.prefs), origin="arena"
             )
             battle = await self.feedback.create_battle(
                 chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
@@ -401,7 +408,8 @@ class Answerer:
         except TelegramAPIError as exc:
             log.warning("could not tell chat %s: %s", turn.chat_id, exc.message)
 
-    def _record(self, spec: ModelSpec, outcome: StreamOutcome) -> AnswerRecord:
+    def _record(self, spec: ModelSpec, outcome: StreamOutcome,
+                prefs: Preferences | None = None) -> AnswerRecord:
         has_text = bool(outcome.text.strip())
         if outcome.error is not None:
             status = "cut" if has_text else "error"
@@ -411,6 +419,7 @@ class Answerer:
             status = "complete" if has_text else "empty"
         # The finish reason is the server's word too: cleaned, and cut to its column.
         finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
+        generation = generation_for(spec, prefs)
         return AnswerRecord(
             content=outcome.text,
             reasoning=outcome.reasoning or None,  # apart: never history, never exported
@@ -418,8 +427,9 @@ class Answerer:
             served_model=spec.model,
             status=status,
             error_kind=outcome.error.kind if outcome.error else None,
-            system_prompt=spec.system_prompt,
-            params=spec.params.as_request(),
+            system_prompt=generation.system_prompt,
+            params=generation.params,
+            persona_id=generation.persona_id,
             prompt_tokens=outcome.usage.prompt_tokens,
             completion_tokens=outcome.usage.completion_tokens,
             ttft_ms=round(outcome.ttft * 1000) if outcome.ttft is not None else None,

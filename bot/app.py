@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 15.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel")
+                 "cancel", "system", "persona", "settings")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),

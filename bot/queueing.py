@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from aiogram import Bot
 from aiogram.enums import ChatType
@@ -23,6 +24,7 @@ from aiogram.types import ReactionTypeEmoji, ReplyParameters
 
 from bot.addressing import topic_of
 from bot.answering import Answerer, Turn
+from bot.prefs import Preferences
 from bot.streaming.delivery import frame_request
 from bot.texts import t
 from inference.registry import ModelRegistry
@@ -68,15 +70,23 @@ class Queued:
     order: int
     edited: bool = False  # an edited version: it stays a sibling of the original
     vision: bool = False  # it shows images: an arena battle is between models that see them
+    # The chat's /system text or persona and the asker's /settings when it was sent.
+    system_prompt: str | None = None
+    persona_id: str | None = None
+    settings: dict[str, Any] | None = None
 
 
     @classmethod
     def of(cls, message: TgMessage, question: Message, *, chat_row_id: int, lang: str,
-           model_id: str | None, arena: bool, vision: bool = False) -> Queued:
+           model_id: str | None, arena: bool, vision: bool = False,
+           prefs: Preferences | None = None) -> Queued:
         assert question.author_id is not None
+        prefs = prefs or Preferences()
         return cls(question.id, message.chat.id, message.chat.type, topic_of(message),
                    message.message_id, lang, model_id, arena, question.author_id, chat_row_id,
-                   order=message.message_id, vision=vision)
+                   order=message.message_id, vision=vision, system_prompt=prefs.system_prompt,
+                   persona_id=prefs.persona.id if prefs.persona is not None else None,
+                   settings=dict(prefs.settings) if prefs.settings else None)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -89,10 +99,15 @@ class Queued:
     def name(self) -> str:
         return queue_name(self.chat_id, self.thread_id)
 
-    def turn(self) -> Turn:
+    def turn(self, registry: ModelRegistry) -> Turn:
         group = self.chat_type != ChatType.PRIVATE
+        prefs = Preferences(
+            system_prompt=self.system_prompt,
+            persona=None if self.system_prompt else registry.persona(self.persona_id),
+            settings=self.settings)
         return Turn(chat_id=self.chat_id, chat_type=self.chat_type, thread_id=self.thread_id,
-                    reply_to=self.tg_message_id if group else None, lang=self.lang)
+                    reply_to=self.tg_message_id if group else None, lang=self.lang,
+                    prefs=prefs)
 
 
 def queue_name(chat_id: int, thread_id: int | None) -> str:
@@ -267,7 +282,7 @@ class QuestionQueue:
             if found is None:
                 return  # deleted, or the conversation was closed with /new
             question, path = found[-1], found
-        turn = entry.turn()
+        turn = entry.turn(self.registry)
         pair = (self.registry.arena_pair(self.answerer.rng, vision=entry.vision)
                 if entry.arena else None)
         if pair is not None:
@@ -331,11 +346,12 @@ async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> bool:
 async def enqueue_or_answer(bot: Bot, queue: QuestionQueue, message: TgMessage,
                             question: Message, path: list[Message], *, chat_row_id: int,
                             lang: str, model_id: str | None, arena: bool,
-                            vision: bool = False) -> None:
+                            vision: bool = False, prefs: Preferences | None = None) -> None:
     """The entry point for a question already stored from `message` (text, photo, voice…;
     an album: its first message), with `path` its history as read when storing it: answered
     now, or queued behind the answers before it in its conversation. `vision`: it shows
-    images (an arena battle is then between models that see them)."""
+    images (an arena battle is then between models that see them). `model_id`, `arena`,
+    `lang` and `prefs` are as they are now: a question that waits is answered with them."""
     entry = Queued.of(message, question, chat_row_id=chat_row_id, lang=lang,
-                      model_id=model_id, arena=arena, vision=vision)
+                      model_id=model_id, arena=arena, vision=vision, prefs=prefs)
     await queue.submit(bot, entry, Preloaded(question, path))

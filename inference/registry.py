@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from inference.backends.openai_compat import OpenAICompatBackend
-from inference.catalogue import Catalogue, ModelSpec
+from inference.catalogue import Catalogue, ModelSpec, Persona
 from inference.errors import BadRequest
 from inference.keys import KeyRing
 from inference.protocol import ChatBackend
@@ -140,6 +140,13 @@ class ModelRegistry:
     @property
     def arena_default(self) -> bool:
         return self._catalogue.arena_default
+
+    def personas(self) -> list[Persona]:
+        """The catalogue's personas (/persona), in its order."""
+        return list(self._catalogue.personas)
+
+    def persona(self, persona_id: str | None) -> Persona | None:
+        return self._catalogue.persona(persona_id)
 
     def all(self) -> list[ModelSpec]:
         return list(self._models.values())

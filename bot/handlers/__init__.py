@@ -16,7 +16,9 @@ from bot.handlers import (
     leaderboard,
     media,
     models,
+    personas,
     rating,
+    settings,
     start,
     stats,
 )
@@ -29,6 +31,8 @@ def feature_routers() -> list[Router]:
         start.build_router(),
         language.build_router(),
         models.build_router(),
+        personas.build_router(),
+        settings.build_router(),
         conversation.build_router(),
         stats.build_router(),
         leaderboard.build_router(),

@@ -11,6 +11,7 @@ from bot.cleaning import clean_text
 from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.middlewares.user import STORES_AUTHOR
+from bot.prefs import Preferences, answering_model
 from bot.queueing import QuestionQueue, enqueue_or_answer
 from bot.streaming.stops import StopSignals
 from bot.texts import lang_of, t
@@ -43,8 +44,10 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
     if user.lang:  # the /lang choice (read with the question, not before it)
         lang = lang_of(user.lang)
     await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
-                            chat_row_id=asked.chat_row_id, lang=lang, model_id=user.model_id,
-                            arena=arena_on(user, registry))
+                            chat_row_id=asked.chat_row_id, lang=lang,
+                            model_id=answering_model(asked.prefs, user, registry),
+                            arena=arena_on(user, registry),
+                            prefs=Preferences.of(asked.prefs, user, registry))
 
 
 async def not_text(message: Message, lang: str) -> None:

@@ -13,12 +13,14 @@ from bot.handlers.arena import arena_on
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.questions import AskEdited, ask_edited_keyboard
 from bot.middlewares.user import STORES_AUTHOR
+from bot.prefs import Preferences, answering_model
 from bot.queueing import EDITED_REACTION, Preloaded, QuestionQueue, Queued, react
 from bot.texts import t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.questions import QuestionRepository
+from storage.repositories.users import ChatPrefs
 
 
 async def on_edited(message: Message, bot: Bot, lang: str, queue: QuestionQueue,
@@ -48,8 +50,9 @@ async def on_edited(message: Message, bot: Bot, lang: str, queue: QuestionQueue,
 
 
 async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot,
-                        db_user: User, chat_row_id: int, lang: str, queue: QuestionQueue,
-                        questions: QuestionRepository, registry: ModelRegistry) -> None:
+                        db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
+                        queue: QuestionQueue, questions: QuestionRepository,
+                        registry: ModelRegistry) -> None:
     offer = query.message
     stored = await questions.get(callback_data.message_id)
     if not isinstance(offer, Message) or stored is None or stored.chat_row_id != chat_row_id:
@@ -72,11 +75,15 @@ async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot
     await query.answer(t("edit_answering", lang))
     await replace_markup(bot, offer.chat.id, offer.message_id, None)
     original = offer.reply_to_message
+    prefs = Preferences.of(chat_prefs, db_user, registry)
     # In line where the offer was made (the original is older than what waits).
     entry = Queued(asked.question.id, offer.chat.id, offer.chat.type, topic_of(offer),
                    original.message_id if original is not None else offer.message_id,
-                   lang, db_user.model_id, arena_on(db_user, registry), db_user.id, chat_row_id,
-                   order=offer.message_id, edited=True)
+                   lang, answering_model(chat_prefs, db_user, registry),
+                   arena_on(db_user, registry), db_user.id, chat_row_id,
+                   order=offer.message_id, edited=True, system_prompt=prefs.system_prompt,
+                   persona_id=prefs.persona.id if prefs.persona is not None else None,
+                   settings=dict(prefs.settings) if prefs.settings else None)
     await queue.submit(bot, entry, Preloaded(asked.question, asked.path))
 
 

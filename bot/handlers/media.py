@@ -39,6 +39,7 @@ from bot.media import (
     voice_attachment,
 )
 from bot.middlewares.user import STORES_AUTHOR
+from bot.prefs import Preferences, answering_model
 from bot.queueing import QuestionQueue, enqueue_or_answer
 from bot.texts import t
 from inference.catalogue import ModelSpec
@@ -48,7 +49,7 @@ from inference.registry import ModelRegistry
 from inference.transcription import transcribe
 from storage.models import User
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
-from storage.repositories.users import TelegramUser, UserRepository
+from storage.repositories.users import ChatPrefs, TelegramUser, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ class MediaHandlers:
         except AlreadyStored:
             return
         user = asked.user
-        spec = registry.spec(user.model_id)
+        model_id = answering_model(asked.prefs, user, registry)
+        spec = registry.spec(model_id)
         arena = arena_on(user, registry)
         battle = arena and registry.arena_pair(answerer.rng, vision=True) is not None
         if not (spec.vision or battle):
@@ -169,7 +171,8 @@ class MediaHandlers:
             return
         await enqueue_or_answer(bot, queue, first, asked.question, asked.path,
                                 chat_row_id=asked.chat_row_id, lang=lang,
-                                model_id=user.model_id, arena=arena, vision=True)
+                                model_id=model_id, arena=arena, vision=True,
+                                prefs=Preferences.of(asked.prefs, user, registry))
 
     @staticmethod
     async def _offer_vision(message: Message, spec: ModelSpec, question_id: int,
@@ -218,7 +221,9 @@ class MediaHandlers:
         user = asked.user
         await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
                                 chat_row_id=asked.chat_row_id, lang=lang,
-                                model_id=user.model_id, arena=arena_on(user, registry))
+                                model_id=answering_model(asked.prefs, user, registry),
+                                arena=arena_on(user, registry),
+                                prefs=Preferences.of(asked.prefs, user, registry))
 
     @staticmethod
     async def _transcribe(message: Message, bot: Bot, spec: ModelSpec,
@@ -255,7 +260,8 @@ class MediaHandlers:
             await message.reply(MIC + shown, entities=[italic], parse_mode=None)
 
     async def switch_for_image(self, query: CallbackQuery, callback_data: VisionSwitch,
-                               bot: Bot, db_user: User, lang: str, registry: ModelRegistry,
+                               bot: Bot, db_user: User, chat_prefs: ChatPrefs, lang: str,
+                               registry: ModelRegistry,
                                users: UserRepository, answerer: Answerer,
                                conversations: ConversationRepository) -> None:
         """Switch the presser to the vision model, then answer their photo question if the
@@ -285,7 +291,7 @@ class MediaHandlers:
             path = await conversations.path_to(question.id)
             turn = Turn(chat_id=chat.id, chat_type=chat.type, thread_id=topic,
                         reply_to=sent[0].tg_message_id if chat.type != ChatType.PRIVATE else None,
-                        lang=lang)
+                        lang=lang, prefs=Preferences.of(chat_prefs, db_user, registry))
             await answerer.answer(bot, turn, question, spec.id, path=path)
 
 

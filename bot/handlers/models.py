@@ -1,41 +1,54 @@
-"""/model: choose which model answers; the choice persists per user."""
+"""/model: choose which model answers; the choice persists per user. In groups /model shows the
+chat's model, and a chat admin's choice sets it for everyone there (`Chat.model_id`)."""
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from bot.chat_admins import may_configure
 from bot.filters import Inline
 from bot.keyboards.models import ModelChoice, model_keyboard
+from bot.prefs import answering_model
 from bot.streaming.delivery import is_not_modified
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
-from storage.repositories.users import UserRepository
+from storage.repositories.users import ChatPrefs, UserRepository
 
 
-async def show_models(message: Message, db_user: User, lang: str,
+async def show_models(message: Message, db_user: User, chat_prefs: ChatPrefs, lang: str,
                       registry: ModelRegistry) -> None:
-    current = registry.spec(db_user.model_id)
+    current = registry.spec(answering_model(chat_prefs, db_user, registry))
     await message.answer(
         t("model_menu", lang, model=current.title), parse_mode=None,
         reply_markup=model_keyboard(registry.enabled(), current.id),
     )
 
 
-async def choose_model(query: CallbackQuery, callback_data: ModelChoice, db_user: User,
-                       lang: str, registry: ModelRegistry, users: UserRepository) -> None:
+async def choose_model(query: CallbackQuery, callback_data: ModelChoice, bot: Bot,
+                       db_user: User, chat_row_id: int, lang: str, registry: ModelRegistry,
+                       users: UserRepository) -> None:
+    group = query.message.chat.type != ChatType.PRIVATE  # type: ignore[union-attr]
+    if group and not await may_configure(bot, query):
+        await query.answer(t("chat_admins_only", lang), show_alert=True)
+        return
     spec = next((m for m in registry.enabled() if m.id == callback_data.model_id), None)
     if spec is None:
         await query.answer(t("model_gone", lang), show_alert=True)
         return
-    await users.set_model(db_user.id, spec.id)
-    await query.answer(t("model_set", lang, model=spec.title))
+    if group:
+        await users.set_chat_model(chat_row_id, spec.id)
+    else:
+        await users.set_model(db_user.id, spec.id)
+    text = t("model_set_chat" if group else "model_set", lang, model=spec.title)
+    await query.answer(text)
     try:
         await query.message.edit_text(  # type: ignore[union-attr]
-            t("model_set", lang, model=spec.title), parse_mode=None,
+            text, parse_mode=None,
             reply_markup=model_keyboard(registry.enabled(), spec.id),
         )
     except TelegramBadRequest as exc:

@@ -33,12 +33,14 @@ from bot.keyboards.answers import (
     regen_models_keyboard,
 )
 from bot.middlewares.edit_mode import KEEPS_EDIT_MODE
+from bot.prefs import Preferences
 from bot.texts import t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository, StoredAnswer
+from storage.repositories.users import ChatPrefs
 from storage.shared_state import SharedState
 
 # Identical presses closer together than this are one tap (double taps, client retries).
@@ -108,7 +110,10 @@ async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_u
 
 async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, model_id: str,
                       lang: str, answerer: Answerer, conversations: ConversationRepository,
-                      registry: ModelRegistry, shared_state: SharedState) -> None:
+                      registry: ModelRegistry, shared_state: SharedState,
+                      prefs: Preferences | None = None) -> None:
+    """A new answer from `model_id`, with the chat's prompt or persona and the presser's
+    /settings as they are now (`prefs`)."""
     message = query.message
     assert isinstance(message, Message) and answer.message.parent_id is not None
     if not registry.is_enabled(model_id):
@@ -129,7 +134,7 @@ async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, mode
         asked = await conversations.deliveries(question.id)
         reply_to = asked[0].tg_message_id if asked else None
     turn = Turn(chat_id=message.chat.id, chat_type=message.chat.type,
-                thread_id=topic_of(message), reply_to=reply_to, lang=lang)
+                thread_id=topic_of(message), reply_to=reply_to, lang=lang, prefs=prefs)
     async with answerer.chat_lock(message.chat.id, turn.thread_id) as free:
         if not free:
             await bot.send_message(message.chat.id, t("busy", lang), parse_mode=None,
@@ -139,28 +144,31 @@ async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, mode
 
 
 async def regenerate(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,
-                     chat_row_id: int, lang: str, feedback: FeedbackRepository,
-                     answerer: Answerer, conversations: ConversationRepository,
-                     registry: ModelRegistry, shared_state: SharedState) -> None:
+                     db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
+                     feedback: FeedbackRepository, answerer: Answerer,
+                     conversations: ConversationRepository, registry: ModelRegistry,
+                     shared_state: SharedState) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     model_id = answer.message.model_id or registry.default_id
     await _regenerate(query, bot, answer, model_id, lang, answerer, conversations, registry,
-                      shared_state)
+                      shared_state, Preferences.of(chat_prefs, db_user, registry))
 
 
 async def regenerate_with(query: CallbackQuery, callback_data: RegenWith, bot: Bot,
-                          chat_row_id: int, lang: str, feedback: FeedbackRepository,
-                          answerer: Answerer, conversations: ConversationRepository,
-                          registry: ModelRegistry, shared_state: SharedState) -> None:
+                          db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
+                          feedback: FeedbackRepository, answerer: Answerer,
+                          conversations: ConversationRepository, registry: ModelRegistry,
+                          shared_state: SharedState) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     markup = await _keyboard_with_counts(answer.message.id, feedback)
     await replace_markup(bot, query.message.chat.id, query.message.message_id, markup)  # type: ignore[union-attr]
     await _regenerate(query, bot, answer, callback_data.model_id, lang, answerer,
-                      conversations, registry, shared_state)
+                      conversations, registry, shared_state,
+                      Preferences.of(chat_prefs, db_user, registry))
 
 
 async def show_models(query: CallbackQuery, callback_data: AnswerAction, bot: Bot,

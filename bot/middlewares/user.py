@@ -25,8 +25,8 @@ STORES_AUTHOR = "stores_author"
 
 
 class UserMiddleware(BaseMiddleware):
-    """Puts `db_user`, `chat_row_id` and `lang` into handler data (`author` and `lang` for a
-    handler flagged `STORES_AUTHOR`)."""
+    """Puts `db_user`, `chat_row_id`, `chat_prefs` (the chat's prompt, persona and model) and
+    `lang` into handler data (`author` and `lang` for a handler flagged `STORES_AUTHOR`)."""
 
     def __init__(self, users: UserRepository) -> None:
         self.users = users
@@ -57,10 +57,11 @@ class UserMiddleware(BaseMiddleware):
         if get_flag(data, STORES_AUTHOR):
             data["author"] = author
         else:
-            db_user, chat_row_id = await self.users.touch(author, chat.id, chat.type,
-                                                          chat.title)
+            db_user, chat_row_id, chat_prefs = await self.users.touch_with_prefs(
+                author, chat.id, chat.type, chat.title)
             data["db_user"] = db_user
             data["chat_row_id"] = chat_row_id
+            data["chat_prefs"] = chat_prefs
             if db_user.lang:  # the /lang choice
                 data["lang"] = lang_of(db_user.lang)
         return await handler(event, data)

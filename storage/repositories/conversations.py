@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import dialect_insert
 from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery, User
-from storage.repositories.users import TelegramUser, touch_in
+from storage.repositories.users import ChatPrefs, TelegramUser, touch_with_prefs_in
 
 _MESSAGE = Message.__table__
 _DELIVERY = MessageDelivery.__table__
@@ -74,6 +74,7 @@ class AnswerRecord:
     finish_reason: str | None = None
     decoding: dict[str, Any] | None = None  # assisted-decoding statistics (local engine)
     context_dropped: int = 0  # earliest history messages left out to fit the context window
+    persona_id: str | None = None  # the persona whose prompt is `system_prompt`
     reasoning: str | None = None  # the model's thinking, kept apart from `content`
 
 
@@ -140,6 +141,7 @@ class Asked:
     chat_row_id: int
     question: Message
     path: list[Message]  # root first, ending with the question
+    prefs: ChatPrefs = field(default_factory=ChatPrefs)  # the chat's prompt, persona, model
 
 
 async def _path(session: AsyncSession, message_id: int | None) -> list[Message]:
@@ -218,8 +220,8 @@ class ConversationRepository:
         thread = thread_id or 0
         try:
             async with self._sessionmaker.begin() as session:
-                user, chat_row_id = await touch_in(session, author, tg_chat_id, chat_type,
-                                                   chat_title)
+                user, chat_row_id, prefs = await touch_with_prefs_in(
+                    session, author, tg_chat_id, chat_type, chat_title)
                 found = await self._open_row(session, chat_row_id, thread)
                 if found is None:
                     # Another update may open it at the same moment: the unique index on open
@@ -241,7 +243,7 @@ class ConversationRepository:
                 path = [*await _path(session, head), question]
         except IntegrityError as exc:
             raise AlreadyStored(f"{tg_chat_id}/{tg_message_id}") from exc
-        return Asked(user, chat_row_id, question, path)
+        return Asked(user, chat_row_id, question, path, prefs)
 
     async def active(self, chat_row_id: int, user_id: int,
                      thread_id: int | None = None) -> Conversation:
@@ -312,6 +314,7 @@ class ConversationRepository:
             "completion_tokens": answer.completion_tokens, "ttft_ms": answer.ttft_ms,
             "total_ms": answer.total_ms, "finish_reason": answer.finish_reason,
             "decoding": answer.decoding, "context_dropped": answer.context_dropped or None,
+            "persona_id": answer.persona_id,
             "reasoning": answer.reasoning or None,
         }
         async with self._sessionmaker.begin() as session:

@@ -527,6 +527,9 @@ class FakeModelServer:
         temperature = body.get("temperature")
         if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
             raise _bad(f"temperature must be between 0 and 2, got {temperature!r}")
+        top_p = body.get("top_p")
+        if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
+            raise _bad(f"top_p must be between 0 and 1, got {top_p!r}")
         limit: int | None = None
         for key in ("max_tokens", "max_completion_tokens"):
             value = body.get(key)

@@ -828,3 +828,21 @@ def test_user_edits_a_message_like_telegram(fake: FakeTelegram) -> None:
     fake.user_sends(chat_id=USER, sticker=True)
     with pytest.raises(ValueError, match="only text"):
         fake.user_edits(USER, sent["message_id"] + 1, "x")
+
+
+async def test_get_chat_member_statuses_parse_in_aiogram(fake: FakeTelegram, bot: Bot) -> None:
+    fake.set_member_status(GROUP, 7, "creator")
+    fake.set_member_status(GROUP, 8, "administrator", is_anonymous=True)
+    fake.user_sends("hello", chat_id=GROUP, user_id=9, chat_type="supergroup")
+    fake.user_sends("hi", chat_id=USER)
+    owner, admin, member = [await bot.get_chat_member(GROUP, uid) for uid in (7, 8, 9)]
+    assert (owner.status, admin.status, member.status) == ("creator", "administrator", "member")
+    assert admin.is_anonymous is True and member.user.id == 9
+    assert (await bot.get_chat_member(GROUP, USER)).status == "left"  # seen, not in the group
+    assert (await bot.get_chat_member(USER, USER)).status == "member"
+    with pytest.raises(TelegramBadRequest, match="user not found"):
+        await bot.get_chat_member(GROUP, 424242)
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.get_chat_member(-100999, 9)
+    with pytest.raises(ValueError, match="status must be"):
+        fake.set_member_status(GROUP, 9, "kicked")

@@ -12,12 +12,14 @@ help =
     /arena — two anonymous models answer; you pick the better one
     /leaderboard — model ratings from arena votes
     /stats — your ratings so far
+    /system — show or set the system prompt; /persona — pick a persona
+    /settings — temperature and answer length
     /lang — the language I speak
     /help — this message
 
     Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, ✏️ lets you write a better answer.
 
-    In groups, mention me or reply to my message.
+    In groups, mention me or reply to my message. Only the group's admins change its model, system prompt and persona.
 cmd_start = Start the bot
 cmd_help = What I can do
 cmd_model = Choose the model

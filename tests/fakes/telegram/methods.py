@@ -75,6 +75,7 @@ class BotMethods:
             "answerCallbackQuery": self.answer_callback_query,
             "setMessageReaction": self.set_message_reaction,
             "sendChatAction": self.send_chat_action,
+            "getChatMember": self.get_chat_member,
             "setMyCommands": self.set_my_commands,
             "getMyCommands": self.get_my_commands,
             "deleteMyCommands": self.delete_my_commands,
@@ -465,6 +466,26 @@ class BotMethods:
             raise bad_request("wrong parameter action in request")
         self.world.chat_actions.setdefault(chat.id, []).append(action)
         return True
+
+    def get_chat_member(self, p: Params) -> dict[str, Any]:
+        """A ChatMember: in a group, whom the test made creator or administrator
+        (`FakeTelegram.set_member_status`), a member if they wrote or pressed a button there,
+        "left" for anyone else seen; in a private chat, its user. Unknown users: 400."""
+        chat = self._chat(p)
+        user_id = p.int("user_id", missing="user not found")
+        bot = self.world.bot_user
+        if user_id == bot["id"]:
+            found = self.world.members.get(chat.id, {}).get(user_id)
+            return found or {"status": "member", "user": bot}
+        user = self.world.users.get(user_id or 0)
+        if user is None:
+            raise bad_request("user not found")
+        if chat.type == "private":
+            if user_id != chat.id:
+                raise bad_request("user not found")
+            return {"status": "member", "user": user}
+        return self.world.members.get(chat.id, {}).get(user_id) or {"status": "left",
+                                                                     "user": user}
 
     # --- bot settings --------------------------------------------------------------
     def set_my_commands(self, p: Params) -> bool:

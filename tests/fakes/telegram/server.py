@@ -18,12 +18,21 @@ from .errors import CONFLICT, ApiError
 from .files import FileService, photo_sizes_of, register
 from .flood import GROUP_PER_MINUTE
 from .methods import BotMethods
-from .models import ChatMessage, DraftFrame, RecordedRequest
+from .models import ChatInfo, ChatMessage, DraftFrame, RecordedRequest
 from .params import MAX_UPLOAD, Params, read_params
 from .state import OPT_IN_UPDATES, World, update_type
 
 T = TypeVar("T")
 _POLL_SLICE = 0.05  # how often a long poll re-checks for a vanished client
+MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "left"})
+# ChatMemberAdministrator's required fields: a typical group admin's rights.
+ADMIN_RIGHTS = {
+    "can_be_edited": False, "can_manage_chat": True, "can_delete_messages": True,
+    "can_manage_video_chats": True, "can_restrict_members": True,
+    "can_promote_members": False, "can_change_info": True, "can_invite_users": True,
+    "can_post_stories": False, "can_edit_stories": False, "can_delete_stories": False,
+    "can_send_welcome_messages": False, "can_pin_messages": True,
+}
 
 
 @dataclass
@@ -459,6 +468,26 @@ class FakeTelegram:
         "Bad Request: message to edit not found"."""
         if self.world.messages.get(chat_id, {}).pop(message_id, None) is None:
             raise ValueError(f"no message {message_id} in chat {chat_id}")
+
+    def set_member_status(self, chat_id: int, user_id: int, status: str, *,
+                          first_name: str = "Ann", is_anonymous: bool = False) -> None:
+        """Make a user the group's "creator", an "administrator", a plain "member", or
+        "left" (what getChatMember answers). The group is created if new."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status must be one of {sorted(MEMBER_STATUSES)}")
+        uid = simulate.resolve_user(chat_id, user_id, "supergroup")
+        chat = self.world.chats.setdefault(chat_id, ChatInfo(chat_id, "supergroup",
+                                                             title="Test group"))
+        if chat.type == "private":
+            raise ValueError("private chats have no admins")
+        user = self.world.users.get(uid) or simulate.user_dict(uid, first_name, None, "en")
+        self.world.users[uid] = user
+        member: dict[str, Any] = {"status": status, "user": user}
+        if status == "creator":
+            member["is_anonymous"] = is_anonymous
+        elif status == "administrator":
+            member.update(ADMIN_RIGHTS, is_anonymous=is_anonymous)
+        self.world.members.setdefault(chat_id, {})[uid] = member
 
     def user_blocks_bot(self, chat_id: int, blocked: bool = True) -> None:
         """Later calls to this private chat fail with 403 "bot was blocked by the user"."""

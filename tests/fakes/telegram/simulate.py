@@ -92,6 +92,7 @@ def user_sends(
     if chat is not None and chat.type != chat_type:
         raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
     chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
+    world.saw_user(chat_id, user)
     if replied is not None:
         if thread_id is not None and replied.thread_id != thread_id:
             raise ValueError(f"message {reply_to_message_id} is not in topic {thread_id}")
@@ -257,6 +258,7 @@ def user_presses(
     shown = any(b.get("callback_data") == callback_data for row in rows for b in row)
     if not shown and not forged:
         raise ValueError(f"message {message_id} has no button with callback_data={callback_data!r}")
+    world.saw_user(chat_id, user)
     query_id = str(4_000_000_000_000_000_000 + world.serial())
     query = {
         "id": query_id,

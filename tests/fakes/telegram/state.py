@@ -53,6 +53,9 @@ class World:
         self.files: dict[str, dict[str, Any]] = {}
         self.descriptions: dict[str, str] = {}
         self.private_topics = False  # the bot has topics in private chats (getMe)
+        # Group members the fake knows (getChatMember): chat id → user id → ChatMember.
+        self.members: dict[int, dict[int, dict[str, Any]]] = {}
+        self.users: dict[int, dict[str, Any]] = {}  # every user seen, by id
         self.event = asyncio.Event()
         self._next_message_id: dict[int, int] = {}
         self._next_update_id = 1
@@ -83,6 +86,20 @@ class World:
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
         elif offset < 0:
             self.updates = self.updates[offset:]
+
+    # --- members -----------------------------------------------------------------
+    def saw_user(self, chat_id: int, user: dict[str, Any]) -> None:
+        """A person wrote or pressed a button in a chat: in a group they are a member (unless
+        the test made them more)."""
+        if user.get("is_bot"):
+            return
+        self.users[user["id"]] = user
+        if chat_id < 0:
+            members = self.members.setdefault(chat_id, {})
+            if user["id"] not in members:
+                members[user["id"]] = {"status": "member", "user": user}
+            else:
+                members[user["id"]]["user"] = user
 
     # --- messages ----------------------------------------------------------------
     def add_message(self, chat_id: int, message: ChatMessage) -> ChatMessage:
