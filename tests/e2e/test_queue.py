@@ -290,7 +290,9 @@ async def test_a_message_sent_during_a_regeneration_is_answered_after_it(bot, te
         lambda: telegram.bot_messages(PRIVATE)[-1].text == "[alpha-served] second")
 
 
-async def test_a_queued_question_keeps_the_model_chosen_when_it_was_sent(bot, telegram, models):
+async def test_a_queued_question_keeps_the_model_and_prompt_chosen_when_it_was_sent(
+    bot, telegram, models
+):
     models.hold()
     telegram.user_sends("first", chat_id=PRIVATE)
     await telegram.wait_for(lambda: models.held == 1)
@@ -300,9 +302,13 @@ async def test_a_queued_question_keeps_the_model_chosen_when_it_was_sent(bot, te
     menu = await telegram.wait_for(lambda: next(
         (m for m in telegram.bot_messages(PRIVATE) if labels(m)[:1] == ["✓ Alpha"]), None))
     await toast(telegram, telegram.user_presses(PRIVATE, menu.message_id, button(menu, "Beta")))
+    telegram.user_sends("/system Be brief.", chat_id=PRIVATE)
+    await telegram.wait_for(lambda: any(m.text.startswith("✅ System prompt set")
+                                        for m in telegram.bot_messages(PRIVATE)))
     telegram.user_sends("third", chat_id=PRIVATE)
     await telegram.wait_for(lambda: len(notes(telegram, PRIVATE)) == 2)
     models.release()
     await telegram.wait_for(lambda: len(models.chat_requests()) == 3)
-    assert [(r["model"], contents(r)[-1]) for r in models.chat_requests()] == [
-        ("alpha-served", "first"), ("alpha-served", "second"), ("beta-served", "third")]
+    assert [(r["model"], contents(r)[0], contents(r)[-1]) for r in models.chat_requests()] == [
+        ("alpha-served", "You are Alpha.", "first"), ("alpha-served", "You are Alpha.", "second"),
+        ("beta-served", "Be brief.", "third")]
