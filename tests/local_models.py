@@ -15,6 +15,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 SPECIALS = ("<pad>", "<s>", "</s>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 BYTE_VOCAB_SIZE = len(SPECIALS) + 256
+# Reasoning markers as single added tokens after the bytes (ids 259 and 260), as in DeepSeek-R1
+# and Qwen3: vLLM's reasoning parsers look them up in the vocabulary. Not special, as there:
+# detokenized text keeps them (a special token is dropped by `skip_special_tokens`).
+THINK_TOKENS = ("<think>", "</think>")
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -104,9 +108,11 @@ def disagreeing_draft(target: LlamaForCausalLM) -> LlamaForCausalLM:
     return draft
 
 
-def byte_tokenizer(*, chat_template: bool = True) -> PreTrainedTokenizerFast:
-    """A byte-level tokenizer without merges: one token per UTF-8 byte, plus 3 specials."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def byte_tokenizer(*, chat_template: bool = True, think: bool = False,
+                   think_special: bool = False) -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer without merges: one token per UTF-8 byte, plus 3 specials; with
+    `think`, `THINK_TOKENS` too (`think_special`: added as special tokens)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {token: i for i, token in enumerate([*SPECIALS, *alphabet])}
@@ -114,6 +120,9 @@ def byte_tokenizer(*, chat_template: bool = True) -> PreTrainedTokenizerFast:
     inner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     inner.decoder = decoders.ByteLevel()
     inner.add_special_tokens(list(SPECIALS))
+    if think:
+        markers = [AddedToken(t, special=think_special, normalized=False) for t in THINK_TOKENS]
+        inner.add_tokens(markers)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=inner, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
     )

@@ -666,14 +666,19 @@ class FakeModelServer:
         finish = "length" if len(tokens) > cap else "stop"
         tokens = tokens[:cap]
         n_out = len(thought) + len(tokens)
-        usage = dict(prompt_tokens=chat.prompt, completion_tokens=n_out,
-                     total_tokens=chat.prompt + n_out)
+        usage: dict[str, Any] = dict(prompt_tokens=chat.prompt, completion_tokens=n_out,
+                                     total_tokens=chat.prompt + n_out)
+        shape = thinking.shape if thinking is not None else None
+        # vLLM with a reasoning parser counts the reasoning apart (0.32, streamed or not).
+        details = ({"reasoning_tokens": len(thought)}
+                   if self.flavour == "vllm" and shape is not None else None)
+        if details is not None:
+            usage["completion_tokens_details"] = details
         n = max(1, self.tokens_per_chunk)
         pieces = ["".join(tokens[i : i + n]) for i in range(0, len(tokens), n)]
         if exact is not None and finish == "stop":
             pieces = [piece for piece in exact if piece]
         reasoning = ["".join(thought[i : i + n]) for i in range(0, len(thought), n)]
-        shape = thinking.shape if thinking is not None else None
         meta = {"id": f"chatcmpl-{_hex()}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": chat.model}
         if chat.stream:
@@ -694,13 +699,15 @@ class FakeModelServer:
         if self.flavour == "vllm":
             message.update(refusal=None, annotations=None, audio=None, function_call=None,
                            reasoning=thought_text)
+            if shape is not None and not message["content"]:  # its parser: no answer is null
+                message["content"] = None
             if shape == "reasoning_content":
                 message["reasoning_content"] = thought_text
             choice.update(stop_reason=None, token_ids=None, routed_experts=None)
             answer.update(choices=[choice], service_tier=None,
                           system_fingerprint=vllm_rules.SYSTEM_FINGERPRINT,
                           usage={**usage, "prompt_tokens_details": None,
-                                 "completion_tokens_details": None},
+                                 "completion_tokens_details": details},
                           prompt_logprobs=None, prompt_token_ids=None, prompt_text=None,
                           kv_transfer_params=None, ec_transfer_params=None, metrics=None)
         else:
@@ -716,7 +723,7 @@ class FakeModelServer:
         meta: dict[str, Any],
         pieces: list[str],
         finish: str,
-        usage: dict[str, int],
+        usage: dict[str, Any],
         failure: _MidStreamFailure | None,
         reasoning: list[str] | None = None,
         shape: ReasoningShape | None = None,

@@ -5,9 +5,9 @@ kept must match: status codes and media types; keys and value types of every JSO
 protocol constants (`object`, `role`, `finish_reason`, whose "stop" and "length" count as one:
 the model picks between them); an error's `type`, `param`, `code` and
 message pattern (numbers as N; of pydantic's validation listing, its header and first entry);
-the SSE framing (`data: ` events, kinds of chunk in order: role, content…, finish, usage,
-[DONE]); and for `/metrics`, the families chatmux reads: present or not, TYPE, HELP, label
-keys, their `_created` companions, and that every sample line parses.
+the SSE framing (`data: ` events, kinds of chunk in order: role, reasoning…, content…,
+finish, usage, [DONE]); and for `/metrics`, the families chatmux reads: present or not, TYPE,
+HELP, label keys, their `_created` companions, and that every sample line parses.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def _chunk_kind(event: Any) -> str:
     if choices[0].get("finish_reason") is not None:
         return "finish"
     delta = choices[0].get("delta") or {}
-    return "role" if "role" in delta else "content"
+    if "role" in delta:
+        return "role"
+    return "reasoning" if {"reasoning", "reasoning_content"} & set(delta) else "content"
 
 
 def sse_shape(text: str) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def sse_shape(text: str) -> dict[str, Any]:
                 kind, data = "not JSON", None
             else:
                 kind = _chunk_kind(data)
-        if not sequence or sequence[-1] != kind or kind != "content":
+        if not sequence or sequence[-1] != kind or kind not in ("content", "reasoning"):
             sequence.append(kind)
         if data is not None:
             shapes = chunks.setdefault(kind, [])

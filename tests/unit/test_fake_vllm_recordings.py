@@ -15,12 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fakes.openai_api import FakeModelServer
+from tests.fakes.openai_api import FakeModelServer, Thinking
 from tests.fakes.vllm_shapes import compare, shape, sse_shape
-from tests.vllm_real.recording import PROBES, Exchange, load, record
+from tests.vllm_real.recording import PROBES, REASONING_PROBES, Exchange, load, record
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fakes" / "recordings" / "vllm-0.32.0"
 ABOUT = json.loads((RECORDINGS / "about.json").read_text())
+# vLLM with `--reasoning-parser deepseek_r1` (tests/vllm_real/test_reasoning_real.py).
+REASONING = RECORDINGS.with_name("vllm-0.32.0-deepseek_r1")
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,6 +41,20 @@ async def test_the_fake_answers_like_the_recorded_vllm():
         observed = await record(fake.root)
     found = compare(load(RECORDINGS), observed)
     assert not found, "the fake diverges from vLLM's recordings:\n" + "\n".join(found)
+
+
+async def test_the_fake_reasons_like_the_recorded_vllm_with_a_reasoning_parser():
+    """`delta.reasoning` chunks before the content, the finish on the last reasoning chunk when
+    max_tokens cuts the thinking, `content: null` in a whole answer that only thought, and
+    `completion_tokens_details.reasoning_tokens` in the usage."""
+    about = json.loads((REASONING / "about.json").read_text())
+    model = about["served_model_name"]
+    async with FakeModelServer({model: about["max_model_len"]}, flavour="vllm") as fake:
+        fake.set_reply(model, Thinking("First some quick math, then a check.", "YES-42."))
+        observed = await record(fake.root, REASONING_PROBES)
+    assert set(load(REASONING)) == {probe.name for probe in REASONING_PROBES}
+    found = compare(load(REASONING), observed)
+    assert not found, "the fake reasons unlike vLLM's recordings:\n" + "\n".join(found)
 
 
 def _altered(exchange: Exchange, body: str) -> Exchange:

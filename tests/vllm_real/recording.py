@@ -171,6 +171,16 @@ PROBES: tuple[Probe, ...] = (
     Probe("error_logit_bias", "POST", CHAT, _chat(logit_bias={"2": 5})),
     Probe("metrics", "GET", "/metrics"),  # last: after all the traffic above
 )
+# For a server with a reasoning parser (`tests.bigram_models.thinking_model_dir` served with
+# `--reasoning-parser deepseek_r1`): its answer whole and streamed, and cut by max_tokens while
+# it still thinks.
+REASONING_PROBES: tuple[Probe, ...] = (
+    Probe("reasoning_stream", "POST", CHAT, _chat(temperature=0, max_tokens=48, **STREAM)),
+    Probe("reasoning_stream_out_of_tokens", "POST", CHAT, _chat(temperature=0, max_tokens=3,
+                                                                 **STREAM)),
+    Probe("reasoning_chat", "POST", CHAT, _chat(temperature=0, max_tokens=48)),
+    Probe("reasoning_chat_out_of_tokens", "POST", CHAT, _chat(temperature=0, max_tokens=3)),
+)
 
 
 async def _send(target: Target, probe: Probe) -> Exchange:

@@ -31,14 +31,15 @@ def cpu_env() -> dict[str, str]:
 
 
 def serve_argv(python: str, target: Path, served_name: str, port: int, *,
-               draft: Path | None = None, k: int = 3, max_model_len: int = 512) -> list[str]:
+               draft: Path | None = None, k: int = 3, max_model_len: int = 512,
+               extra: tuple[str, ...] = ()) -> list[str]:
     argv = [python, "-m", API_SERVER_MODULE, "--model", str(target),
             "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
             "--dtype", "float32", "--max-model-len", str(max_model_len)]
     if draft is not None:
         argv += ["--speculative-config", json.dumps(
             {"method": "draft_model", "model": str(draft), "num_speculative_tokens": k})]
-    return argv
+    return argv + list(extra)
 
 
 def _first_core(pid: int) -> None:
@@ -61,6 +62,7 @@ class VllmServer:
     draft: Path | None = None
     k: int = 3
     max_model_len: int = 512
+    extra: tuple[str, ...] = ()  # more arguments, e.g. ("--reasoning-parser", "deepseek_r1")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
@@ -74,7 +76,8 @@ class VllmServer:
 
     def start(self) -> None:
         argv = serve_argv(self.python, self.target, self.served_name, self.port,
-                          draft=self.draft, k=self.k, max_model_len=self.max_model_len)
+                          draft=self.draft, k=self.k, max_model_len=self.max_model_len,
+                          extra=self.extra)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 argv, env=cpu_env(), stdout=log, stderr=subprocess.STDOUT,
