@@ -32,6 +32,11 @@ def lang_of(language_code: str | None) -> str:
     return DEFAULT_LANG
 
 
+def chosen_lang(choice: str | None, client: str) -> str:
+    """The language to use: the user's /lang `choice` if any, else their client's."""
+    return lang_of(choice) if choice else client
+
+
 def t(key: str, lang: str, **values: object) -> str:
     """The text `key` in `lang` (English where the language has no catalog), with `values`
     put in; numbers are put in as they are written in code (no locale grouping)."""

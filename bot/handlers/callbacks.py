@@ -35,6 +35,18 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
     return answer
 
 
+async def refresh_menu(query: CallbackQuery, text: str,
+                       markup: InlineKeyboardMarkup | None) -> None:
+    """Show a menu's new state in the message its button was pressed under: an unchanged
+    menu (a double tap) or a deleted message is not an error."""
+    try:
+        await query.message.edit_text(text, parse_mode=None,  # type: ignore[union-attr]
+                                      reply_markup=markup)
+    except TelegramBadRequest as exc:
+        if not (is_not_modified(exc) or is_gone(exc)):
+            raise
+
+
 async def replace_markup(bot: Bot, chat_id: int, message_id: int,
                          markup: InlineKeyboardMarkup | None) -> None:
     """Best-effort keyboard update: "not modified", a deleted message and a 429 are not errors

@@ -14,7 +14,7 @@ from bot.middlewares.user import STORES_AUTHOR
 from bot.prefs import Preferences, answering_model
 from bot.queueing import QuestionQueue, enqueue_or_answer
 from bot.streaming.stops import StopSignals
-from bot.texts import lang_of, t
+from bot.texts import chosen_lang, t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
 from storage.repositories.conversations import AlreadyStored, ConversationRepository
@@ -41,8 +41,7 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
     except AlreadyStored:
         return  # Telegram delivered this update twice; it was answered the first time
     user = asked.user
-    if user.lang:  # the /lang choice (read with the question, not before it)
-        lang = lang_of(user.lang)
+    lang = chosen_lang(user.lang, lang)  # read with the question, not before it
     await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
                             chat_row_id=asked.chat_row_id, lang=lang,
                             model_id=answering_model(asked.prefs, user, registry),

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.filters import Inline
+from bot.handlers.callbacks import refresh_menu
 from bot.texts import LANGUAGES, lang_of, t
 from storage.models import User
 from storage.repositories.users import UserRepository
@@ -46,10 +47,8 @@ async def choose_language(query: CallbackQuery, callback_data: LangChoice, db_us
     await users.set_lang(db_user.id, chosen)
     lang = lang_of(chosen or db_user.language_code)
     await query.answer()
-    await query.message.edit_text(  # type: ignore[union-attr]
-        t("lang_set", lang, language=t("lang_name", lang)), parse_mode=None,
-        reply_markup=lang_keyboard(chosen, lang),
-    )
+    await refresh_menu(query, t("lang_set", lang, language=t("lang_name", lang)),
+                       lang_keyboard(chosen, lang))
 
 
 def build_router() -> Router:

@@ -41,7 +41,7 @@ from bot.media import (
 from bot.middlewares.user import STORES_AUTHOR
 from bot.prefs import Preferences, answering_model
 from bot.queueing import QuestionQueue, enqueue_or_answer
-from bot.texts import t
+from bot.texts import chosen_lang, t
 from inference.catalogue import ModelSpec
 from inference.errors import BackendError
 from inference.keys import KeyRefused
@@ -153,6 +153,7 @@ class MediaHandlers:
         except AlreadyStored:
             return
         user = asked.user
+        lang = chosen_lang(user.lang, lang)
         model_id = answering_model(asked.prefs, user, registry)
         spec = registry.spec(model_id)
         arena = arena_on(user, registry)
@@ -219,6 +220,7 @@ class MediaHandlers:
         await conversations.set_content(asked.question, text)
         await self._show_transcript(message, text)
         user = asked.user
+        lang = chosen_lang(user.lang, lang)
         await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
                                 chat_row_id=asked.chat_row_id, lang=lang,
                                 model_id=answering_model(asked.prefs, user, registry),

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.chat_admins import may_configure
 from bot.filters import Inline
+from bot.handlers.callbacks import refresh_menu
 from bot.keyboards.models import ModelChoice, model_keyboard
 from bot.prefs import answering_model
-from bot.streaming.delivery import is_not_modified
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import User
@@ -46,14 +45,7 @@ async def choose_model(query: CallbackQuery, callback_data: ModelChoice, bot: Bo
         await users.set_model(db_user.id, spec.id)
     text = t("model_set_chat" if group else "model_set", lang, model=spec.title)
     await query.answer(text)
-    try:
-        await query.message.edit_text(  # type: ignore[union-attr]
-            text, parse_mode=None,
-            reply_markup=model_keyboard(registry.enabled(), spec.id),
-        )
-    except TelegramBadRequest as exc:
-        if not is_not_modified(exc):
-            raise
+    await refresh_menu(query, text, model_keyboard(registry.enabled(), spec.id))
 
 
 def build_router() -> Router:

@@ -9,16 +9,15 @@ them (`bot.chat_admins`); anyone may look.
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.chat_admins import may_configure
 from bot.cleaning import clean_text
 from bot.filters import Inline
+from bot.handlers.callbacks import refresh_menu
 from bot.keyboards.personas import NO_PERSONA, PersonaChoice, persona_keyboard
 from bot.prefs import SYSTEM_PROMPT_LIMIT, answering_model
-from bot.streaming.delivery import is_gone, is_not_modified
 from bot.texts import t
 from bot.visible import is_blank
 from inference.registry import ModelRegistry
@@ -127,14 +126,8 @@ async def choose_persona(query: CallbackQuery, callback_data: PersonaChoice, bot
         await users.set_persona(chat_row_id, persona.id)
         chosen = ChatPrefs(persona_id=persona.id, model_id=chat_prefs.model_id)
         await query.answer(t("persona_set", lang, persona=persona.title))
-    try:
-        await query.message.edit_text(  # type: ignore[union-attr]
-            persona_menu(chosen, registry, lang), parse_mode=None,
-            reply_markup=persona_keyboard(registry.personas(), _current(chosen), lang),
-        )
-    except TelegramBadRequest as exc:
-        if not (is_not_modified(exc) or is_gone(exc)):
-            raise
+    await refresh_menu(query, persona_menu(chosen, registry, lang),
+                       persona_keyboard(registry.personas(), _current(chosen), lang))
 
 
 def build_router() -> Router:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.filters import Inline
+from bot.handlers.callbacks import refresh_menu
 from bot.keyboards.settings import NAMES, RESET, GenSetting, number, settings_keyboard
 from bot.prefs import (
     MIN_MAX_TOKENS,
@@ -23,7 +23,6 @@ from bot.prefs import (
     in_bounds,
     max_tokens_limit,
 )
-from bot.streaming.delivery import is_gone, is_not_modified
 from bot.texts import t
 from inference.catalogue import ModelSpec
 from inference.registry import ModelRegistry
@@ -118,13 +117,7 @@ async def change_setting(query: CallbackQuery, callback_data: GenSetting, db_use
                     name: int(value) if name == "max_tokens" else round(value, 2)}
         await users.set_gen_settings(db_user.id, settings)
         await query.answer(t("settings_saved", lang))
-    text, markup = _menu(db_user.telegram_id, spec, settings, lang)
-    try:
-        await query.message.edit_text(text, parse_mode=None,  # type: ignore[union-attr]
-                                      reply_markup=markup)
-    except TelegramBadRequest as exc:
-        if not (is_not_modified(exc) or is_gone(exc)):
-            raise
+    await refresh_menu(query, *_menu(db_user.telegram_id, spec, settings, lang))
 
 
 def build_router() -> Router:

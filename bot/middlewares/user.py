@@ -14,7 +14,7 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.types import Chat, TelegramObject
 from aiogram.types import User as TgUser
 
-from bot.texts import lang_of
+from bot.texts import chosen_lang, lang_of
 from storage.repositories.users import TelegramUser, UserRepository
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,5 @@ class UserMiddleware(BaseMiddleware):
             data["db_user"] = db_user
             data["chat_row_id"] = chat_row_id
             data["chat_prefs"] = chat_prefs
-            if db_user.lang:  # the /lang choice
-                data["lang"] = lang_of(db_user.lang)
+            data["lang"] = chosen_lang(db_user.lang, data["lang"])
         return await handler(event, data)

@@ -193,7 +193,9 @@ class BotMethods:
         self._count_flood(chat.id)
         return self._show(chat, message)
 
-    def send_message_draft(self, p: Params) -> bool:
+    def _draft_target(self, p: Params) -> tuple[int, int, int | None]:
+        """A draft's chat id, draft id and topic, checked (private chats only, non-zero id,
+        within the draft flood limit)."""
         chat_id = p.int("chat_id", missing="chat_id is empty") or 0
         chat = self.world.chats.get(chat_id)
         if chat is None or chat.type != "private" or chat_id <= 0:
@@ -204,7 +206,10 @@ class BotMethods:
         if not draft_id:
             raise bad_request("TEXTDRAFT_ID_INVALID")
         self._check_flood(chat_id, "draft")
-        thread = self._thread(chat, p, None)
+        return chat_id, draft_id, self._thread(chat, p, None)
+
+    def send_message_draft(self, p: Params) -> bool:
+        chat_id, draft_id, thread = self._draft_target(p)
         text, entities = prepare_text(p.get("text"), p.get("parse_mode"), p.json("entities"))
         frame = DraftFrame(
             draft_id, text, entities, self.clock(), p.flag("can_stop"), p.flag("keep_on_stop"),
@@ -257,17 +262,7 @@ class BotMethods:
 
     def send_rich_message_draft(self, p: Params) -> bool:
         """sendRichMessageDraft: private chats only, a non-zero draft_id, like the text one."""
-        chat_id = p.int("chat_id", missing="chat_id is empty") or 0
-        chat = self.world.chats.get(chat_id)
-        if chat is None or chat.type != "private" or chat_id <= 0:
-            raise bad_request("TEXTDRAFT_PEER_INVALID")
-        if chat.blocked:
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
-        draft_id = p.int("draft_id")
-        if not draft_id:
-            raise bad_request("TEXTDRAFT_ID_INVALID")
-        self._check_flood(chat_id, "draft")
-        thread = self._thread(chat, p, None)
+        chat_id, draft_id, thread = self._draft_target(p)
         rich, source = self._rich(p)
         frame = DraftFrame(draft_id, source, [], self.clock(), p.flag("can_stop"),
                            p.flag("keep_on_stop"), thread, rich=rich)

@@ -61,6 +61,21 @@ def resolve_user(chat_id: int, user_id: int | None, chat_type: str) -> int:
     return user_id
 
 
+def _writing_in(world: World, chat_id: int, chat_type: str, chat_title: str | None,
+                user: dict[str, Any], reply_to_message_id: int | None) -> tuple[Any, Any]:
+    """The chat a user writes in (created if new; its type checked) and the message they
+    reply to (which must exist there); the user is seen in it."""
+    replied = world.find(chat_id, reply_to_message_id or 0)
+    if reply_to_message_id is not None and replied is None:
+        raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
+    chat = world.chats.get(chat_id)
+    if chat is not None and chat.type != chat_type:
+        raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
+    chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
+    world.saw_user(chat_id, user)
+    return chat, replied
+
+
 def user_sends(
     world: World,
     text: str | None,
@@ -85,14 +100,8 @@ def user_sends(
         raise ValueError("a sticker message has no text or photo")
     if text is None and not (sticker or photo):
         raise ValueError("pass text, sticker=True or photo=True")
-    replied = world.find(chat_id, reply_to_message_id or 0)
-    if reply_to_message_id is not None and replied is None:
-        raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
-    chat = world.chats.get(chat_id)
-    if chat is not None and chat.type != chat_type:
-        raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
-    chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
-    world.saw_user(chat_id, user)
+    chat, replied = _writing_in(world, chat_id, chat_type, chat_title, user,
+                                reply_to_message_id)
     if replied is not None:
         if thread_id is not None and replied.thread_id != thread_id:
             raise ValueError(f"message {reply_to_message_id} is not in topic {thread_id}")
@@ -161,13 +170,8 @@ def user_sends_media(
         raise ValueError("only photos and documents are sent as albums")
     if caption is not None and "video_note" in media:
         raise ValueError("a video note has no caption")
-    replied = world.find(chat_id, reply_to_message_id or 0)
-    if reply_to_message_id is not None and replied is None:
-        raise ValueError(f"message {reply_to_message_id} is not in chat {chat_id}")
-    chat = world.chats.get(chat_id)
-    if chat is not None and chat.type != chat_type:
-        raise ValueError(f"chat {chat_id} is a {chat.type} chat, not {chat_type}")
-    chat = ensure_chat(world, chat_id, chat_type, user, chat_title)
+    chat, replied = _writing_in(world, chat_id, chat_type, chat_title, user,
+                                reply_to_message_id)
     if replied is not None:
         thread_id = replied.thread_id
     if thread_id is not None and thread_id not in chat.topics:
