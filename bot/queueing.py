@@ -242,12 +242,25 @@ class QuestionQueue:
         place = await self.store.push(entry.name, entry.order, entry.dumps())
         async with self.answerer.chat_lock(entry.chat_id, entry.thread_id,
                                            wait=QUICK_WAIT) as got:
-            if not got or place > 1:
-                await self._tell_queued(bot, entry, place)
             if got:
+                if place > 1:
+                    await self._tell_queued(bot, entry, place)
                 await self._drain(bot, entry.name, preloaded)
         if not got:
+            # The holder may have taken this question already (its answer is being written):
+            # then there is nothing to say.
+            now = await self._place(entry.name, entry.question_id)
+            if now is not None:
+                await self._tell_queued(bot, entry, now)
             self._await_turn(bot, entry.name)
+
+    async def _place(self, name: str, question_id: int) -> int | None:
+        """Where a question waits in the queue `name` (1: next), or None if it waits no more."""
+        for place, raw in enumerate(await self.store.waiting(name), start=1):
+            with contextlib.suppress(ValueError, TypeError):
+                if Queued.loads(raw).question_id == question_id:
+                    return place
+        return None
 
     async def _drain(self, bot: Bot, name: str, preloaded: Preloaded | None) -> None:
         """Answer the queue's entries in order while this process holds its lock."""
@@ -318,11 +331,7 @@ class QuestionQueue:
         return len(await self.store.clear(queue_name(chat_id, thread_id)))
 
     async def is_waiting(self, chat_id: int, thread_id: int | None, question_id: int) -> bool:
-        for raw in await self.store.waiting(queue_name(chat_id, thread_id)):
-            with contextlib.suppress(ValueError, TypeError):
-                if Queued.loads(raw).question_id == question_id:
-                    return True
-        return False
+        return await self._place(queue_name(chat_id, thread_id), question_id) is not None
 
     async def keep_edit(self, question_id: int, text: str) -> None:
         await self.store.stash(f"edit:{question_id}", text, EDIT_TTL)

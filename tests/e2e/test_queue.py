@@ -3,6 +3,8 @@ questions are asked as edited (queued) or answered again as a sibling branch (an
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot import queueing
@@ -69,6 +71,28 @@ async def test_messages_sent_while_answering_are_answered_in_order_one_at_a_time
     # The last turn is settled (after its delivery): the conversation continues from it.
     assert await rows(db, "SELECT id FROM conversation WHERE head_message_id = :id", 1,
                       id=by_content["[alpha-served] third"]["id"])
+
+
+async def test_a_question_taken_up_while_it_waited_is_not_called_queued(
+    bot, telegram, models, db, monkeypatch
+):
+    """The answer before it ends during the question's short wait, and the answering process
+    goes on to it: the user reads its answer, not "Queued, place 1" about it."""
+    monkeypatch.setattr(queueing, "QUICK_WAIT", 1.0)
+    models.hold()
+    telegram.user_sends("first", chat_id=PRIVATE)
+    await telegram.wait_for(lambda: models.held == 1)
+    second = telegram.user_sends("second", chat_id=PRIVATE)["message"]["message_id"]
+    await rows(db, "SELECT id FROM message WHERE role = 'user'", 2)
+    models.release()
+    models.hold()  # "second" is taken up by the first answer's process and held there
+    await telegram.wait_for(lambda: len(models.chat_requests()) == 2 and models.held == 1)
+    await asyncio.sleep(1.5)  # past the question's own wait for the lock (nothing to wait on)
+    assert notes(telegram, PRIVATE) == [] and telegram.reactions(PRIVATE, second) == []
+    models.release()
+    await telegram.wait_for(lambda: len(telegram.bot_messages(PRIVATE)) == 2)
+    assert [m.text for m in telegram.bot_messages(PRIVATE)] == [
+        "[alpha-served] first", "[alpha-served] second"]
 
 
 async def test_beyond_five_waiting_a_message_is_refused_and_not_stored(
