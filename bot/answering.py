@@ -171,17 +171,19 @@ class Answerer:
 
     @contextlib.asynccontextmanager
     async def chat_lock(self, chat_id: int, thread_id: int | None = None,
-                        wait: float = 60.0) -> AsyncIterator[bool]:
+                        wait: float = 60.0, *, notify: bool = True) -> AsyncIterator[bool]:
         """One generation at a time per conversation: a chat, or one topic of it (across
         processes); yields False if still busy after `wait` seconds. The lock has an owner
-        and a short expiry renewed while held; losing Redis never fails the turn."""
+        and a short expiry renewed while held; losing Redis never fails the turn. `notify`:
+        tell `released` when it is let go (the question queue, which need not hear of its own
+        locks: it lets one go only with nothing left to answer)."""
         key = f"gen:{chat_id}" if thread_id is None else f"gen:{chat_id}:{thread_id}"
         got = False
         try:
             async with held_lock(self.state, key, wait=wait) as got:
                 yield got
         finally:
-            if got and self.released is not None:
+            if got and notify and self.released is not None:
                 self.released(chat_id, thread_id)
 
     def _view(self, bot: Bot, turn: Turn, header: Chunk | None) -> AnswerView:

@@ -197,7 +197,7 @@ class QuestionQueue:
 
     async def _resume(self, bot: Bot, name: str) -> None:
         chat_id, thread_id = _parse_name(name)
-        async with self.answerer.chat_lock(chat_id, thread_id, wait=0) as got:
+        async with self.answerer.chat_lock(chat_id, thread_id, wait=0, notify=False) as got:
             if got:
                 await self._drain(bot, name, None)
 
@@ -215,7 +215,8 @@ class QuestionQueue:
         me = asyncio.current_task()
         chat_id, thread_id = _parse_name(name)
         try:
-            async with self.answerer.chat_lock(chat_id, thread_id, wait=TURN_WAIT) as got:
+            async with self.answerer.chat_lock(chat_id, thread_id, wait=TURN_WAIT,
+                                               notify=False) as got:
                 if self._waiters.get(name) is me:
                     del self._waiters[name]  # from here on, not cancelled by close()
                 if got:
@@ -241,7 +242,7 @@ class QuestionQueue:
         self._bot = bot
         place = await self.store.push(entry.name, entry.order, entry.dumps())
         async with self.answerer.chat_lock(entry.chat_id, entry.thread_id,
-                                           wait=QUICK_WAIT) as got:
+                                           wait=QUICK_WAIT, notify=False) as got:
             if got:
                 if place > 1:
                     await self._tell_queued(bot, entry, place)
@@ -265,8 +266,14 @@ class QuestionQueue:
     async def _drain(self, bot: Bot, name: str, preloaded: Preloaded | None) -> None:
         """Answer the queue's entries in order while this process holds its lock."""
         previous: int | None = None  # the question of the turn just answered
-        while not self._closing:
-            raw, resumed = await self.store.take(name)
+        finished = False  # that turn is over (told to the store with the next take)
+        while True:
+            if self._closing:
+                if finished:
+                    await self.store.done(name)
+                return
+            raw, resumed = await self.store.take(name, finished=finished)
+            finished = False
             if raw is None:
                 return
             entry = Queued.loads(raw)
@@ -279,7 +286,7 @@ class QuestionQueue:
                 await self._say_failed(bot, entry)
             # Not on cancellation: an entry cut off by the process ending stays current and
             # is answered by the next process.
-            await self.store.done(name)
+            finished = True
 
     async def _answer(self, bot: Bot, entry: Queued, preloaded: Preloaded | None,
                       resumed: bool, previous: int | None) -> None:

@@ -36,9 +36,10 @@ class QueueStore(Protocol):
     async def waiting(self, name: str) -> list[str]:
         """The entries waiting in `name`, first first (not the current one)."""
 
-    async def take(self, name: str) -> tuple[str | None, bool]:
+    async def take(self, name: str, *, finished: bool = False) -> tuple[str | None, bool]:
         """(entry, resumed): the current entry if one was left unfinished (resumed=True), else
-        the first waiting one, made current; (None, False) when nothing is pending."""
+        the first waiting one, made current; (None, False) when nothing is pending.
+        `finished`: the current entry is done first (`done` and `take` in one step)."""
 
     async def done(self, name: str) -> None:
         """The current entry of `name` is finished."""
@@ -72,7 +73,9 @@ class MemoryQueues:
     async def waiting(self, name: str) -> list[str]:
         return [entry for _, entry in self._queues.get(name, ())]
 
-    async def take(self, name: str) -> tuple[str | None, bool]:
+    async def take(self, name: str, *, finished: bool = False) -> tuple[str | None, bool]:
+        if finished:
+            self._current.pop(name, None)
         if name in self._current:
             return self._current[name], True
         queue = self._queues.get(name)
@@ -111,6 +114,7 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
 """
 _TAKE = """
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2]) end
 local current = redis.call('GET', KEYS[2])
 if current then return {current, 1} end
 local first = redis.call('ZPOPMIN', KEYS[1])
@@ -163,14 +167,20 @@ class RedisQueues:
 
         return await self._either(f"reading {name}", remote, lambda: self._local.waiting(name))
 
-    async def take(self, name: str) -> tuple[str | None, bool]:
+    async def take(self, name: str, *, finished: bool = False) -> tuple[str | None, bool]:
+        if finished and name in self._local._current:  # the current entry was a local one
+            await self._local.done(name)
+            finished = False
         # Entries queued here while Redis was away are answered first: they are older.
         entry, resumed = await self._local.take(name)
         if entry is not None:
+            if finished:
+                await self.done(name)
             return entry, resumed
 
         async def remote() -> tuple[str | None, bool]:
-            found = await self._take(keys=list(self._keys(name)), args=[name])
+            found = await self._take(keys=list(self._keys(name)),
+                                     args=[name, "1" if finished else "0"])
             if not found:
                 return None, False
             return found[0].decode(), bool(found[1])

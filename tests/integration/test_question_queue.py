@@ -37,8 +37,11 @@ async def test_entries_wait_in_order_and_one_is_current_until_done(queues):
     assert await queues.take("7") == ("a", True)
     await queues.done("7")
     assert await queues.take("7") == ("b", False)
+    # Done with "b" and on to the next in one step.
+    assert await queues.take("7", finished=True) == ("c", False)
+    await queues.push("7", 40, "d")
     await queues.done("7")
-    assert await queues.clear("7") == ["c"]
+    assert await queues.clear("7") == ["d"]
     assert await queues.take("7") == (None, False)
     assert await queues.names() == ["-5:3"]
 
