@@ -11,9 +11,10 @@ from tests.fakes.openai_api import FakeModelServer, Thinking, count_tokens
 from tests.unit.test_openai_backend import PROMPT, spec_for
 
 
-async def split(backend: OpenAICompatBackend, params=None):
+async def split(backend: OpenAICompatBackend, params=None, messages=PROMPT):
+    """(reasoning, answer, Finished) of one streamed reply; reasoning never follows answer."""
     reasoning, text, finished = [], [], None
-    async for event in backend.stream(PROMPT, params or {}):
+    async for event in backend.stream(messages, params or {}):
         if isinstance(event, ReasoningDelta):
             assert not text, "reasoning after the answer started"
             reasoning.append(event.text)

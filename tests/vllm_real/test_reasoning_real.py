@@ -31,11 +31,12 @@ import pytest
 
 from inference.backends.openai_compat import OpenAICompatBackend
 from inference.catalogue import ModelSpec
-from inference.protocol import ChatMessage, Finished, ReasoningDelta, TextDelta
+from inference.protocol import ChatMessage, Finished
 from tests.bigram_models import ANSWER, THOUGHT, thinking_model_dir
 from tests.e2e.helpers import rows
 from tests.fakes.vllm_shapes import compare
 from tests.harness import running_bot
+from tests.unit.test_reasoning_backend import split
 from tests.vllm_real.conftest import started
 from tests.vllm_real.proxy import RecordingProxy
 from tests.vllm_real.recording import REASONING_PROBES, load, record, write
@@ -91,22 +92,13 @@ async def backend_split(server: VllmServer) -> tuple[str, str, Finished]:
         "id": "thinker", "title": "Thinker", "base_url": server.base_url, "model": SERVED,
         "timeouts": {"connect": 5, "first_token": 60, "total": 120}})
     backend = OpenAICompatBackend(spec, api_key=None)
-    reasoning, text, finished = [], [], None
     try:
-        async for event in backend.stream([ChatMessage("user", "hi")],
-                                          {"temperature": 0, "max_tokens": 48}):
-            if isinstance(event, ReasoningDelta):
-                assert not text, "reasoning after the answer started"
-                reasoning.append(event.text)
-            elif isinstance(event, TextDelta):
-                text.append(event.text)
-            else:
-                assert isinstance(event, Finished)
-                finished = event
+        reasoning, text, finished = await split(backend, {"temperature": 0, "max_tokens": 48},
+                                                [ChatMessage("user", "hi")])
     finally:
         await backend.aclose()
     assert finished is not None
-    return "".join(reasoning), "".join(text), finished
+    return reasoning, text, finished
 
 
 def entry(base_url: str) -> dict[str, Any]:
