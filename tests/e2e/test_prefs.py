@@ -95,6 +95,9 @@ async def test_system_prompt_is_shown_set_used_stored_and_reset(prefs_bot, teleg
     regenerated = await last_answer(db, 2)
     assert regenerated["origin"] == "regenerated"
     assert regenerated["system_prompt"] == "Be brief.\nUse bullet points."
+    # Stored before it is delivered: wait for it to show, so the next reply is the command's.
+    await telegram.wait_for(lambda: len([m for m in telegram.bot_messages(PRIVATE)
+                                         if m.text.startswith("[alpha-served]")]) == 2)
 
     assert (await say(telegram, "/system reset")).text == (
         "✅ Back to the model's default system prompt (and no persona).")
@@ -149,6 +152,8 @@ async def test_persona_is_picked_persists_and_applies_to_another_model_too(
     assert system_of(models.chat_requests()[-1]) == "You are a pirate. Say arr."
     other = await last_answer(db, 2)
     assert (other["model_id"], other["persona_id"]) == ("beta", "pirate")
+    await telegram.wait_for(lambda: any(m.text.startswith("[beta-served]")
+                                        for m in telegram.bot_messages(PRIVATE)))
 
     # No persona: the model's default again.
     menu = await say(telegram, "/persona")
