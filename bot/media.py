@@ -220,8 +220,8 @@ class ImageStore:
         self._loading[key] = future
         try:
             data = await download(bot, attachment["file_id"])
-            jpeg, _, _ = await asyncio.to_thread(to_jpeg, data)
-            url = data_url(jpeg)
+            # Decoding, resizing and base64 of a photo of megabytes: off the event loop.
+            url = await asyncio.to_thread(lambda: data_url(to_jpeg(data)[0]))
             self._keep(key, url)
             future.set_result(url)
             return url

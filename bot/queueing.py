@@ -75,16 +75,19 @@ class Queued:
     persona_id: str | None = None
     settings: dict[str, Any] | None = None
 
-
     @classmethod
     def of(cls, message: TgMessage, question: Message, *, chat_row_id: int, lang: str,
            model_id: str | None, arena: bool, vision: bool = False,
-           prefs: Preferences | None = None) -> Queued:
+           prefs: Preferences | None = None, tg_message_id: int | None = None,
+           edited: bool = False) -> Queued:
+        """The entry for `question`, queued where `message` stands in its chat (by default
+        also the message reacted to and replied to, `tg_message_id`)."""
         assert question.author_id is not None
         prefs = prefs or Preferences()
         return cls(question.id, message.chat.id, message.chat.type, topic_of(message),
-                   message.message_id, lang, model_id, arena, question.author_id, chat_row_id,
-                   order=message.message_id, vision=vision, system_prompt=prefs.system_prompt,
+                   tg_message_id or message.message_id, lang, model_id, arena,
+                   question.author_id, chat_row_id, order=message.message_id, edited=edited,
+                   vision=vision, system_prompt=prefs.system_prompt,
                    persona_id=prefs.persona.id if prefs.persona is not None else None,
                    settings=dict(prefs.settings) if prefs.settings else None)
 

@@ -75,15 +75,13 @@ async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot
     await query.answer(t("edit_answering", lang))
     await replace_markup(bot, offer.chat.id, offer.message_id, None)
     original = offer.reply_to_message
-    prefs = Preferences.of(chat_prefs, db_user, registry)
     # In line where the offer was made (the original is older than what waits).
-    entry = Queued(asked.question.id, offer.chat.id, offer.chat.type, topic_of(offer),
-                   original.message_id if original is not None else offer.message_id,
-                   lang, answering_model(chat_prefs, db_user, registry),
-                   arena_on(db_user, registry), db_user.id, chat_row_id,
-                   order=offer.message_id, edited=True, system_prompt=prefs.system_prompt,
-                   persona_id=prefs.persona.id if prefs.persona is not None else None,
-                   settings=dict(prefs.settings) if prefs.settings else None)
+    entry = Queued.of(offer, asked.question, chat_row_id=chat_row_id, lang=lang,
+                      model_id=answering_model(chat_prefs, db_user, registry),
+                      arena=arena_on(db_user, registry),
+                      prefs=Preferences.of(chat_prefs, db_user, registry),
+                      tg_message_id=original.message_id if original is not None else None,
+                      edited=True)
     await queue.submit(bot, entry, Preloaded(asked.question, asked.path))
 
 
