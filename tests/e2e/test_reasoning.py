@@ -117,8 +117,9 @@ async def test_a_long_answer_has_the_reasoning_in_its_first_part_only(bot, teleg
     telegram.user_sends("Tell me a lot", chat_id=PRIVATE)
     await telegram.wait_for(lambda: any(m.reply_markup for m in telegram.bot_messages(PRIVATE)))
     [stored] = await rows(db, "SELECT * FROM message WHERE role = 'assistant'", 1)
+    # The parts' delivery rows are written once the last part is out: wait for them.
     deliveries = await rows(db, "SELECT * FROM message_delivery WHERE message_id = :id",
-                            None, id=stored["id"])
+                            2, id=stored["id"])
     parts = [m for m in telegram.bot_messages(PRIVATE)
              if m.message_id in {d["tg_message_id"] for d in deliveries}]
     assert len(parts) >= 2
