@@ -63,9 +63,10 @@ class EditReply(Filter):
     only as a reply to the bot's prompt. Anything else is handled as usual; passes `edit`
     (the FSM data)."""
 
-    async def __call__(self, message: Message, state: FSMContext,
+    async def __call__(self, message: Message, state: FSMContext | None = None,
                        raw_state: str | None = None) -> bool | dict[str, Any]:
-        if raw_state != EditingAnswer.waiting.state:  # read once per update by aiogram
+        # No FSM context for a message without a sender (`from` is optional): not an edit.
+        if state is None or raw_state != EditingAnswer.waiting.state:  # read once per update
             return False
         data = await state.get_data()
         if time.time() > float(data.get("until", 0)):

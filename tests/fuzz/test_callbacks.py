@@ -1,0 +1,100 @@
+"""Forged button presses: random data, real data bent, pressed by people it is not for."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fuzz.conftest import fuzz_settings
+from tests.fuzz.harness import GROUP
+from tests.fuzz.scene import DUELLIST, OWNER, STRANGER, Scene, build_scene
+from tests.fuzz.strategies import forged_callback_data, mutated_callback_data
+
+pytestmark = pytest.mark.fuzz
+
+
+@pytest.fixture
+async def scene(fuzz) -> Scene:
+    return await build_scene(fuzz)
+
+
+def _writes_by_right(data: str, presser: int) -> bool:
+    """Data that is not a reference to anything: a settings value for one's own settings
+    (range-checked, like the menu's steps) may be picked by hand."""
+    parts = data.split(":")
+    return parts[0] == "gen" and len(parts) > 1 and parts[1] == str(presser)
+
+
+async def _press(fuzz, data: st.DataObject, chat_id: int, payload: str, presser: int) -> None:
+    message_id = data.draw(st.sampled_from(fuzz_scene_messages(fuzz, chat_id)), label="on")
+    update = fuzz.press_update(chat_id, message_id, payload, user_id=None if chat_id > 0
+                               else presser)
+    if chat_id > 0 and presser != chat_id:  # a client that lies about who pressed
+        query = update["callback_query"]
+        query["from"] = {**query["from"], "id": presser}
+    message = update["callback_query"]["message"]
+    kind = data.draw(st.sampled_from(["real", "inaccessible", "missing"]), label="message")
+    if kind == "inaccessible":  # Telegram's stand-in for a message the bot can no longer see
+        update["callback_query"]["message"] = {"chat": message["chat"],
+                                               "message_id": message["message_id"], "date": 0}
+    elif kind == "missing":  # a message that is not (or no longer) in the chat
+        message["message_id"] = 10**6 + message["message_id"]
+    await fuzz.feed(update)
+
+
+def fuzz_scene_messages(fuzz, chat_id: int) -> list[int]:
+    return [m.message_id for m in fuzz.telegram.bot_messages(chat_id)]
+
+
+@fuzz_settings(150)
+@given(data=st.data())
+async def test_forged_callback_data_writes_nothing(fuzz, scene, data):
+    """Data the bot never offered — random, or a real button's with an id changed (to
+    someone else's, negative, huge, not a number), a prefix swapped, a field added, dropped
+    or cut — pressed by the owner on any of their bot messages: a toast, no write."""
+    chat_id = data.draw(st.sampled_from([OWNER, STRANGER, DUELLIST, GROUP]), label="chat")
+    presser = chat_id if chat_id > 0 else data.draw(st.sampled_from([OWNER, STRANGER]))
+    foreign = [i for c in (OWNER, STRANGER, DUELLIST, GROUP) if c != chat_id
+               for i in scene.ids_of(c)] + ["1", "2", "3"]
+    payload = data.draw(forged_callback_data()
+                        | mutated_callback_data(scene.data_in(chat_id) or ["x"], foreign),
+                        label="callback_data")
+    offered = scene.offered()
+    writes_allowed = payload in offered or _writes_by_right(payload, presser)
+    since = fuzz.begin()
+    before = await fuzz.checksums()
+    await _press(fuzz, data, chat_id, payload, presser)
+    await fuzz.idle()
+    if not writes_allowed:
+        await fuzz.assert_unchanged(before)
+    fuzz.assert_clean(since)
+    assert fuzz.telegram.callback_answers()  # every press gets its answer
+
+
+@fuzz_settings(100)
+@given(data=st.data())
+async def test_buttons_pressed_by_someone_else_write_nothing(fuzz, scene, data):
+    """A private chat's buttons pressed by another person (a forged `from`), and a group's
+    model and settings menus pressed by a plain member or not the settings' owner: refused,
+    nothing written."""
+    where = data.draw(st.sampled_from([OWNER, STRANGER, DUELLIST, GROUP]), label="chat")
+    if where == GROUP:
+        menus = [d for d in scene.data_in(GROUP)
+                 if d.startswith(("model:", "persona:")) or d.startswith("gen:")]
+        payload = data.draw(st.sampled_from(menus), label="callback_data")
+        # STRANGER opened the group's menus and is a plain member; OWNER has never written
+        # there either: neither may configure the group, OWNER may not change STRANGER's
+        # settings.
+        presser = OWNER if payload.startswith("gen:") else data.draw(
+            st.sampled_from([OWNER, STRANGER]), label="presser")
+    else:
+        payload = data.draw(st.sampled_from(scene.data_in(where)), label="callback_data")
+        presser = data.draw(st.sampled_from([u for u in (OWNER, STRANGER, DUELLIST)
+                                             if u != where]), label="presser")
+    since = fuzz.begin()
+    before = await fuzz.checksums()
+    await _press(fuzz, data, where, payload, presser)
+    await fuzz.idle()
+    await fuzz.assert_unchanged(before)
+    fuzz.assert_clean(since)
