@@ -14,8 +14,9 @@ OWNER, STRANGER, DUELLIST = ADMIN, USERS[0], USERS[1]
 class Scene:
     # (chat id, telegram message id, callback data) of every button the bot showed
     buttons: list[tuple[int, int, str]] = field(default_factory=list)
-    # chat id -> the person whose private chat it is (groups: none)
-    owners: dict[int, int] = field(default_factory=dict)
+    # chat id -> the bot's messages there once the scene was set (fixed: examples draw
+    # from it, and hypothesis needs the same choices each time it replays one)
+    bot_messages: dict[int, list[int]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Scene({len(self.buttons)} buttons)"
@@ -28,9 +29,6 @@ class Scene:
 
     def data_in(self, chat_id: int) -> list[str]:
         return sorted({data for chat, _, data in self.buttons if chat == chat_id})
-
-    def messages_in(self, chat_id: int) -> list[int]:
-        return sorted({message for chat, message, _ in self.buttons if chat == chat_id})
 
     def ids_of(self, chat_id: int) -> list[str]:
         """The numbers in the chat's button data (stored answer, battle, question ids)."""
@@ -53,7 +51,7 @@ def _collect(scene: Scene, fuzz: FuzzBot, chat_id: int) -> None:
 async def build_scene(fuzz: FuzzBot) -> Scene:
     """Answers with their buttons (and the 🔀 model list) for two people, a group answer,
     an arena battle, an edited question's offer, and the /model, /settings and /lang menus."""
-    scene = Scene(owners={OWNER: OWNER, STRANGER: STRANGER, DUELLIST: DUELLIST})
+    scene = Scene()
     for user in (OWNER, STRANGER):
         await fuzz.send(f"hello from {user}", chat_id=user)
         for command in ("/model", "/settings", "/lang", "/persona"):
@@ -78,4 +76,6 @@ async def build_scene(fuzz: FuzzBot) -> Scene:
         await fuzz.send(command, chat_id=GROUP, user_id=STRANGER, chat_type="supergroup")
     _collect(scene, fuzz, GROUP)
     await fuzz.settle()
+    for chat_id in (OWNER, STRANGER, DUELLIST, GROUP):
+        scene.bot_messages[chat_id] = [m.message_id for m in fuzz.telegram.bot_messages(chat_id)]
     return scene

@@ -69,11 +69,12 @@ def bad_admin_command(draw: st.DrawFn, fake_url: str) -> str:
         model_id = draw(st.sampled_from(["alpha", "gamma", "x.y-z"]), label="id")
         url = draw(st.sampled_from([fake_url, "http://127.0.0.1:9/v1",
                                     "http://u:p@127.0.0.1:9/v1"]), label="url")
-        served = draw(st.text(chars, min_size=1, max_size=20).filter(
+        served = draw(st.text(chars, min_size=1, max_size=20).map(
+            lambda s: s.replace('"', "")).filter(
             lambda s: s.strip() and s not in ("alpha-served", "beta-served")), label="model")
-        args = f'{model_id} url={url} model="{served.replace(chr(34), "")}"'
-        args += draw(st.sampled_from(["", " vision=1", " context=99999999999",
-                                      " key_env=NOPE", " key_env=ALPHA_KEY", " title=\"\u202e\""]), label="more")
+        args = f'{model_id} url={url} model="{served}"'
+        args += draw(st.sampled_from(["", " vision=1", " context=99999999999", " key_env=NOPE",
+                                      " key_env=ALPHA_KEY", ' title="\u202e"']), label="more")
     else:
         args = draw(command_args(), label="args")
     return f"/{command} {args}".rstrip()
