@@ -29,7 +29,7 @@ from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
-from bot.middlewares.private_press import PrivatePressGuard
+from bot.middlewares.press_guard import PressGuard
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
 from bot.queueing import QuestionQueue
@@ -195,7 +195,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
     dp.update.outer_middleware(DedupMiddleware(app.state))
-    dp.callback_query.outer_middleware(PrivatePressGuard())
+    dp.callback_query.outer_middleware(PressGuard())
     # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
     # handler's filters have passed: people are stored when they interact with the bot, not
     # for every group message it sees.

@@ -37,8 +37,12 @@ async def _press(fuzz, scene: Scene, data: st.DataObject, chat_id: int, payload:
         query = update["callback_query"]
         query["from"] = {**query["from"], "id": presser}
     message = update["callback_query"]["message"]
-    kind = data.draw(st.sampled_from(["real", "inaccessible", "missing"]), label="message")
-    if kind == "inaccessible":  # Telegram's stand-in for a message the bot can no longer see
+    kind = data.draw(st.sampled_from(["real", "inaccessible", "missing", "inline"]),
+                     label="message")
+    if kind == "inline":  # a button under a message sent in inline mode: no message at all
+        del update["callback_query"]["message"]
+        update["callback_query"]["inline_message_id"] = "AgAAAN3wAQBGIDkFfuzz"
+    elif kind == "inaccessible":  # Telegram's stand-in for a message the bot can no longer see
         update["callback_query"]["message"] = {"chat": message["chat"],
                                                "message_id": message["message_id"], "date": 0}
     elif kind == "missing":  # a message that is not (or no longer) in the chat

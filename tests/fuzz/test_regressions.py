@@ -80,3 +80,28 @@ async def test_a_press_in_someone_elses_private_chat_changes_nothing(
     fuzz.assert_clean(since)
     assert fuzz.telegram.callback_answers()[query["id"]]["text"] == (
         "Only the person in this chat can do that.")
+
+
+@explicit_only
+@given(prefix=st.none())
+@example(prefix="ans:up:")
+@example(prefix="ans:regen:")
+async def test_a_press_without_a_message_is_refused(fuzz: FuzzBot, prefix: str) -> None:
+    """A callback query may come without `message` (a button under an inline-mode message,
+    which this bot never sends): handlers needing the presser's row failed with a TypeError."""
+    await fuzz.send("hello", chat_id=ADMIN)
+    answer = next(m for m in fuzz.telegram.bot_messages(ADMIN) if m.reply_markup)
+    data = next(b["callback_data"] for row in answer.reply_markup["inline_keyboard"]
+                for b in row if b["callback_data"].startswith(prefix))
+    await fuzz.settle()
+    update = fuzz.press_update(ADMIN, answer.message_id, data)
+    query = update["callback_query"]
+    del query["message"]
+    query["inline_message_id"] = "AgAAAN3wAQBGIDkF"
+    before = await fuzz.checksums()
+    since = fuzz.begin()
+    await fuzz.feed(update)
+    await fuzz.assert_unchanged(before)
+    fuzz.assert_clean(since)
+    assert fuzz.telegram.callback_answers()[query["id"]]["text"] == (
+        "This button is no longer valid.")
