@@ -38,8 +38,15 @@ def _forum_topic(telegram: FakeTelegram) -> int:
 
 
 def message_update(data: st.DataObject, telegram: FakeTelegram) -> dict[str, Any]:
-    """A message (or edited message, or channel post) someone sends, of a random shape."""
+    """A message (or edited message, or channel post) someone sends, of a random shape; or
+    a press of a draft's stop button with a random draft id."""
     where = data.draw(st.sampled_from(WHERE), label="where")
+    if where == "private" and data.draw(st.integers(0, 7), label="stop") == 0:
+        stop: dict[str, Any] = {"chat": {"id": ADMIN, "type": "private", "first_name": "A"},
+                                "draft_id": data.draw(st.integers(-(2**63), 2**63 - 1))}
+        if data.draw(st.booleans()):
+            stop["message_thread_id"] = data.draw(st.integers(-5, 2**31))
+        return {"stopped_message_generation": stop}
     content = data.draw(st.sampled_from(CONTENT), label="content")
     extras = data.draw(st.sets(st.sampled_from(EXTRAS), max_size=3), label="extras")
     sender = data.draw(st.sampled_from((ADMIN, *USERS)) | st.integers(1, 2**52), label="from")
