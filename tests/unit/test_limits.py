@@ -136,3 +136,14 @@ def test_bad_quotas_and_tiers_are_one_clear_line(quota, top, error):
     with pytest.raises(CatalogueError) as caught:
         parse_catalogue(catalogue(quota, **top))
     assert error in str(caught.value)
+
+
+def test_addmodel_takes_a_quota_for_every_tier():
+    from bot.admin_args import UsageError, endpoint_spec, split_args
+
+    spec = endpoint_spec(*split_args("x url=http://h/v1 model=m quota=50/day"))
+    assert spec.quota_for("standard").messages == 50 and spec.quota_for("premium").per == "day"
+    assert endpoint_spec(*split_args("x url=http://h/v1 model=m")).quota is None
+    for bad in ("0/day", "50/month", "50", "a/day", "²/day", "99999999/day"):
+        with pytest.raises(UsageError, match="quota= must look like 50/day"):
+            endpoint_spec(*split_args(f"x url=http://h/v1 model=m quota={bad}"))
