@@ -169,7 +169,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         model_sync=ModelSync(registry, admin, redis, settings.redis_prefix),
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
-        limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets),
+        limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
     )
 

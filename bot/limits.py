@@ -3,7 +3,8 @@
 - Rate limit: a token bucket per user (RATE_LIMIT_BURST tokens, RATE_LIMIT_PER_MINUTE refill;
   either 0 turns it off), taken by every message that would call a model: questions (text,
   photos, voice), 🔄/🔀 regenerations, "Answer the edited version". Over it, the message is
-  neither stored nor answered: one line says when to try again. Button presses that call no
+  neither stored nor answered: one line says when to try again (once: the messages after it,
+  until then, are dropped without another line). Button presses that call no
   model (votes, menus) draw from their own bucket three times as large: a flood of them is
   bounded without ever getting in the way of normal voting.
 - Quotas (the catalogue's `quota:` per model and tier): checked when a question is accepted,
@@ -38,6 +39,7 @@ from storage.models import User
 from storage.repositories.conversations import Asked, ConversationRepository
 from storage.repositories.limits import LimitsRepository
 from storage.repositories.users import TelegramUser
+from storage.shared_state import SharedState
 from storage.token_bucket import BucketState, TokenBuckets
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,10 @@ class Limits:
     """One per process; handlers receive it from the Dispatcher as `limits`."""
 
     def __init__(self, settings: Settings, registry: ModelRegistry, repo: LimitsRepository,
-                 buckets: TokenBuckets,
+                 buckets: TokenBuckets, state: SharedState,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
+        self.state = state
         self.registry = registry
         self.repo = repo
         self.buckets = buckets
@@ -103,13 +106,16 @@ class Limits:
                 self.settings.rate_limit_per_minute * factor / 60)
 
     async def rate_refusal(self, telegram_id: int | None, lang: str) -> str | None:
-        """Takes a token for a message that would call a model; the line to send if there
-        was none."""
+        """Takes a token for a message that would call a model; if there was none, the line
+        to send — said once until a token is back (a flood is not answered with a flood):
+        "" for the messages after it."""
         if telegram_id is None or self.exempt(telegram_id) or not self.rate_limited:
             return None
         state = await self.buckets.take(f"ask:{telegram_id}", *self._bucket(False))
         if state.allowed:
             return None
+        if not await self.state.claim(f"limit-told:{telegram_id}", state.wait):
+            return ""
         return t("limit_rate", lang, reset=duration(state.wait, lang))
 
     async def press_refusal(self, telegram_id: int | None, lang: str) -> str | None:
@@ -163,6 +169,10 @@ class Limits:
     async def admit(self, user: User, model_id: str | None, lang: str) -> str | None:
         """Rate limit and quota for a model call asked with a button: the refusal, if any."""
         refusal = await self.rate_refusal(user.telegram_id, lang)
+        if refusal == "":  # said already; a button's press is still answered
+            state = await self.rate_state(user.telegram_id)
+            wait = (1 - state.tokens) * 60 / self.settings.rate_limit_per_minute
+            refusal = t("limit_rate", lang, reset=duration(wait, lang))
         if refusal is None:
             refusal = (await self.verdict(user, model_id, lang)).refusal
         return refusal
@@ -207,7 +217,7 @@ async def over_rate(message: TgMessage, author: TelegramUser, lang: str,
     """For a question not stored yet: whether its sender is over the rate limit (then they
     were told, and it is not kept: a flood writes nothing)."""
     refusal = await limits.rate_refusal(author.telegram_id, lang)
-    if refusal is not None:
+    if refusal:
         await _reply(message, refusal)
     return refusal is not None
 

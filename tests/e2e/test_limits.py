@@ -53,8 +53,11 @@ async def test_over_the_rate_limit_one_line_and_no_model_call(limited_bot, teleg
     assert [r["messages"][-1]["content"] for r in models.chat_requests()] == ["one", "two"]
     # Refused before it was stored: nothing written for it.
     assert await rows(db, "SELECT id FROM message WHERE content = 'three'") == []
+    # The line is said once: more messages meanwhile are dropped without another one.
+    telegram.user_sends("four", chat_id=USER)
     # Commands that call no model still work.
     usage = await say(telegram, "/usage", USER)
+    assert [m.text for m in telegram.bot_messages(USER)][-2:] == [reply, usage]
     assert "Right now you can send 0 of 2 questions in a row; one more every 1 min." in usage
     # Admins are exempt from the rate limit and from quotas.
     for text in ("a1", "a2", "a3", "a4"):
