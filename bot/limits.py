@@ -33,7 +33,7 @@ from aiogram.types import Message as TgMessage
 from bot.quota_window import duration, window_end, window_start
 from bot.settings import Settings
 from bot.texts import t
-from inference.catalogue import ModelSpec, Quota
+from inference.catalogue import DEFAULT_TIER, ModelSpec, Quota
 from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.conversations import Asked, ConversationRepository
@@ -134,7 +134,9 @@ class Limits:
     async def statuses(self, user: User, specs: Iterable[ModelSpec]) -> list[QuotaStatus]:
         """The quota standing of `user` for each of `specs` that has a quota in their tier."""
         now = self.clock()
-        limited = [(s, q) for s in specs if (q := s.quota_for(user.tier)) is not None]
+        # A tier the catalogue no longer lists is the default one, never "no limit".
+        tier = user.tier if user.tier in self.registry.tiers else DEFAULT_TIER
+        limited = [(s, q) for s in specs if (q := s.quota_for(tier)) is not None]
         used: dict[str, int] = {}
         for per in {q.per for _, q in limited}:
             ids = [s.id for s, q in limited if q.per == per]
