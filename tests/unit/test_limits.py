@@ -147,3 +147,97 @@ def test_addmodel_takes_a_quota_for_every_tier():
     for bad in ("0/day", "50/month", "50", "a/day", "²/day", "99999999/day"):
         with pytest.raises(UsageError, match="quota= must look like 50/day"):
             endpoint_spec(*split_args(f"x url=http://h/v1 model=m quota={bad}"))
+
+
+class FakeUsage:
+    """Answers counted per model, as `LimitsRepository.answers_since` would."""
+
+    def __init__(self, used: dict[str, int]) -> None:
+        self.used = used
+        self.asked: list[tuple[list[str], datetime]] = []
+
+    async def answers_since(self, user_id, model_ids, since):
+        self.asked.append((sorted(model_ids), since))
+        return {m: self.used[m] for m in model_ids if m in self.used}
+
+
+def limits_for(used: dict[str, int], quotas: dict[str, object], **settings):
+    from bot.limits import Limits
+    from bot.settings import Settings
+    from inference.keys import KeyRing
+    from inference.registry import ModelRegistry
+    from storage.shared_state import MemoryState
+
+    raw = {"default_model": "a", "models": [
+        {"id": m, "title": m.upper(), "base_url": "http://x/v1", "model": m,
+         "quota": quotas.get(m)} for m in ("a", "b", "c")]}
+    catalogue = parse_catalogue(raw)
+    registry = ModelRegistry(catalogue, KeyRing.from_catalogue(catalogue, {}))
+    now = datetime(2026, 12, 4, 20, 47, 30, tzinfo=UTC)
+    return Limits(Settings(admin_ids=frozenset({1}), **settings), registry,  # type: ignore[arg-type]
+                  FakeUsage(used), MemoryBuckets(), MemoryState(), clock=lambda: now)
+
+
+def user(telegram_id: int = 5, tier: str = "standard"):
+    from storage.models import User
+
+    return User(id=telegram_id, telegram_id=telegram_id, tier=tier)
+
+
+DAILY = {"messages": 2, "per": "day"}
+
+
+async def test_a_model_over_quota_is_refused_with_the_time_until_midnight_utc():
+    limits = limits_for({"a": 2}, {"a": DAILY})
+    verdict = await limits.verdict(user(), "a", "en")
+    assert verdict.refusal == ("⛔ Limit reached for A: 2 messages per day. "
+                               "Resets in 3 h 13 min.")
+    assert verdict.exhausted == ("a",)
+    assert (await limits.verdict(user(), "b", "en")).refusal is None  # b has no quota
+    assert (await limits.verdict(user(1), "a", "en")).refusal is None  # an admin
+    fresh = limits_for({"a": 1}, {"a": DAILY})
+    assert (await fresh.verdict(user(), "a", "en")).refusal is None
+
+
+async def test_no_quota_in_the_tier_costs_no_query():
+    limits = limits_for({"a": 9}, {"a": {"premium": DAILY}})
+    assert (await limits.verdict(user(), "a", "en")).refusal is None
+    assert limits.repo.asked == []
+    assert (await limits.verdict(user(tier="premium"), "a", "en")).refusal is not None
+
+
+async def test_a_tier_no_longer_listed_counts_as_standard():
+    limits = limits_for({"a": 2}, {"a": {"standard": DAILY}})
+    assert (await limits.verdict(user(tier="gold"), "a", "en")).refusal is not None
+
+
+async def test_arena_goes_on_without_the_models_out_of_quota():
+    limits = limits_for({"a": 2}, {"a": DAILY})
+    verdict = await limits.verdict(user(), "a", "en", arena=True)
+    assert verdict.refusal is None and verdict.exhausted == ("a",)  # b and c can battle
+    both = limits_for({"a": 2, "b": 2}, {"a": DAILY, "b": DAILY})
+    verdict = await both.verdict(user(), "a", "en", arena=True)
+    assert verdict.refusal is not None and set(verdict.exhausted) == {"a", "b"}
+
+
+async def test_windows_of_different_periods_are_counted_from_their_own_start():
+    limits = limits_for({}, {"a": DAILY, "b": {"messages": 5, "per": "hour"}})
+    await limits.statuses(user(), limits.registry.enabled())
+    assert sorted(limits.repo.asked) == [
+        (["a"], datetime(2026, 12, 4, tzinfo=UTC)),
+        (["b"], datetime(2026, 12, 4, 20, tzinfo=UTC))]
+
+
+async def test_the_rate_limit_line_is_said_once_and_presses_have_more_room():
+    limits = limits_for({}, {}, rate_limit_burst=2, rate_limit_per_minute=1)
+    assert await limits.rate_refusal(5, "en") is None
+    assert await limits.rate_refusal(5, "en") is None
+    assert await limits.rate_refusal(5, "en") == "⏳ Too many messages at once. Try again in 1 min."
+    assert await limits.rate_refusal(5, "en") == ""  # refused, without another line
+    assert await limits.rate_refusal(1, "en") is None  # admins: never
+    # A button's model call is refused with the line even when it was said already.
+    assert (await limits.admit(user(5), "b", "en")).startswith("⏳ Too many messages")
+    presses = [await limits.press_refusal(5, "en") for _ in range(7)]
+    assert presses[:6] == [None] * 6 and presses[6].startswith("⏳ Too many presses")
+    off = limits_for({}, {}, rate_limit_burst=0)
+    assert all([await off.rate_refusal(5, "en") is None for _ in range(50)])
