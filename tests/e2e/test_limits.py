@@ -80,6 +80,15 @@ async def test_quota_per_model_and_tier(monkeypatch, tmp_path, telegram, models,
         # 🔄 on an answer is a model call too: refused with the same line, nothing asked.
         pressed = telegram.user_presses(USER, second.message_id, button(second, "🔄"))
         assert (await toast(telegram, pressed)).startswith("⛔ Limit reached for Alpha")
+        # So is answering an edited question.
+        [q2] = await rows(db, "SELECT d.tg_message_id FROM message m JOIN message_delivery d "
+                              "ON d.message_id = m.id WHERE m.content = 'q2'")
+        telegram.user_edits(USER, q2["tg_message_id"], "q2, edited")
+        offer = await telegram.wait_for(
+            lambda: next((m for m in telegram.bot_messages(USER)
+                          if m.text.startswith("You edited")), None), timeout=15)
+        pressed = telegram.user_presses(USER, offer.message_id, button(offer, "Answer"))
+        assert (await toast(telegram, pressed)).startswith("⛔ Limit reached for Alpha")
         assert len(models.chat_requests()) == 2
 
         usage = await say(telegram, "/usage", USER, username="bob")

@@ -121,3 +121,26 @@ async def test_tiers_and_bans_are_stored_with_their_audit_entries(stores):
         audit = (await conn.execute(sa.text(
             "SELECT action, target FROM audit_log ORDER BY id"))).all()
     assert [tuple(row) for row in audit] == [("tier", "31"), ("ban", "31"), ("unban", "31")]
+
+
+async def test_migration_0008_down_and_up_keeps_users_and_puts_them_in_standard(db_url):
+    from storage.migrate import downgrade
+
+    engine = create_engine(db_url)
+    users = UserRepository(create_sessionmaker(engine))
+    ann, chat = await users.touch(TelegramUser(41, "ann"), 41, "private", None)
+    convs = ConversationRepository(create_sessionmaker(engine))
+    conversation = await convs.active(chat, ann.id)
+    await convs.add_user_message(conversation.id, ann.id, "kept", 41, 1)
+    await LimitsRepository(create_sessionmaker(engine)).ban(ann, "x", actor_id=None)
+    await engine.dispose()
+    await downgrade(db_url, "0007")
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text(
+            "SELECT telegram_id, tier, banned_at FROM user_account"))).all()
+        messages = (await conn.execute(sa.text("SELECT content FROM message"))).scalars().all()
+    await engine.dispose()
+    assert [tuple(r) for r in rows] == [(41, "standard", None)]  # the ban went with 0008
+    assert messages == ["kept"]
