@@ -33,9 +33,9 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
     if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return
-    if await over_rate(message, author, lang, limits):  # said so; not stored
-        return
     if await queue.full(message, lang):  # said so; not stored, so nothing half-kept
+        return
+    if await over_rate(message, author, lang, limits):  # said so (once); not stored
         return
     chat = message.chat
     try:
