@@ -163,13 +163,15 @@ class Answerer:
         # Told (chat id, topic) after a conversation's lock is released (the question queue).
         self.released: Callable[[int, int | None], None] | None = None
 
-    async def drain(self, grace: float, final: float = FINAL_SENDS) -> None:
+    async def drain(self, grace: float, final: float = FINAL_SENDS,
+                    margin: float = FINAL_MARGIN) -> None:
         """On shutdown (any caller: polling or webhook), once no new turns start: let answers
         being written finish for up to `grace` seconds. Then every answer still streaming is
         interrupted: its model call is cancelled and the text so far is delivered as its final
         message with a note and 🔄 (or the note alone), stored with status "interrupted".
-        Their final sends get `final` seconds; a turn still busy after that is cancelled, so
-        this returns within about `grace + final` seconds whatever Telegram does."""
+        Their final sends get `final` seconds; a turn still busy `margin` seconds after that
+        is cancelled, so this returns within `grace + final + 2 * margin` seconds whatever
+        Telegram (or anything else) does."""
         if not self._in_flight:
             return
         log.info("waiting for %d answers to finish", self._in_flight)
@@ -179,17 +181,17 @@ class Answerer:
             return
         log.warning("interrupting %d answers still being written", self._in_flight)
         self._final_deadline = asyncio.get_running_loop().time() + final
-        for stop in self._streams:
+        for stop in list(self._streams):
             stop.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), final + FINAL_MARGIN)
+            await asyncio.wait_for(self._idle.wait(), final + margin)
         if not self._in_flight:
             return
         stuck = list(self._turns)
         log.warning("cancelling %d turns that did not end in time", len(stuck))
         for task in stuck:
             task.cancel()
-        await asyncio.wait(stuck, timeout=FINAL_MARGIN)
+        await asyncio.wait(stuck, timeout=margin)
 
     @property
     def interrupting(self) -> bool:
@@ -508,7 +510,7 @@ class Answerer:
         if not parts:
             return
         try:
-            async with self._final_sends():
+            async with self._final_sends(patient=False):
                 await bot.edit_message_reply_markup(
                     chat_id=turn.chat_id, message_id=parts[-1].tg_message_id,
                     reply_markup=answer_keyboard(answer_a.id),

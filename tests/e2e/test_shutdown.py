@@ -111,6 +111,12 @@ async def test_an_answer_with_no_text_yet_gets_the_note_alone_in_its_topic(
     assert telegram.bot_messages(GROUP) == [note]  # nothing outside the topic
     [row] = await rows(db, "SELECT content, status FROM message WHERE role = 'assistant'", 1)
     assert (row["content"], row["status"]) == ("", "interrupted")
+    async with running_bot(monkeypatch, tmp_path, telegram, models, database_url,
+                           redis_prefix):
+        telegram.user_presses(GROUP, note.message_id, button(note, "🔄"), user_id=91)
+        await telegram.wait_for(lambda: len(telegram.topic_messages(GROUP, topic)) == 2)
+    assert telegram.topic_messages(GROUP, topic)[1].text == "[alpha-served] ideas?"
+    assert len(telegram.bot_messages(GROUP)) == 2  # nothing outside the topic
 
 
 async def test_a_group_answer_being_edited_ends_with_the_note(
