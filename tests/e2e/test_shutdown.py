@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
+from pathlib import Path
 
 from tests.e2e.helpers import button, labels, rows
 from tests.harness import running_bot
@@ -199,3 +201,35 @@ async def test_shutdown_does_not_wait_for_a_slow_telegram(
     assert telegram.bot_messages(PRIVATE) == []
     [row] = await rows(db, "SELECT status FROM message WHERE role = 'assistant'", 1)
     assert row["status"] == "undelivered"  # not shown: never part of the history
+
+
+async def test_sigterm_to_the_real_process_ends_its_answer_visibly(
+    tmp_path, telegram, models, database_url, redis_prefix
+):
+    from tests.conftest import REDIS_URL
+    from tests.e2e.test_process import CHATMUX, base_env
+    from tests.harness import write_catalogue
+
+    slow(models)
+    write_catalogue(tmp_path / "models.yaml", models)
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=base_env(
+            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
+            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
+            ALPHA_KEY="sk-test-alpha", DRAFT_INTERVAL="0.05", SHUTDOWN_GRACE="0.5",
+            PYTHONPATH=str(Path(__file__).parents[2]),  # this checkout's code, not the install's
+        ),
+    )
+    try:
+        telegram.user_sends("talk forever", chat_id=PRIVATE)
+        await telegram.wait_for(lambda: len(telegram.drafts(PRIVATE)) >= 3, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    [answer] = telegram.bot_messages(PRIVATE)
+    assert answer.text.startswith("w0 w1") and answer.text.endswith("\n\n" + NOTE)
+    assert "🔄" in labels(answer)
