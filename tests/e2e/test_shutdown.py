@@ -9,7 +9,8 @@ import itertools
 import signal
 from pathlib import Path
 
-from tests.e2e.helpers import button, labels, rows
+from bot.texts import t
+from tests.e2e.helpers import button, labels, rows, toast
 from tests.harness import running_bot
 
 PRIVATE = 9101
@@ -65,6 +66,8 @@ async def test_an_answer_cut_by_shutdown_ends_visibly_and_is_regenerated_after_r
         assert telegram.bot_messages(PRIVATE)[2].text == "re: and then?"
         assert contents(models.chat_requests()[1]) == ["talk forever", row["content"],
                                                        "and then?"]
+        vote = telegram.user_presses(PRIVATE, answer.message_id, button(answer, "👍"))
+        assert await toast(telegram, vote) == t("vote_up", "en")  # judged like any answer
         telegram.user_presses(PRIVATE, answer.message_id, button(answer, "🔄"))
         await telegram.wait_for(lambda: len(telegram.bot_messages(PRIVATE)) == 4)
         regenerated = telegram.bot_messages(PRIVATE)[3]
@@ -76,6 +79,8 @@ async def test_an_answer_cut_by_shutdown_ends_visibly_and_is_regenerated_after_r
                              "ORDER BY id", 3)
     assert [(r["origin"], r["status"]) for r in origins] == [
         ("original", "interrupted"), ("original", "complete"), ("regenerated", "complete")]
+    [vote_row] = await rows(db, "SELECT message_id, value FROM vote", 1)
+    assert (vote_row["message_id"], vote_row["value"]) == (row["id"], 1)
 
 
 async def test_an_answer_that_ends_within_the_grace_is_delivered_as_usual(
@@ -196,8 +201,9 @@ async def test_shutdown_does_not_wait_for_a_slow_telegram(
         telegram.fail_next("sendMessage", error_code=429,
                            description="Too Many Requests: retry after 60", retry_after=60)
         stopping = loop.time()
-    # Not the minute an answer's delivery would normally wait out (`patient_delivery`).
-    assert loop.time() - stopping < 30
+    # Not the minute an answer's delivery would normally wait out (`patient_delivery`), nor
+    # the ~20 s after which `run_polling` gives up on an orderly stop (`shutdown_bound`).
+    assert loop.time() - stopping < 15
     assert telegram.bot_messages(PRIVATE) == []
     [row] = await rows(db, "SELECT status FROM message WHERE role = 'assistant'", 1)
     assert row["status"] == "undelivered"  # not shown: never part of the history
