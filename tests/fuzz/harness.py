@@ -179,7 +179,8 @@ async def fuzz_bot(tmp_path: Path, telegram: FakeTelegram, models: FakeModelServ
         bot_token=telegram.token, telegram_api_url=telegram.base_url,
         database_url=database_url, models_file=str(catalogue), redis_url=REDIS_URL,
         redis_prefix=redis_prefix, admin_ids=frozenset({ADMIN}), draft_interval=0.05,
-        edit_interval_group=0.2, _env_file=None)
+        edit_interval_group=0.2, _env_file=None,
+        rate_limit_burst=0)  # fuzzing sends faster than people; limits have their own tests
     app = await build_app(settings, secrets={"ALPHA_KEY": "sk-test-alpha"})
     bot = build_bot(settings)
     dp = build_dispatcher(app)

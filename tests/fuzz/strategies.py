@@ -60,8 +60,9 @@ def entities(draw: st.DrawFn, text: str) -> list[dict[str, Any]]:
 
 
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "history",
-                 "lang", "cancel", "system", "persona", "settings")
-ADMIN_COMMANDS = ("addmodel", "rmmodel", "enable", "disable", "models", "export")
+                 "lang", "cancel", "system", "persona", "settings", "usage")
+ADMIN_COMMANDS = ("addmodel", "rmmodel", "enable", "disable", "models", "export", "tier",
+                  "ban", "unban")
 
 
 def command_args() -> st.SearchStrategy[str]:
@@ -72,6 +73,7 @@ def command_args() -> st.SearchStrategy[str]:
                          "99999999999999999999", "1e309", "nan", "inf", "²", "٣", "reset",
                          "off", "dpo", "kto", "sft", "arena", "jsonl", "images", "en", "ru",
                          '"', "'", "\\", "=", "url=", "model=", "hf=", "key_env=ALPHA_KEY",
+                         "standard", "premium", "@Ann", "-100", "7002", "@7003", "٧٠٠٢",
                          "context=-5", "title=\"x", "k=0", "gpus=999"]),
         st.builds(lambda k, v: f"{k}={v}",
                   st.sampled_from(["url", "model", "title", "key_env", "vision", "context",

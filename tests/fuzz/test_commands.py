@@ -42,8 +42,9 @@ async def _sends(fuzz: FuzzBot, text: str, where: int, user: int) -> int:
 @fuzz_settings(100)
 @given(data=st.data())
 async def test_admin_commands_from_anyone_else_write_nothing(known, data):
-    """/addmodel, /rmmodel, /enable, /disable, /models, /export with any arguments, from a
-    person not in ADMIN_IDS, or from the admin in a group: as if they did not exist."""
+    """/addmodel, /rmmodel, /enable, /disable, /models, /export, /tier, /ban, /unban with any
+    arguments, from a person not in ADMIN_IDS, or from the admin in a group: as if they did
+    not exist."""
     fuzz = known
     user, where = data.draw(st.sampled_from(
         [(USERS[0], USERS[0]), (USERS[1], USERS[1]), (USERS[0], GROUP)]), label="who, where")
@@ -54,15 +55,26 @@ async def test_admin_commands_from_anyone_else_write_nothing(known, data):
     fuzz.assert_clean(since)
 
 
+def _names_someone(word: str) -> bool:
+    """`word` could name a person the bot knows (by id, in any digits Python reads)."""
+    try:
+        return int(word.removeprefix("@")) in (ADMIN, *USERS)
+    except ValueError:
+        return False
+
+
 @st.composite
 def bad_admin_command(draw: st.DrawFn, fake_url: str) -> str:
-    """An admin command whose arguments cannot be carried out: no such model, malformed
-    options, a server that is down or does not serve the model. (`/models` and `/export`
-    only read.)"""
+    """An admin command whose arguments cannot be carried out: no such model or person,
+    malformed options, a server that is down or does not serve the model. (`/models` and
+    `/export` only read.)"""
     command = draw(st.sampled_from(ADMIN_COMMANDS), label="command")
     if command in ("rmmodel", "enable", "disable"):
         args = draw(command_args(), label="args")
         assume(args.strip() not in MODEL_IDS)
+    elif command in ("tier", "ban", "unban"):
+        args = draw(command_args(), label="args")
+        assume(not any(_names_someone(word) for word in args.split()))
     elif command == "addmodel" and draw(st.booleans()):
         # Well-formed, but the server is down, takes credentials in the URL, or does not
         # serve the model named.

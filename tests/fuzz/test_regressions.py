@@ -105,3 +105,21 @@ async def test_a_press_without_a_message_is_refused(fuzz: FuzzBot, prefix: str) 
     fuzz.assert_clean(since)
     assert fuzz.telegram.callback_answers()[query["id"]]["text"] == (
         "This button is no longer valid.")
+
+
+@explicit_only
+@given(text=st.none())
+@example(text="/ban 99999999999999999999")
+@example(text="/tier -99999999999999999999 standard")
+@example(text="/unban ٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩٩")
+async def test_an_admin_naming_a_user_by_an_impossible_id(fuzz: FuzzBot, text: str) -> None:
+    """A numeric id beyond Postgres' BIGINT (or in non-ASCII digits that Python reads as
+    one) made the lookup fail with a DBAPIError: it now names no one, and nothing changes."""
+    await fuzz.send("/start", chat_id=ADMIN)
+    await fuzz.settle()
+    before = await fuzz.checksums()
+    since = fuzz.begin()
+    await fuzz.send(text, chat_id=ADMIN)
+    await fuzz.assert_unchanged(before)
+    fuzz.assert_clean(since)
+    assert fuzz.shown_texts(since)[0].startswith("⚠️")
