@@ -24,7 +24,7 @@ _COMMON = {
     "verbosity": Verbosity.normal,
 }
 settings.register_profile("ci", max_examples=40, derandomize=True, **_COMMON)
-settings.register_profile("long", max_examples=1000, **_COMMON)
+settings.register_profile("long", max_examples=5000, **_COMMON)
 
 
 def fuzz_settings(examples: int | None = None) -> settings:

@@ -174,7 +174,8 @@ async def fuzz_bot(tmp_path: Path, telegram: FakeTelegram, models: FakeModelServ
                    database_url: str, redis_prefix: str) -> AsyncIterator[FuzzBot]:
     """The bot's Dispatcher with real Postgres and Redis, the fake Bot API and models, and
     its startup hooks run (commands set, the question queue started), but no polling."""
-    catalogue = write_catalogue(tmp_path / "models.yaml", models)
+    # alpha reads text only, beta also images: a photo to alpha offers the switch buttons.
+    catalogue = write_catalogue(tmp_path / "models.yaml", models, beta={"vision": True})
     settings = Settings(  # type: ignore[call-arg]
         bot_token=telegram.token, telegram_api_url=telegram.base_url,
         database_url=database_url, models_file=str(catalogue), redis_url=REDIS_URL,

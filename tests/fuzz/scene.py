@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
+
+from PIL import Image
 
 from tests.fakes.telegram.models import ChatMessage
 from tests.fuzz.harness import ADMIN, GROUP, USERS, FuzzBot
@@ -36,6 +39,12 @@ class Scene:
                        if part.isdigit()})
 
 
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "teal").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _keyboard_data(message: ChatMessage) -> list[str]:
     rows = (message.reply_markup or {}).get("inline_keyboard", [])
     return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
@@ -50,7 +59,8 @@ def _collect(scene: Scene, fuzz: FuzzBot, chat_id: int) -> None:
 
 async def build_scene(fuzz: FuzzBot) -> Scene:
     """Answers with their buttons (and the 🔀 model list) for two people, a group answer,
-    an arena battle, an edited question's offer, and the /model, /settings and /lang menus."""
+    an arena battle, an edited question's offer, a photo's offer of a vision model, and the
+    /model, /settings and /lang menus."""
     scene = Scene()
     for user in (OWNER, STRANGER):
         await fuzz.send(f"hello from {user}", chat_id=user)
@@ -69,6 +79,11 @@ async def build_scene(fuzz: FuzzBot) -> Scene:
     await fuzz.feed(edit)
     await fuzz.idle()
     _collect(scene, fuzz, OWNER)  # the offer to answer the edited question: aed:<id>
+    photo = fuzz.telegram.user_sends_photo(png(), chat_id=OWNER, caption="what is this?")
+    fuzz.telegram.world.updates.remove(photo)
+    await fuzz.feed(photo)
+    await fuzz.idle()
+    _collect(scene, fuzz, OWNER)  # alpha reads no images: vis:<vision model>:<question>
     await fuzz.send("/arena", chat_id=DUELLIST)
     await fuzz.send("which sort is best?", chat_id=DUELLIST)
     _collect(scene, fuzz, DUELLIST)  # bv:<battle>:<winner>

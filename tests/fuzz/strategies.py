@@ -65,10 +65,29 @@ ADMIN_COMMANDS = ("addmodel", "rmmodel", "enable", "disable", "models", "export"
                   "ban", "unban")
 
 
+# Around the 32- and 64-bit edges (Postgres INTEGER and BIGINT), and numbers that are not.
+NUMBERS = ("-1", "0", "-0", "1", str(2**31), str(2**63 - 1), str(2**63), str(-(2**63) - 1),
+           str(2**64), "99999999999999999999", "9" * 40, "1e3", "0x10", "١٢", "", " 1",
+           "NaN", "abc", "1.5", "+5")
+
+
+def numbers() -> st.SearchStrategy[str]:
+    """Numbers of every shape: beyond 64 bits, negative, in other scripts' digits, odd."""
+    return st.one_of(
+        st.sampled_from(NUMBERS),
+        st.builds(lambda edge, step: str(edge + step),
+                  st.sampled_from([2**31, 2**63, 2**64, 10**20, -(2**63), -(2**31)]),
+                  st.integers(-2, 2)),
+        st.integers().map(str),
+        st.text(st.characters(categories=["Nd"]), min_size=1, max_size=22),
+    )
+
+
 def command_args() -> st.SearchStrategy[str]:
     """Arguments: random text, key=value soup, quotes, numbers of every shape."""
     word = st.one_of(
         st.text(chars, min_size=1, max_size=12),
+        numbers(),
         st.sampled_from(["alpha", "beta", "ALPHA", "alpha\u200b", "../alpha", "-1", "0",
                          "99999999999999999999", "1e309", "nan", "inf", "²", "٣", "reset",
                          "off", "dpo", "kto", "sft", "arena", "jsonl", "images", "en", "ru",
@@ -113,20 +132,21 @@ def forged_callback_data() -> st.SearchStrategy[str]:
         lambda s: len(s.encode()) <= CALLBACK_DATA_LIMIT)
 
 
-NUMBERS = ("-1", "0", "-0", "1", "18446744073709551616", "9" * 40, "1e3", "0x10", "١٢",
-           "", " 1", "1 ", "NaN", "abc", "1.5", "+5")
-
-
 @st.composite
 def mutated_callback_data(draw: st.DrawFn, real: list[str], foreign_ids: list[str]) -> str:
     """A button's real data with a field changed: another id (someone else's), a number of
     the wrong shape, a prefix swapped, a field added or dropped, or truncated."""
     data = draw(st.sampled_from(real))
     fields = data.split(":")
-    how = draw(st.sampled_from(["number", "foreign", "prefix", "add", "drop", "cut", "text"]))
-    index = draw(st.integers(0, len(fields) - 1))
+    how = draw(st.sampled_from(["number", "number", "foreign", "prefix", "add", "drop", "cut",
+                                "text"]))
+    numeric = [i for i, part in enumerate(fields) if part.isdigit()]
+    if how in ("number", "foreign") and numeric:  # ids are what a forger changes
+        index = draw(st.sampled_from(numeric))
+    else:
+        index = draw(st.integers(0, len(fields) - 1))
     if how == "number":
-        fields[index] = draw(st.sampled_from(NUMBERS) | st.integers().map(str))
+        fields[index] = draw(numbers())
     elif how == "foreign" and foreign_ids:
         fields[index] = draw(st.sampled_from(foreign_ids))
     elif how == "prefix":

@@ -20,10 +20,12 @@ async def scene(fuzz) -> Scene:
 
 
 def _writes_by_right(data: str, presser: int) -> bool:
-    """Data that is not a reference to anything: a settings value for one's own settings
-    (range-checked, like the menu's steps) may be picked by hand."""
+    """Choices one may make by hand: a value for one's own settings (range-checked, like the
+    menu's steps), and a switch to a vision model (one's own model, as with /model; the
+    photo question it names is answered only if it is really the presser's)."""
     parts = data.split(":")
-    return parts[0] == "gen" and len(parts) > 1 and parts[1] == str(presser)
+    return ((parts[0] == "gen" and len(parts) > 1 and parts[1] == str(presser))
+            or (parts[0] == "vis" and len(parts) > 1 and parts[1] == "beta"))
 
 
 async def _press(fuzz, scene: Scene, data: st.DataObject, chat_id: int, payload: str,
@@ -51,19 +53,26 @@ async def _press(fuzz, scene: Scene, data: st.DataObject, chat_id: int, payload:
     return update["callback_query"]["id"]
 
 
-@fuzz_settings(150)
+@fuzz_settings(800)
 @given(data=st.data())
 async def test_forged_callback_data_writes_nothing(fuzz, scene, data):
     """Data the bot never offered — random, or a real button's with an id changed (to
     someone else's, negative, huge, not a number), a prefix swapped, a field added, dropped
     or cut — pressed by the owner on any of their bot messages: a toast, no write."""
-    chat_id = data.draw(st.sampled_from([OWNER, STRANGER, DUELLIST, GROUP]), label="chat")
+    chats = [OWNER, STRANGER, DUELLIST, GROUP]
+    if data.draw(st.integers(0, 2), label="random data") == 0:
+        chat_id = data.draw(st.sampled_from(chats), label="chat")
+        payload = data.draw(forged_callback_data(), label="callback_data")
+    else:  # a kind of button first (each as likely), then a chat that shows it
+        kinds = sorted({d.split(":")[0] for d in scene.offered()})
+        kind = data.draw(st.sampled_from(kinds), label="kind")
+        chat_id = data.draw(st.sampled_from(
+            [c for c in chats if any(d.startswith(f"{kind}:") for d in scene.data_in(c))]),
+            label="chat")
+        foreign = [i for c in chats if c != chat_id for i in scene.ids_of(c)] + ["1", "2"]
+        real = [d for d in scene.data_in(chat_id) if d.startswith(f"{kind}:")]
+        payload = data.draw(mutated_callback_data(real, foreign), label="callback_data")
     presser = chat_id if chat_id > 0 else data.draw(st.sampled_from([OWNER, STRANGER]))
-    foreign = [i for c in (OWNER, STRANGER, DUELLIST, GROUP) if c != chat_id
-               for i in scene.ids_of(c)] + ["1", "2", "3"]
-    payload = data.draw(forged_callback_data()
-                        | mutated_callback_data(scene.data_in(chat_id) or ["x"], foreign),
-                        label="callback_data")
     offered = scene.offered()
     writes_allowed = payload in offered or _writes_by_right(payload, presser)
     since = fuzz.begin()
@@ -76,7 +85,7 @@ async def test_forged_callback_data_writes_nothing(fuzz, scene, data):
     assert query_id in fuzz.telegram.callback_answers()  # the spinner always stops
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(data=st.data())
 async def test_buttons_pressed_by_someone_else_write_nothing(fuzz, scene, data):
     """A private chat's buttons pressed by another person (a forged `from`), and a group's

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.harness import ADMIN, GROUP, USERS, FuzzBot
-from tests.fuzz.strategies import ADMIN_COMMANDS, chars, command_args, command_text
+from tests.fuzz.strategies import ADMIN_COMMANDS, chars, command_args, command_text, numbers
 
 pytestmark = pytest.mark.fuzz
 
@@ -39,7 +39,7 @@ async def _sends(fuzz: FuzzBot, text: str, where: int, user: int) -> int:
     return since
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(data=st.data())
 async def test_admin_commands_from_anyone_else_write_nothing(known, data):
     """/addmodel, /rmmodel, /enable, /disable, /models, /export, /tier, /ban, /unban with any
@@ -73,7 +73,13 @@ def bad_admin_command(draw: st.DrawFn, fake_url: str) -> str:
         args = draw(command_args(), label="args")
         assume(args.strip() not in MODEL_IDS)
     elif command in ("tier", "ban", "unban"):
-        args = draw(command_args(), label="args")
+        # `<id or @username> [tier or reason]`, the id of every shape, or anything at all.
+        ref = draw(numbers() | st.text(chars, max_size=12)
+                   | st.sampled_from(["@Ann", "@", "@" + "a" * 40, "-", "--1", "@7002"]),
+                   label="ref")
+        rest = draw(st.sampled_from(["", "standard", "premium", "gold"])
+                    | command_args(), label="rest")
+        args = draw(st.sampled_from([f"{ref} {rest}", ref]) | command_args(), label="args")
         assume(not any(_names_someone(word) for word in args.split()))
     elif command == "addmodel" and draw(st.booleans()):
         # Well-formed, but the server is down, takes credentials in the URL, or does not
@@ -92,7 +98,7 @@ def bad_admin_command(draw: st.DrawFn, fake_url: str) -> str:
     return f"/{command} {args}".rstrip()
 
 
-@fuzz_settings(100)
+@fuzz_settings(600)
 @given(data=st.data())
 async def test_malformed_admin_commands_write_nothing(known, models, data):
     """The admin's commands with arguments that cannot work get a usage line or a reason,
@@ -106,7 +112,7 @@ async def test_malformed_admin_commands_write_nothing(known, models, data):
     assert fuzz.shown_texts(since), "every admin command gets an answer"
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(data=st.data())
 async def test_configuration_commands_with_random_arguments(known, data):
     """/system, /persona, /settings, /lang, /model with any arguments: handled without error

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.harness import ADMIN, USERS, FuzzBot
+from tests.fuzz.scene import png
 
 pytestmark = pytest.mark.fuzz
 # The explicit examples alone, sharing the test's bot (the fuzz profile allows that).
@@ -123,3 +124,27 @@ async def test_an_admin_naming_a_user_by_an_impossible_id(fuzz: FuzzBot, text: s
     await fuzz.assert_unchanged(before)
     fuzz.assert_clean(since)
     assert fuzz.shown_texts(since)[0].startswith("⚠️")
+
+
+@explicit_only
+@given(question_id=st.none())
+@example(question_id="99999999999999999999")
+@example(question_id="-5")
+async def test_a_vision_switch_naming_an_impossible_question(fuzz: FuzzBot,
+                                                             question_id: str) -> None:
+    """The "switch to a vision model" button's question id was a bare int: one beyond BIGINT
+    failed the lookup with a DBAPIError after the switch. Now such data is no button of ours
+    (like every other stored id in callback data) and changes nothing."""
+    photo = fuzz.telegram.user_sends_photo(png(), chat_id=ADMIN, caption="what is this?")
+    fuzz.telegram.world.updates.remove(photo)
+    await fuzz.feed(photo)
+    await fuzz.settle()
+    offer = next(m for m in fuzz.telegram.bot_messages(ADMIN) if m.reply_markup)
+    data = offer.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    assert data.startswith("vis:beta:")
+    update = fuzz.press_update(ADMIN, offer.message_id, f"vis:beta:{question_id}")
+    before = await fuzz.checksums()
+    since = fuzz.begin()
+    await fuzz.feed(update)
+    await fuzz.assert_unchanged(before)
+    fuzz.assert_clean(since)

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.fuzz,
               pytest.mark.filterwarnings("ignore:Detected unknown update type:RuntimeWarning")]
 
 
-@fuzz_settings(150)
+@fuzz_settings(400)
 @given(data=st.data())
 async def test_any_well_formed_update_is_handled_without_error(fuzz, data):
     """Messages of every shape, in every kind of chat: each is answered, ignored or refused
@@ -24,7 +24,7 @@ async def test_any_well_formed_update_is_handled_without_error(fuzz, data):
     fuzz.assert_clean(since)
 
 
-@fuzz_settings(150)
+@fuzz_settings(400)
 @given(data=st.data())
 async def test_malformed_updates_are_rejected_before_any_handler_or_handled(fuzz, data):
     """A malformed update fails aiogram's parse (as it would in polling or a webhook), so no
