@@ -137,7 +137,7 @@ async def test_token_auth_and_refusals_are_one_line(fake):
     await dashboard.put_app(app("a"))
     bad = app("b")
     bad["args"]["llm_configs"][0]["engine_kwargs"]["enforce_eager"] = True
-    with pytest.raises(RayServeError, match="answered PUT with 400: .*enforce_eager"):
+    with pytest.raises(RayServeError, match=r"answered PUT with 400: .*enforce_eager"):
         await dashboard.put_app(bad)
     with pytest.raises(RayServeError, match="did not answer"):
         await RayDashboard("http://127.0.0.1:9", SERVE).app("a")
