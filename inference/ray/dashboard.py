@@ -113,14 +113,21 @@ class RayDashboard:
 
     @staticmethod
     def _configs(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The declared apps: an app being deleted has no config and is left out."""
         configs: dict[str, dict[str, Any]] = {}
         for name, app in (details.get("applications") or {}).items():
             config = app.get("deployed_app_config")
-            if not isinstance(config, dict):
+            if isinstance(config, dict):
+                configs[name] = config
+            elif app.get("status") == "DELETING":
+                continue
+            elif app.get("source") == "imperative":
                 raise RayServeError(
-                    f"Ray Serve app {name!r} was not deployed from a config (serve.run?): a "
+                    f"Ray Serve app {name!r} was not deployed from a config (serve.run): a "
                     "declarative update would delete it; nothing changed")
-            configs[name] = config
+            else:
+                raise RayServeError(f"Ray Serve has no config for app {name!r} yet; nothing "
+                                    "changed, try again")
         return configs
 
     async def _change(self, name: str,

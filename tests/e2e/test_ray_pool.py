@@ -62,7 +62,7 @@ async def test_admin_deploys_a_model_on_ray_serve_chats_sees_acceptance_and_remo
             and m[0], timeout=30)
         assert len(telegram.bot_messages(ADMIN)) == 1 and done.edits >= 1
         assert done.text == f"✅ qwen: running on Ray Serve ({ray.url}/qwen/v1)"
-        assert set(ray.apps) == {"other", "qwen"}
+        assert ray.live() == {"other", "qwen"}
         llm = ray.apps["qwen"].llm
         assert llm["engine_kwargs"]["tensor_parallel_size"] == 2
         assert llm["engine_kwargs"]["speculative_config"]["model"] == "Qwen/Qwen3-0.6B"
@@ -91,7 +91,7 @@ async def test_admin_deploys_a_model_on_ray_serve_chats_sees_acceptance_and_remo
         await telegram.wait_for(lambda: any(
             m.text.startswith("✅ Qwen 8B (qwen) removed; 1 user(s) moved")
             for m in telegram.bot_messages(ADMIN)[before:]), timeout=30)
-        assert set(ray.apps) == {"other"}
+        assert ray.live() == {"other"}
         assert ray.puts[-1]["applications"] == [other]
 
 
@@ -112,9 +112,9 @@ async def test_a_failed_deploy_reaches_the_admin_as_one_line_and_its_app_is_remo
             and m[0], timeout=30)
         assert done.text == ("⚠️ bad: Ray Serve could not deploy it (DEPLOY_FAILED) — "
                              f"{ray.failing['org/missing']}; its app was removed")
-        assert ray.apps == {}
+        assert ray.live() == set()
         assert await rows(db, "SELECT spec FROM model_override") == []
 
         text = await say(telegram, "/addmodel x hf=org/t draft=/etc/passwd")
         assert text.startswith("⚠️ x: /etc/passwd is a local path; set POOL_MODELS_DIR"), text
-        assert ray.apps == {}
+        assert ray.live() == set()

@@ -122,6 +122,10 @@ class _App:
         return self.llm["model_loading_config"]["model_id"]
 
     def entry(self) -> dict[str, Any]:
+        if self.status == "DELETING":  # Ray has dropped its config by then
+            return {"name": self.config["name"], "route_prefix": self.config["route_prefix"],
+                    "status": "DELETING", "message": "Deleting application.",
+                    "deployed_app_config": None, "source": "declarative", "deployments": {}}
         server = f"LLMServer:{self.model_id}"
         dep_status = {"RUNNING": "HEALTHY", "DEPLOY_FAILED": "DEPLOY_FAILED"}.get(
             self.status, "UPDATING")
@@ -176,6 +180,10 @@ class FakeRayDashboard:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def live(self) -> set[str]:
+        """The apps that exist and are not being deleted."""
+        return {name for name, app in self.apps.items() if app.status != "DELETING"}
+
     def _authorised(self, request: web.Request) -> bool:
         return self.token is None or request.headers.get("Authorization") == \
             f"Bearer {self.token}"
@@ -183,7 +191,12 @@ class FakeRayDashboard:
     async def _get(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return web.Response(status=401, text="Unauthorized: missing or invalid token")
-        for app in self.apps.values():
+        for name, app in list(self.apps.items()):
+            if app.status == "DELETING":
+                app.polls_left -= 1
+                if app.polls_left < 0:
+                    del self.apps[name]
+                continue
             if app.status == "DEPLOYING":
                 source = app.llm["model_loading_config"]["model_source"]
                 if source in self.failing:
@@ -219,6 +232,11 @@ class FakeRayDashboard:
             old = self.apps.get(config["name"])
             new[config["name"]] = old if old is not None and old.config == config else \
                 _App(copy.deepcopy(config), self.deploy_polls)
+        for name, app in self.apps.items():  # removed: DELETING for a GET, then gone
+            if name not in new:
+                if app.status != "DELETING":
+                    app.status, app.polls_left = "DELETING", 1
+                new[name] = app
         self.apps = new
         return web.Response(status=200)
 
