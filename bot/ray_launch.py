@@ -103,6 +103,8 @@ async def launch_on_ray(message: Message, bot: Bot, request: LaunchRequest, repl
             spec = {
                 "title": title, "backend": "vllm", "base_url": base_url,
                 "model": request.served_name,
+                # Serve LLM lists no max_model_len and has no /tokenize: the bot's own limit.
+                **({"context_window": request.max_model_len} if request.max_model_len else {}),
                 "speculative": {"method": "draft_model", "draft": request.draft,
                                 "num_speculative_tokens": request.k},
                 "ray_serve": {"app": model_id, "metrics_url": settings.ray_metrics_url},

@@ -181,5 +181,24 @@ ray_vllm_num_requests_running{engine="0",model_name="tiny"} 1.0
     assert (stats.spec_drafts, stats.spec_draft_tokens, stats.spec_accepted_tokens) == \
         (10.0, 30.0, 12.0)
     assert stats.running == 1
-    assert not parse_ray_metrics(text, "other").speculative
+    # Ray's own answer without the model's counters (nothing counted yet): zeros.
+    fresh = parse_ray_metrics(text, "other")
+    assert (fresh.spec_drafts, fresh.spec_draft_tokens, fresh.spec_accepted_tokens) == \
+        (0.0, 0.0, 0.0)
     assert not parse_ray_metrics("<html>oops</html>", "tiny").speculative
+    assert not parse_ray_metrics("vllm:num_requests_running 1\n", "tiny").speculative
+
+
+def test_ray_settings_and_the_dashboard_token_stays_secret(monkeypatch):
+    from bot.settings import ConfigError, load_settings
+
+    monkeypatch.setenv("MY_RAY_TOKEN", "tok-0123456789abcdef")
+    settings = load_settings(pool="ray", ray_dashboard_url="http://head:8265",
+                             ray_serve_url="http://head:8000",
+                             ray_dashboard_token_env="MY_RAY_TOKEN")
+    assert settings.ray_dashboard_token() == "tok-0123456789abcdef"
+    assert "tok-0123456789abcdef" in settings.secret_values()
+    with pytest.raises(ConfigError, match="POOL"):
+        load_settings(pool="k8s")
+    with pytest.raises(ConfigError, match="RAY_DASHBOARD_URL"):
+        load_settings(ray_dashboard_url="head:8265")
