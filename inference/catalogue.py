@@ -123,6 +123,7 @@ class RayServeRef(BaseModel):
     # A query is allowed: Prometheus' `/federate?match[]=…` gathers every node's figures.
     metrics_url: str | None = Field(default=None, pattern=r"^https?://[^\s@/]+(/\S*)?$")
 
+
 TIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 DEFAULT_TIER = "standard"
 ALL_TIERS = "*"  # the key of a quota that applies to every tier
