@@ -29,8 +29,12 @@ from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
+from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.observability.http import start_probe_server, stop_probe_server
+from bot.observability.logs import install_log_context
+from bot.observability.metrics import Metrics
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
@@ -84,6 +88,8 @@ class App:
     queue: QuestionQueue
     questions: QuestionRepository
     stops: StopSignals = field(default_factory=StopSignals)
+    metrics: Metrics = field(default_factory=Metrics)
+    redis: Redis | None = None  # the shared state's client (readiness pings it)
 
     def workflow_data(self) -> dict[str, object]:
         """What handlers may ask for by parameter name."""
@@ -100,6 +106,7 @@ class App:
             "model_sync": self.model_sync,
             "queue": self.queue,
             "questions": self.questions,
+            "metrics": self.metrics,
         }
 
     async def aclose(self) -> None:
@@ -115,6 +122,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
                                   reserved=Settings.env_names())
     install_redaction([*settings.secret_values(), *keys.values()])
+    install_log_context()
+    metrics = Metrics()
     registry = ModelRegistry(catalogue, keys)
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
@@ -139,7 +148,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
     stops = StopSignals()
-    answerer = Answerer(settings, registry, conversations, feedback, state, stops)
+    answerer = Answerer(settings, registry, conversations, feedback, state, stops,
+                        metrics=metrics)
     questions = QuestionRepository(sessionmaker)
     return App(
         settings=settings,
@@ -157,14 +167,17 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
         stops=stops,
+        metrics=metrics,
+        redis=redis,
     )
 
 
-def build_bot(settings: Settings) -> Bot:
+def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
+    """The Bot API client; `metrics` (the App's) counts its 429s."""
     assert settings.bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(KeepResponseTypes())
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(RetryAfterMiddleware(metrics=metrics))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -193,6 +206,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     # completed by a message in another.
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
+    dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
     # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
     # handler's filters have passed: people are stored when they interact with the bot, not
@@ -223,9 +237,12 @@ def build_dispatcher(app: App) -> Dispatcher:
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     """`chatmux run` with a token: long polling until stopped."""
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
+    probes = None
     try:
+        if settings.metrics_listen:
+            probes = await start_probe_server(app, settings.metrics_listen)
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(
             dp.start_polling(
@@ -246,6 +263,8 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
                 await polling
             raise
     finally:
+        if probes is not None:
+            await stop_probe_server(probes)
         await bot.session.close()
         await app.aclose()
 

@@ -285,6 +285,7 @@ class QuestionQueue:
                 await self._answer(bot, entry, preloaded if before is None else None, resumed,
                                    before)
             except Exception:  # a bug: this question gets a line about it, the next ones go on
+                self.answerer.metrics.error("queue")
                 log.exception("could not answer queued question %s", entry.question_id)
                 await self._say_failed(bot, entry)
             # Not on cancellation: an entry cut off by the process ending stays current and
@@ -334,6 +335,10 @@ class QuestionQueue:
                 message_thread_id=entry.thread_id,
                 reply_parameters=ReplyParameters(message_id=entry.tg_message_id,
                                                  allow_sending_without_reply=True))
+
+    async def depth(self) -> int:
+        """Questions waiting in every conversation's queue (shared by all processes)."""
+        return await self.store.depth()
 
     # --- /new and edits ----------------------------------------------------------------
     async def clear(self, chat_id: int, thread_id: int | None) -> int:
