@@ -24,6 +24,7 @@ from aiogram.types import ReactionTypeEmoji, ReplyParameters
 
 from bot.addressing import topic_of
 from bot.answering import Answerer, Turn
+from bot.observability.logs import scoped
 from bot.prefs import Preferences
 from bot.streaming.delivery import frame_request
 from bot.texts import t
@@ -296,7 +297,15 @@ class QuestionQueue:
                       resumed: bool, previous: int | None) -> None:
         """One turn. A question stored and taken at once is answered with the history read
         when storing it; one that waited is first put after the answers before it."""
-        if preloaded is not None and preloaded.question.id == entry.question_id:
+        own = preloaded is not None and preloaded.question.id == entry.question_id
+        # Logged with its chat; with the update being handled only if it is that update's.
+        context = {"chat_id": entry.chat_id, "model": None} | ({} if own else {"update_id": None})
+        with scoped(**context):
+            await self._answer_entry(bot, entry, preloaded if own else None, resumed, previous)
+
+    async def _answer_entry(self, bot: Bot, entry: Queued, preloaded: Preloaded | None,
+                            resumed: bool, previous: int | None) -> None:
+        if preloaded is not None:
             question, path = preloaded.question, preloaded.path
         else:
             if resumed and await self.questions.has_answer(entry.question_id):

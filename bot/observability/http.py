@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.settings import ConfigError
+
 if TYPE_CHECKING:
     from bot.app import App
 
@@ -85,6 +87,10 @@ async def start_probe_server(app: App, listen: str) -> web.AppRunner:
     host, port = parse_listen(listen)
     try:
         await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"METRICS_LISTEN {listen}: cannot listen there "
+                          f"({exc.strerror or exc})") from None
     except BaseException:
         await runner.cleanup()
         raise

@@ -12,11 +12,12 @@ before the formatter and rewrites the message and traceback the formatter then u
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -52,6 +53,21 @@ def enter_update(update_id: int, chat_id: int | None) -> None:
     _update_id.set(update_id)
     _chat_id.set(chat_id)
     _model.set(None)
+
+
+_VARS = {"update_id": _update_id, "chat_id": _chat_id, "model": _model}
+
+
+@contextlib.contextmanager
+def scoped(**fields: Any) -> Iterator[None]:
+    """Set some of the fields (None: unset) for a block, then put back what they were: a
+    queued question answered in another update's task is not logged as that update's."""
+    tokens = [(_VARS[name], _VARS[name].set(value)) for name, value in fields.items()]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 _installed: list[Callable[..., logging.LogRecord]] = []

@@ -8,7 +8,6 @@ import json
 import signal
 
 import pytest
-
 import yaml
 from sqlalchemy.engine import make_url
 

@@ -8,21 +8,26 @@ import io
 import json
 import logging
 import re
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from aiogram.types import ErrorEvent, Update
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from bot.observability.http import add_probe_routes, parse_listen
+from bot.handlers.errors import on_error
+from bot.observability.http import add_probe_routes, parse_listen, start_probe_server
 from bot.observability.logs import (
     JsonFormatter,
     TextFormatter,
+    current,
     enter_update,
     install_log_context,
+    scoped,
     set_model,
 )
 from bot.observability.metrics import NO_MODEL, Metrics
@@ -256,3 +261,37 @@ def test_the_dashboard_queries_only_what_the_bot_exports_and_all_of_it():
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}"
         assert panel["targets"] and all(t["expr"] for t in panel["targets"])
+
+
+def test_scoped_fields_are_put_back_after_the_block():
+    def run() -> list[dict]:
+        seen = []
+        enter_update(5, 10)
+        set_model("alpha")
+        with scoped(update_id=None, chat_id=11, model=None):
+            seen.append(current())
+            set_model("beta")  # a turn inside picks its model
+            seen.append(current())
+        seen.append(current())
+        return seen
+
+    assert contextvars.copy_context().run(run) == [
+        {"chat_id": 11}, {"chat_id": 11, "model": "beta"},
+        {"update_id": 5, "chat_id": 10, "model": "alpha"}]
+
+
+async def test_a_failed_handler_is_counted():
+    metrics = Metrics()
+    event = ErrorEvent(update=Update(update_id=1), exception=RuntimeError("bug"))
+    assert await on_error(event, bot=None, metrics=metrics) is True  # type: ignore[arg-type]
+    assert samples(metrics)[("chatmux_errors_total",
+                             frozenset({("kind", "handler"), ("model", NO_MODEL)}))] == 1
+
+
+async def test_a_busy_metrics_port_is_a_configuration_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=f"METRICS_LISTEN {listen}: cannot listen"):
+            await start_probe_server(SimpleNamespace(), listen)  # type: ignore[arg-type]
