@@ -116,7 +116,8 @@ async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot,
     except BattleVoteRefused as exc:
         await _refused(query, exc, lang)
         return
-    metrics.vote(f"arena_{callback_data.winner}")  # one of WINNERS (checked above)
+    if changed:  # pressing the same side again is no new judgement
+        metrics.vote(f"arena_{callback_data.winner}")  # one of WINNERS (checked above)
     await query.answer(t("battle_voted", lang, a=registry.title(battle.model_a),
                          b=registry.title(battle.model_b)))
     if changed:

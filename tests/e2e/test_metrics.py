@@ -14,10 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.observability.logs import JsonFormatter
 from tests.e2e.helpers import button, toast
+from tests.e2e.test_arena import start_battle
 from tests.harness import running_bot
 from tests.redis_server import PrivateRedis, free_port
 
 CHAT = 7301
+ARENA = 7302
 
 
 async def scrape(base: str) -> dict[tuple[str, frozenset], float]:
@@ -74,21 +76,34 @@ async def test_metrics_probes_and_log_context_of_a_running_bot(
                                description="Too Many Requests: retry after 1", retry_after=1)
             telegram.user_sends("once more", chat_id=CHAT)
             await telegram.wait_for_bot_messages(CHAT, 3, timeout=10)
+            # An arena battle (one answer from each model), A wins, then by how much.
+            _, _, b = await start_battle(telegram, ARENA)
+            await toast(telegram, telegram.user_presses(ARENA, b.message_id, button(b, "🅰️")))
+            revealed = await telegram.wait_for(
+                lambda: (m := telegram.bot_messages(ARENA)[2]).text.startswith("Model B:") and m)
+            await toast(telegram, telegram.user_presses(ARENA, b.message_id,
+                                                         button(revealed, "Better")))
 
             samples = await scrape(base)
-            assert value(samples, "chatmux_updates_total", type="message") == 3
-            assert value(samples, "chatmux_updates_total", type="callback_query") == 1
+            assert value(samples, "chatmux_updates_total", type="message") == 5
+            assert value(samples, "chatmux_updates_total", type="callback_query") == 3
             assert value(samples, "chatmux_answers_total", model="alpha",
-                         outcome="complete") == 2
+                         outcome="complete") == 3
+            assert value(samples, "chatmux_answers_total", model="beta",
+                         outcome="complete") == 1
+            assert value(samples, "chatmux_votes_total", kind="arena_a") == 1
+            assert value(samples, "chatmux_votes_total", kind="arena_strength") == 1
             assert value(samples, "chatmux_answers_total", model="alpha", outcome="error") == 1
             assert value(samples, "chatmux_errors_total", kind="unavailable",
                          model="alpha") == 1
             assert value(samples, "chatmux_votes_total", kind="like") == 1
             assert value(samples, "chatmux_telegram_429_total", method="SendMessage") == 1
-            assert value(samples, "chatmux_time_to_first_visible_seconds_count",
-                         model="alpha") == 2
-            assert value(samples, "chatmux_tokens_per_second_count", model="alpha") == 2
-            assert value(samples, "chatmux_active_streams", model="alpha") == 0
+            for model, answers in (("alpha", 3), ("beta", 1)):
+                assert value(samples, "chatmux_time_to_first_visible_seconds_count",
+                             model=model) == answers
+                assert value(samples, "chatmux_tokens_per_second_count",
+                             model=model) == answers
+                assert value(samples, "chatmux_active_streams", model=model) == 0
             assert value(samples, "chatmux_queue_depth") == 0
 
             # The answer's log line carries the update, the chat and the model.
