@@ -23,7 +23,7 @@ from aiogram.types import BotCommand, BotCommandScopeChat
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.answering import Answerer
+from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
@@ -56,7 +56,6 @@ from storage.shared_state import MemoryState, RedisState, SharedState
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 15.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings")
 ADMIN_COMMANDS = (
@@ -172,6 +171,11 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     )
 
 
+def shutdown_bound(settings: Settings) -> float:
+    """The most a shutdown takes (`Answerer.drain`, plus a few seconds to close)."""
+    return settings.shutdown_grace + FINAL_SENDS + 2 * FINAL_MARGIN + 5.0
+
+
 def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
     """The Bot API client; `metrics` (the App's) counts its 429s."""
     assert settings.bot_token is not None
@@ -227,7 +231,8 @@ def build_dispatcher(app: App) -> Dispatcher:
 
     async def on_shutdown() -> None:
         await app.queue.close()  # what still waits is left for the next process
-        await app.answerer.drain(SHUTDOWN_GRACE)
+        # Answers being written finish, or end visibly as interrupted (`Answerer.drain`).
+        await app.answerer.drain(app.settings.shutdown_grace)
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -258,7 +263,7 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
             # Cancelled from outside (an embedding app, tests): stop polling the orderly way,
             # so shutdown hooks run and no poller outlives the session.
             with contextlib.suppress(RuntimeError):
-                await asyncio.wait_for(dp.stop_polling(), SHUTDOWN_GRACE + 5)
+                await asyncio.wait_for(dp.stop_polling(), shutdown_bound(settings))
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
             raise
@@ -281,4 +286,4 @@ async def run_console_mode(settings: Settings) -> None:
         await app.aclose()
 
 
-__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling"]
+__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "shutdown_bound"]

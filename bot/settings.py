@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, gt=0)
     edit_interval_group: float = Field(default=3.0, gt=0)
     group_edits_per_minute: int = Field(default=20, gt=0)
+    # On shutdown, answers being written get this long (seconds) to finish; those still
+    # streaming then end with an "interrupted" note and 🔄 (`Answerer.drain`).
+    shutdown_grace: float = Field(default=15.0, ge=0)
     # Bot API 10.1 rich messages (sendRichMessage) for answers with tables, math or deep
     # nesting: "auto" tries them in private chats, falling back to entities on any error;
     # "off" (the default) never does: clients older than 10.1 show rich messages as a

@@ -36,7 +36,7 @@ class Metrics:
                                ["type"], registry=r)
         self.answers = Counter(
             "chatmux_answers", "Answers generated, by model and outcome (complete, cut, "
-            "stopped, error, empty)", ["model", "outcome"], registry=r)
+            "stopped, interrupted, error, empty)", ["model", "outcome"], registry=r)
         self.first_visible = Histogram(
             "chatmux_time_to_first_visible_seconds",
             "Seconds from the model request to the first answer text the user sees",

@@ -112,7 +112,8 @@ class Message(CreatedAt, Base):
     )
     content: Mapped[str] = mapped_column(sa.Text, default="")
     # complete | cut (error after text reached the user) | stopped (by the user)
-    # | error | empty | undelivered (see UNSHOWN_STATUSES)
+    # | interrupted (by the bot stopping: shown like stopped) | error | empty | undelivered
+    # (see UNSHOWN_STATUSES)
     status: Mapped[str] = mapped_column(sa.String(16), default="complete")
     error_kind: Mapped[str | None] = mapped_column(sa.String(32))
     # What produced an assistant message, enough to rebuild the exact request.
