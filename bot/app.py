@@ -27,8 +27,10 @@ from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
+from bot.limits import Limits
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
+from bot.middlewares.limits import BannedUsers, PressFlood
 from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
@@ -50,14 +52,16 @@ from storage.question_queue import MemoryQueues, QueueStore, RedisQueues
 from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
+from storage.repositories.limits import LimitsRepository
 from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
+from storage.token_bucket import MemoryBuckets, RedisBuckets, TokenBuckets
 
 log = logging.getLogger(__name__)
 
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel", "system", "persona", "settings")
+                 "cancel", "system", "persona", "settings", "usage")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),
@@ -65,6 +69,9 @@ ADMIN_COMMANDS = (
     ("disable", "Disable a model"),
     ("models", "Models, replicas and their health"),
     ("export", "Preference dump: /export dpo|kto|arena|sft [days] [jsonl]"),
+    ("tier", "Set a user's tier: /tier <id or @username> <tier>"),
+    ("ban", "Ban a user: /ban <id or @username> [reason]"),
+    ("unban", "Unban a user: /unban <id or @username>"),
 )
 
 
@@ -86,6 +93,7 @@ class App:
     model_sync: ModelSync
     queue: QuestionQueue
     questions: QuestionRepository
+    limits: Limits
     stops: StopSignals = field(default_factory=StopSignals)
     metrics: Metrics = field(default_factory=Metrics)
     redis: Redis | None = None  # the shared state's client (readiness pings it)
@@ -106,9 +114,11 @@ class App:
             "queue": self.queue,
             "questions": self.questions,
             "metrics": self.metrics,
+            "limits": self.limits,
         }
 
     async def aclose(self) -> None:
+        await self.limits.aclose()
         await self.model_sync.aclose()
         await self.registry.aclose()
         await self.fsm_storage.close()
@@ -129,11 +139,13 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     state: SharedState
     fsm_storage: BaseStorage
     redis: Redis | None = None
+    buckets: TokenBuckets
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
         queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
+        buckets = RedisBuckets(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
             Redis.from_url(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
@@ -143,6 +155,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
         queues = MemoryQueues()
+        buckets = MemoryBuckets()
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
@@ -165,6 +178,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         model_sync=ModelSync(registry, admin, redis, settings.redis_prefix),
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
+        limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
         metrics=metrics,
         redis=redis,
@@ -212,6 +226,11 @@ def build_dispatcher(app: App) -> Dispatcher:
                     **app.workflow_data())
     dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
+    # Before any filter or handler: banned users get nothing, and floods of presses stop.
+    banned = BannedUsers(app.limits)
+    for observer in (dp.message, dp.edited_message, dp.callback_query):
+        observer.outer_middleware(banned)
+    dp.callback_query.outer_middleware(PressFlood(app.limits))
     # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
     # handler's filters have passed: people are stored when they interact with the bot, not
     # for every group message it sees.
@@ -226,6 +245,7 @@ def build_dispatcher(app: App) -> Dispatcher:
         me = await bot.me()
         log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
         await _set_commands(bot, app.settings.admin_ids)
+        await app.limits.start()
         await app.model_sync.start()
         app.queue.start(bot)
 

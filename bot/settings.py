@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # repo ids), and the models that may run with --trust-remote-code (exact references).
     pool_models_dir: str | None = None
     pool_trust_remote_code: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Per-user rate limit on messages that call a model (a token bucket: this many at once,
+    # refilled at this rate); 0 in either turns it off. Admins are exempt.
+    rate_limit_burst: int = Field(default=10, ge=0, le=10_000)
+    rate_limit_per_minute: float = Field(default=20.0, ge=0, le=100_000)
 
     @classmethod
     def env_names(cls) -> frozenset[str]:
