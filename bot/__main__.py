@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.observability.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import Catalogue, CatalogueError, load_catalogue
 from inference.redaction import install_redaction, redact_url
@@ -241,11 +242,8 @@ def _pool_agent(settings: Settings, gpus_arg: str | None, cpu_slots: int | None)
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # LOG_FORMAT=json: one JSON object a line; either way with the update, chat and model.
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
     # One line per HTTP request is noise below DEBUG. Whatever is logged, at any level and by
     # any library, passes the redaction filter (URL credentials, secret query values, and the
     # values of the secrets this process holds).

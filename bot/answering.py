@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
 from bot.media import ImageStore, images_of, merge_content, user_content
+from bot.observability.logs import set_chat, set_model
+from bot.observability.metrics import Metrics
 from bot.prefs import Generation, Preferences, generation_for
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
@@ -142,8 +145,10 @@ class Answerer:
 
     def __init__(self, settings: Settings, registry: ModelRegistry,
                  conversations: ConversationRepository, feedback: FeedbackRepository,
-                 state: SharedState, stops: StopSignals, rng: random.Random | None = None) -> None:
+                 state: SharedState, stops: StopSignals, rng: random.Random | None = None,
+                 *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.registry = registry
         self.conversations = conversations
         self.feedback = feedback
@@ -275,6 +280,8 @@ class Answerer:
                            ) -> tuple[AnswerView, StreamOutcome]:
         """Stream one model's answer to `user_message`, whose history is `path` (read here
         if not given)."""
+        set_chat(turn.chat_id)  # log context (a queued turn may run outside its update)
+        set_model(spec.id)
         view = self._view(bot, turn, header)
         with self._stop_event(turn, view) as stop:
             if path is None:
@@ -287,15 +294,22 @@ class Answerer:
                 events = backend.stream(fitted.messages, generation.params,
                                         key=str(turn.chat_id))
             except BackendError as exc:
-                return view, StreamOutcome(error=exc)
+                self.metrics.error(exc.kind, spec.id)
+                return view, StreamOutcome(error=exc, started=time.monotonic())
             # The model request goes out first; a placeholder (or "typing…") only if its
             # first text is slow to come (`pump`).
-            if isinstance(view, DraftView):
-                outcome = await pump(events, view, interval=self.settings.draft_interval,
-                                     stop=stop, opening=view.start)
-            else:
-                outcome = await pump(events, view, interval=self.settings.edit_interval_group,
-                                     stop=stop, opening=lambda: self._typing(bot, turn))
+            with self.metrics.streaming(spec.id):
+                if isinstance(view, DraftView):
+                    outcome = await pump(events, view, interval=self.settings.draft_interval,
+                                         stop=stop, opening=view.start)
+                else:
+                    outcome = await pump(events, view,
+                                         interval=self.settings.edit_interval_group,
+                                         stop=stop, opening=lambda: self._typing(bot, turn))
+        if outcome.error is not None:
+            self.metrics.error(outcome.error.kind, spec.id)
+        if outcome.shown is not None:
+            self.metrics.shown(spec.id, outcome.shown)
         # A stop during a shutdown is the shutdown's (a press at that moment is the same).
         outcome.interrupted = outcome.stopped and self.interrupting
         outcome.context_dropped = fitted.dropped
@@ -345,7 +359,7 @@ class Answerer:
                 user_message, self._record(spec, outcome, turn.prefs), origin=origin
             )
             await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
-                                context_note=outcome.context_note)
+                                context_note=outcome.context_note, stream=outcome)
             return stored
 
     @contextlib.asynccontextmanager
@@ -365,10 +379,13 @@ class Answerer:
 
     async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
                        markup: InlineKeyboardMarkup | None, head: str,
-                       *, context_note: bool = False) -> bool:
+                       *, context_note: bool = False,
+                       stream: StreamOutcome | None = None) -> bool:
         """The final delivery, with patience (`patient_delivery`). If Telegram does not take
         it all, the answer is marked undelivered (never the head, never history or data) and
-        the user gets a line with 🔄. The recorded deliveries are what really got through."""
+        the user gets a line with 🔄. The recorded deliveries are what really got through.
+        `stream`: how the answer was streamed (if no frame showed its text, this delivery
+        is its first visible text: `chatmux_time_to_first_visible_seconds`)."""
         text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang,
                             context_note=context_note)
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
@@ -377,11 +394,13 @@ class Answerer:
                 ids = await view.finish(text, reasoning=stored.reasoning or "",
                                         reply_markup=markup, file_caption=caption)
         except TimeoutError:  # a shutdown's deadline: what got through is not known
+            self.metrics.error("undelivered")
             log.warning("answer %s not delivered to chat %s before shutdown", stored.id,
                         turn.chat_id)
             await self.conversations.conclude(stored, head=head, status="undelivered")
             return False
         except DeliveryFailed as exc:
+            self.metrics.error("undelivered")
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.conclude(stored, head=head, status="undelivered",
                                               delivered=(turn.chat_id, exc.delivered))
@@ -390,6 +409,8 @@ class Answerer:
         except Exception:  # a bug: whatever the user saw, this answer is not known delivered
             await self.conversations.conclude(stored, head=head, status="undelivered")
             raise
+        if stream is not None and stream.shown is None and stored.model_id:
+            self.metrics.shown(stored.model_id, time.monotonic() - stream.started)
         await self.conversations.conclude(stored, head=head, delivered=(turn.chat_id, ids))
         return True
 
@@ -459,7 +480,7 @@ class Answerer:
                 user_message, self._record(spec_a, outcome_a, turn.prefs), origin="arena"
             )
             if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
-                                       context_note=outcome_a.context_note):
+                                       context_note=outcome_a.context_note, stream=outcome_a):
                 return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
@@ -481,7 +502,8 @@ class Answerer:
                 answer_a=answer_a, answer_b=answer_b,
             )
             if not await self._deliver(bot, turn, view_b, answer_b,  # noted under A already
-                                       battle_keyboard(battle.id, turn.lang), "keep"):
+                                       battle_keyboard(battle.id, turn.lang), "keep",
+                                       stream=outcome_b):
                 await self.feedback.delete_battle(battle.id)
                 await self._no_battle(bot, turn, answer_a)
                 return None
@@ -533,6 +555,7 @@ class Answerer:
 
     def _record(self, spec: ModelSpec, outcome: StreamOutcome,
                 prefs: Preferences | None = None) -> AnswerRecord:
+        """What is stored of an answer (counted in the metrics as it is: once per answer)."""
         has_text = bool(outcome.text.strip())
         if outcome.error is not None:
             status = "cut" if has_text else "error"
@@ -540,6 +563,10 @@ class Answerer:
             status = "interrupted" if outcome.interrupted else "stopped"
         else:
             status = "complete" if has_text else "empty"
+        self.metrics.answer(spec.id, status)
+        if has_text and outcome.ttft is not None:
+            self.metrics.speed(spec.id, outcome.usage.completion_tokens,
+                               outcome.text + outcome.reasoning, outcome.total - outcome.ttft)
         # The finish reason is the server's word too: cleaned, and cut to its column.
         finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         generation = generation_for(spec, prefs)

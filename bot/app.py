@@ -31,8 +31,12 @@ from bot.limits import Limits
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.limits import BannedUsers, PressFlood
+from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.observability.http import start_probe_server, stop_probe_server
+from bot.observability.logs import install_log_context
+from bot.observability.metrics import Metrics
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
@@ -91,6 +95,8 @@ class App:
     questions: QuestionRepository
     limits: Limits
     stops: StopSignals = field(default_factory=StopSignals)
+    metrics: Metrics = field(default_factory=Metrics)
+    redis: Redis | None = None  # the shared state's client (readiness pings it)
 
     def workflow_data(self) -> dict[str, object]:
         """What handlers may ask for by parameter name."""
@@ -107,6 +113,7 @@ class App:
             "model_sync": self.model_sync,
             "queue": self.queue,
             "questions": self.questions,
+            "metrics": self.metrics,
             "limits": self.limits,
         }
 
@@ -124,6 +131,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
                                   reserved=Settings.env_names())
     install_redaction([*settings.secret_values(), *keys.values()])
+    install_log_context()
+    metrics = Metrics()
     registry = ModelRegistry(catalogue, keys)
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
@@ -151,7 +160,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
     stops = StopSignals()
-    answerer = Answerer(settings, registry, conversations, feedback, state, stops)
+    answerer = Answerer(settings, registry, conversations, feedback, state, stops,
+                        metrics=metrics)
     questions = QuestionRepository(sessionmaker)
     return App(
         settings=settings,
@@ -170,6 +180,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
+        metrics=metrics,
+        redis=redis,
     )
 
 
@@ -178,11 +190,12 @@ def shutdown_bound(settings: Settings) -> float:
     return settings.shutdown_grace + FINAL_SENDS + 2 * FINAL_MARGIN + 5.0
 
 
-def build_bot(settings: Settings) -> Bot:
+def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
+    """The Bot API client; `metrics` (the App's) counts its 429s."""
     assert settings.bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(KeepResponseTypes())
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(RetryAfterMiddleware(metrics=metrics))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -211,6 +224,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     # completed by a message in another.
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
+    dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
     # Before any filter or handler: banned users get nothing, and floods of presses stop.
     banned = BannedUsers(app.limits)
@@ -248,9 +262,12 @@ def build_dispatcher(app: App) -> Dispatcher:
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     """`chatmux run` with a token: long polling until stopped."""
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
+    probes = None
     try:
+        if settings.metrics_listen:
+            probes = await start_probe_server(app, settings.metrics_listen)
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(
             dp.start_polling(
@@ -271,6 +288,8 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
                 await polling
             raise
     finally:
+        if probes is not None:
+            await stop_probe_server(probes)
         await bot.session.close()
         await app.aclose()
 

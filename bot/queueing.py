@@ -25,6 +25,7 @@ from aiogram.types import ReactionTypeEmoji, ReplyParameters
 
 from bot.addressing import topic_of
 from bot.answering import Answerer, Turn
+from bot.observability.logs import scoped
 from bot.prefs import Preferences
 from bot.streaming.delivery import frame_request
 from bot.texts import t
@@ -289,6 +290,7 @@ class QuestionQueue:
                 await self._answer(bot, entry, preloaded if before is None else None, resumed,
                                    before)
             except Exception:  # a bug: this question gets a line about it, the next ones go on
+                self.answerer.metrics.error("queue")
                 log.exception("could not answer queued question %s", entry.question_id)
                 await self._say_failed(bot, entry)
             # Not on cancellation: an entry cut off by the process ending stays current and
@@ -299,7 +301,15 @@ class QuestionQueue:
                       resumed: bool, previous: int | None) -> None:
         """One turn. A question stored and taken at once is answered with the history read
         when storing it; one that waited is first put after the answers before it."""
-        if preloaded is not None and preloaded.question.id == entry.question_id:
+        own = preloaded is not None and preloaded.question.id == entry.question_id
+        # Logged with its chat; with the update being handled only if it is that update's.
+        context = {"chat_id": entry.chat_id, "model": None} | ({} if own else {"update_id": None})
+        with scoped(**context):
+            await self._answer_entry(bot, entry, preloaded if own else None, resumed, previous)
+
+    async def _answer_entry(self, bot: Bot, entry: Queued, preloaded: Preloaded | None,
+                            resumed: bool, previous: int | None) -> None:
+        if preloaded is not None:
             question, path = preloaded.question, preloaded.path
         else:
             if resumed and await self.questions.has_answer(entry.question_id):
@@ -339,6 +349,10 @@ class QuestionQueue:
                 message_thread_id=entry.thread_id,
                 reply_parameters=ReplyParameters(message_id=entry.tg_message_id,
                                                  allow_sending_without_reply=True))
+
+    async def depth(self) -> int:
+        """Questions waiting in every conversation's queue (shared by all processes)."""
+        return await self.store.depth()
 
     # --- /new and edits ----------------------------------------------------------------
     async def clear(self, chat_id: int, thread_id: int | None) -> int:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     models_file: str = "models.yaml"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # `json`: one JSON object a line, with the update id, chat id and model of each record.
+    log_format: str = Field(default="text", pattern=r"^(text|json)$")
+    # Polling mode: serve /metrics, /healthz and /readyz on this host:port (unset: not at
+    # all; webhook mode serves them on the webhook server).
+    metrics_listen: str | None = None
     # Streaming cadence (seconds between frames) and group edit budget.
     draft_interval: float = Field(default=0.5, gt=0)
     edit_interval_private: float = Field(default=1.0, gt=0)
@@ -156,6 +161,16 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^(redis|rediss|unix)://", str(value)):
             raise ValueError("must look like redis://host:6379/0")
+        return value
+
+    @field_validator("metrics_listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[\w.-]*):(\d{1,5})", str(value))
+        if found is None or not 0 < int(found.group(2)) < 65536:
+            raise ValueError("must look like host:port, e.g. 0.0.0.0:9100")
         return value
 
     @field_validator("pool_secret", mode="before")

@@ -8,12 +8,15 @@ from aiogram import Bot, Router
 from aiogram.types import ErrorEvent
 
 from bot.addressing import topic_of
+from bot.observability.metrics import Metrics
 from bot.texts import lang_of, t
 
 log = logging.getLogger(__name__)
 
 
-async def on_error(event: ErrorEvent, bot: Bot) -> bool:
+async def on_error(event: ErrorEvent, bot: Bot, metrics: Metrics | None = None) -> bool:
+    if metrics is not None:
+        metrics.error("handler")
     log.error("update %s failed", event.update.update_id, exc_info=event.exception)
     update = event.update
     if update.callback_query is not None:
