@@ -15,8 +15,17 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Postgres: how long a new connection may take (asyncpg's own default is a minute), and how
+# long a request waits for a pooled connection before the user is told to try again.
+CONNECT_TIMEOUT = 5.0
+POOL_TIMEOUT = 10.0
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+
+def create_engine(url: str, *, command_timeout: float | None = None,
+                  **kwargs: Any) -> AsyncEngine:
+    """`command_timeout` (Postgres): seconds any one statement may take before it fails (the
+    bot's are short; a server that stopped answering must not hold a user forever). None for
+    one-shot jobs with long queries (exports)."""
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_async_engine(url, **kwargs)
 
@@ -29,15 +38,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    # A fixed pool: overflow connections are opened and closed again under load (churn), and
-    # a pre-ping is a round trip and a transaction of its own on every checkout. Transactions
-    # are short and never held across network waits, so 20 connections serve a busy process;
-    # a connection a Postgres restart killed fails once and the pool is renewed.
+    # A fixed pool: overflow connections are opened and closed again under load (churn).
+    # Transactions are short and never held across network waits, so 20 connections serve a
+    # busy process. Each checkout is pinged first: after a Postgres restart every pooled
+    # connection is dead, and without the ping the first request on each would fail; with it,
+    # service resumes by itself. Down, Postgres refuses at once or within CONNECT_TIMEOUT.
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 0)
-    kwargs.setdefault("pool_timeout", 30)
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
     kwargs.setdefault("pool_recycle", 3600)
-    return create_async_engine(url, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    connect_args = {"timeout": CONNECT_TIMEOUT, **kwargs.pop("connect_args", {})}
+    if command_timeout is not None:
+        connect_args.setdefault("command_timeout", command_timeout)
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
