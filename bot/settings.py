@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="chatmux", pattern=r"^[\w:.-]+$")
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     models_file: str = "models.yaml"
+    # `chatmux run` started while Postgres is down or starting: how long (seconds) it waits
+    # for it, logging each try, before giving up with an error (0: at once).
+    database_wait: float = Field(default=60.0, ge=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Streaming cadence (seconds between frames) and group edit budget.
     draft_interval: float = Field(default=0.5, gt=0)

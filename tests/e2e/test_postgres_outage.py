@@ -5,6 +5,7 @@ during a restart is stored, and the bot carries on by itself once Postgres is ba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -186,3 +187,26 @@ async def test_a_question_asked_while_postgres_restarts_is_refused_not_answered_
     history = await stored(url, "SELECT content FROM message WHERE role = 'user' "
                                 "ORDER BY id", 2)
     assert [h["content"] for h in history] == ["one", "two"]
+
+
+async def test_the_bot_started_while_postgres_is_down_waits_for_it(
+    monkeypatch, tmp_path, telegram, models, postgres, redis, caplog
+):
+    url = await postgres.create_database("chatmux")
+    await postgres.stop("fast")
+    caplog.set_level(logging.WARNING, logger="chatmux")
+
+    async def start_postgres_once_the_bot_waits() -> None:
+        await telegram.wait_for(lambda: any("waiting for it" in r.getMessage()
+                                            for r in caplog.records))
+        await postgres.start()
+
+    starting = asyncio.create_task(start_postgres_once_the_bot_waits())
+    try:
+        async with bot_on(monkeypatch, tmp_path, telegram, models, url, redis):
+            await starting
+            telegram.user_sends("hello", chat_id=CHAT)
+            [answer] = await telegram.wait_for_bot_messages(CHAT, 1)
+            assert answer.text == "[alpha-served] hello"
+    finally:
+        starting.cancel()
