@@ -210,3 +210,28 @@ async def test_the_bot_started_while_postgres_is_down_waits_for_it(
             assert answer.text == "[alpha-served] hello"
     finally:
         starting.cancel()
+
+
+async def test_a_vote_the_database_refused_can_be_pressed_again_at_once(
+    monkeypatch, bot, telegram
+):
+    """The commit itself fails (Postgres went away between reading the answer and saving the
+    vote): the toast says so, and pressing again is not taken for a double tap ("Already
+    saved") but saves the vote."""
+    from storage.repositories.feedback import FeedbackRepository
+
+    real = FeedbackRepository.toggle_vote
+    failures = [ConnectionResetError(104, "Connection reset by peer")]
+
+    async def toggle_vote(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeedbackRepository, "toggle_vote", toggle_vote)
+    telegram.user_sends("rate me", chat_id=CHAT)
+    [answer] = await telegram.wait_for_bot_messages(CHAT, 1)
+    first = telegram.user_presses(CHAT, answer.message_id, button(answer, "👍"))
+    assert await toast(telegram, first) == UNAVAILABLE
+    second = telegram.user_presses(CHAT, answer.message_id, button(answer, "👍"))
+    assert (await toast(telegram, second)).startswith("👍 Saved")

@@ -8,6 +8,7 @@ import sqlalchemy.exc as sa_exc
 from redis import exceptions as redis_exc
 
 from storage.outage import ride_out, unavailable
+from storage.shared_state import MemoryState
 
 
 def wrapped(orig: BaseException, *, invalidated: bool = False) -> sa_exc.DBAPIError:
@@ -86,3 +87,11 @@ async def test_ride_out_gives_up_after_its_patience():
     with pytest.raises(ConnectionRefusedError):
         await ride_out(down, what="storing", patience=0.1, first_delay=0.02)
     assert 2 <= len(calls) <= 4
+
+
+async def test_a_dropped_claim_can_be_claimed_again():
+    state = MemoryState()
+    assert await state.claim("tap", 60)
+    assert not await state.claim("tap", 60)
+    await state.unclaim("tap")
+    assert await state.claim("tap", 60)
