@@ -288,7 +288,7 @@ class QuestionQueue:
             except Exception as exc:  # this question gets a line about it, the next ones go on
                 outage = unavailable(exc)
                 if outage:
-                    log.warning("could not answer queued question %s: the database is "
+                    log.warning("could not answer queued question %s: the database or Redis is "
                                 "unavailable (%s)", entry.question_id, describe(exc))
                 else:  # a bug
                     log.exception("could not answer queued question %s", entry.question_id)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     outage = unavailable(event.exception)
     if outage:
-        log.warning("update %s not handled: the database is unavailable (%s)",
+        log.warning("update %s not handled: the database or Redis is unavailable (%s)",
                     event.update.update_id, describe(event.exception))
     else:
         log.error("update %s failed", event.update.update_id, exc_info=event.exception)
