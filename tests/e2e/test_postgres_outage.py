@@ -63,7 +63,7 @@ def shown(telegram) -> list[str]:
     return [m.text for m in telegram.bot_messages(CHAT)]
 
 
-async def test_a_postgres_outage_is_told_plainly_and_the_bot_resumes_by_itself(
+async def test_postgres_and_redis_outages_are_told_plainly_and_the_bot_resumes_by_itself(
     monkeypatch, tmp_path, telegram, models, postgres, redis
 ):
     url = await postgres.create_database("chatmux")
@@ -97,15 +97,31 @@ async def test_a_postgres_outage_is_told_plainly_and_the_bot_resumes_by_itself(
         assert (await toast(telegram, again)).startswith("👎 Saved")
         vote_after = telegram.user_presses(CHAT, answer.message_id, button(answer, "👍"))
         assert (await toast(telegram, vote_after)).startswith("👍 Saved")
+
+        # Redis goes too: the bot answers without it; with Postgres gone as well, it refuses.
+        await redis.kill()
+        telegram.user_sends("no redis", chat_id=CHAT)
+        [*_, plain] = await telegram.wait_for_bot_messages(CHAT, 5)
+        assert plain.text == "[alpha-served] no redis" and labels(plain)[:2] == ["👍", "👎"]
+        await postgres.kill()
+        telegram.user_sends("nothing", chat_id=CHAT)
+        [*_, refused_again] = await telegram.wait_for_bot_messages(CHAT, 6)
+        assert refused_again.text == UNAVAILABLE
+        await postgres.start()
+        await redis.restart()
+        telegram.user_sends("all back", chat_id=CHAT)
+        [*_, last] = await telegram.wait_for_bot_messages(CHAT, 7)
+        assert last.text == "[alpha-served] all back"
         assert INTERNAL not in shown(telegram)
 
     # What the user was told was saved is there; what was refused is not.
     questions = await stored(url, "SELECT content FROM message WHERE role = 'user' "
-                                  "ORDER BY id", 2)
-    assert [q["content"] for q in questions] == ["before", "after"]
+                                  "ORDER BY id", 4)
+    assert [q["content"] for q in questions] == ["before", "after", "no redis", "all back"]
     answers = await stored(url, "SELECT content FROM message WHERE role = 'assistant' "
-                                "ORDER BY id", 2)
-    assert [a["content"] for a in answers] == ["[alpha-served] before", "[alpha-served] after"]
+                                "ORDER BY id", 4)
+    assert [a["content"] for a in answers] == [
+        f"[alpha-served] {q}" for q in ("before", "after", "no redis", "all back")]
     votes = await stored(url, "SELECT m.content, v.value FROM vote v "
                               "JOIN message m ON m.id = v.message_id ORDER BY m.id", 2)
     assert [(v["content"], v["value"]) for v in votes] == [
