@@ -85,7 +85,8 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
     from bot.app import run_console_mode, run_polling
 
     _check_local_engine(load_catalogue(settings.models_file))  # fail fast, before the database
-    await _migrate(settings, wait=settings.database_wait)
+    server = make_url(settings.database_url).get_backend_name() != "sqlite"  # a file: no wait
+    await _migrate(settings, wait=settings.database_wait if server else 0.0)
     try:
         if console:
             await run_console_mode(settings)
