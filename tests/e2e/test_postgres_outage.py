@@ -22,6 +22,8 @@ UNAVAILABLE = "⚠️ Temporarily unavailable, please try again in a minute."
 UNAVAILABLE_RU = "⚠️ Временно недоступно, попробуйте ещё раз через минуту."
 INTERNAL = "⚠️ Something went wrong on my side. Please try again."
 LONG = " ".join(f"w{i}" for i in range(40))
+DELIVERED_ANSWERS = ("SELECT d.id FROM message_delivery d JOIN message m ON m.id = d.message_id "
+                     "WHERE m.role = 'assistant'")
 
 
 @pytest.fixture
@@ -181,7 +183,7 @@ async def test_an_answer_postgres_never_takes_is_shown_marked_unsaved_without_bu
     assert [a["content"] for a in answers] == ["ok"]
 
 
-async def test_a_question_asked_while_postgres_restarts_is_refused_not_answered_unstored(
+async def test_a_restart_between_turns_goes_unnoticed_and_a_clean_shutdown_is_an_outage_too(
     monkeypatch, tmp_path, telegram, models, postgres, redis
 ):
     """A clean shutdown (`pg_ctl stop -m fast`: sessions are told, then closed) is an outage
@@ -190,6 +192,7 @@ async def test_a_question_asked_while_postgres_restarts_is_refused_not_answered_
     async with bot_on(monkeypatch, tmp_path, telegram, models, url, redis):
         telegram.user_sends("one", chat_id=CHAT)
         await telegram.wait_for_bot_messages(CHAT, 1)
+        await stored(url, DELIVERED_ANSWERS, 1)  # the turn is over, its last commit made
         await postgres.restart()  # the pool's connections all died meanwhile
         telegram.user_sends("two", chat_id=CHAT)
         [_, second] = await telegram.wait_for_bot_messages(CHAT, 2)
