@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 # How long a written answer waits for the database to take it (a restart takes seconds);
 # after that it is shown without buttons, marked as not saved.
 STORE_PATIENCE = 20.0
+# How long the conversation of an answer that could not be saved waits to be settled (put
+# back to before its question) once the database is back.
+SETTLE_PATIENCE = 600.0
 ERROR_KINDS = {"unavailable", "timeout", "rate_limited", "context_too_long", "bad_request",
                "stream_error", "model_not_served"}
 
@@ -153,6 +156,7 @@ class Answerer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._settling: set[asyncio.Task[None]] = set()  # see `_abandon_later`
         # Told (chat id, topic) after a conversation's lock is released (the question queue).
         self.released: Callable[[int, int | None], None] | None = None
 
@@ -162,6 +166,9 @@ class Answerer:
             log.info("waiting for %d answers to finish", self._in_flight)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)
+        for task in self._settling:  # the next process's turns settle those conversations
+            task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
@@ -332,8 +339,19 @@ class Answerer:
         except Exception as exc:
             if not unavailable(exc):
                 raise
-            log.warning("conversation of message %s not settled: the database is unavailable",
-                        user_message.id)
+            task = asyncio.create_task(self._abandon_later(user_message))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _abandon_later(self, question: Message) -> None:
+        """Put the conversation back to before `question` once the database is back (a
+        question asked meanwhile, stored under it, is moved beside it then)."""
+        try:
+            await ride_out(lambda: self.conversations.abandon(question),
+                           what=f"settling the conversation of message {question.id}",
+                           patience=SETTLE_PATIENCE, max_delay=1.0)
+        except Exception:
+            log.exception("the conversation of message %s was not settled", question.id)
 
     @contextlib.asynccontextmanager
     async def _settled(self, question: Message, head: str) -> AsyncIterator[None]:

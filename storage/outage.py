@@ -70,17 +70,20 @@ async def ride_out(operation: Callable[[], Awaitable[T]], *, what: str, patience
                    first_delay: float = 0.25, max_delay: float = 4.0) -> T:
     """Run `operation`; while it fails with an outage, try again with growing pauses for up
     to `patience` seconds, then let the last error through. Other errors go through at once.
-    Only for operations that are safe to repeat (one transaction: all or nothing)."""
+    Only for operations that are safe to repeat (one transaction: all or nothing). The first
+    retry is logged as a warning, the others at debug level."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
     delay = first_delay
+    level = logging.WARNING
     while True:
         try:
             return await operation()
         except Exception as exc:
             if not unavailable(exc) or loop.time() + delay > deadline:
                 raise
-            log.warning("%s: the database is unavailable (%s); trying again in %.2g s",
-                        what, describe(exc), delay)
+            log.log(level, "%s: the database is unavailable (%s); trying again in %.2g s",
+                    what, describe(exc), delay)
+            level = logging.DEBUG
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -59,6 +59,15 @@ async def stored(url: str, query: str, count: int, **params) -> list:
             return list(await rows(db, query, count, **params))
     finally:
         await engine.dispose()
+
+
+async def settled(url: str, query: str, done: Callable[[list], bool]) -> None:
+    """Wait (up to 10 s) until the rows of `query` in the private database satisfy `done`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not done(found := await stored(url, query, 0)):
+        assert loop.time() < deadline, f"not settled: {found}"
+        await asyncio.sleep(0.1)
 
 
 def shown(telegram) -> list[str]:
@@ -175,9 +184,14 @@ async def test_an_answer_postgres_never_takes_is_shown_marked_unsaved_without_bu
         assert labels(answer) == []  # nothing to vote on: no vote can be lost
 
         await postgres.start()
+        # The conversation goes back to before the question whose answer was lost (here: to
+        # its start), so the next question is not asked with it.
+        await settled(url, "SELECT head_message_id AS head FROM conversation",
+                      lambda found: [r["head"] for r in found] == [None])
         telegram.user_sends("next", chat_id=CHAT)
         [_, following] = await telegram.wait_for_bot_messages(CHAT, 2)
         assert following.text == "ok" and labels(following)[:2] == ["👍", "👎"]
+        assert [m["content"] for m in models.chat_requests()[-1]["messages"]][1:] == ["next"]
         assert INTERNAL not in shown(telegram)
     answers = await stored(url, "SELECT content FROM message WHERE role = 'assistant'", 1)
     assert [a["content"] for a in answers] == ["ok"]
