@@ -38,7 +38,8 @@ def _where(url: str) -> str:
 async def _migrate(settings: Settings, wait: float = 0.0) -> None:
     """Bring the database up to date. `wait`: seconds to keep trying while the server is
     unreachable or still starting (a bot started with its database), saying so in the log;
-    a wrong address, password or database name fails at once."""
+    a wrong user, password or database name fails at once (an address nothing answers on
+    cannot be told from a server not up yet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
