@@ -60,6 +60,13 @@ from storage.token_bucket import MemoryBuckets, RedisBuckets, TokenBuckets
 
 log = logging.getLogger(__name__)
 
+# No statement of the bot's takes long: one that does, on a server that stopped answering,
+# fails (and the user is told to try again) instead of holding the chat.
+DB_COMMAND_TIMEOUT = 30.0
+# Redis: a server that does not answer is given up on (calls fail open, see
+# storage.shared_state) after this long; above the pool client's 5 s blocking reads.
+REDIS_TIMEOUT = 10.0
+REDIS_CONNECT_TIMEOUT = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings", "usage")
 ADMIN_COMMANDS = (
@@ -126,6 +133,11 @@ class App:
         await self.engine.dispose()
 
 
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
+                          socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+
+
 async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None) -> App:
     catalogue = load_catalogue(settings.models_file)
     keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
@@ -134,20 +146,20 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     install_log_context()
     metrics = Metrics()
     registry = ModelRegistry(catalogue, keys)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, command_timeout=DB_COMMAND_TIMEOUT)
     sessionmaker = create_sessionmaker(engine)
     state: SharedState
     fsm_storage: BaseStorage
     redis: Redis | None = None
     buckets: TokenBuckets
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = _redis(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
         queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
         buckets = RedisBuckets(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
-            Redis.from_url(settings.redis_url),
+            _redis(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
             # The only state is ✏️ edit mode, which expires: abandoned ones leave no keys.
             state_ttl=timedelta(seconds=EDIT_TTL), data_ttl=timedelta(seconds=EDIT_TTL),

@@ -31,6 +31,7 @@ from bot.streaming.delivery import frame_request
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import Message
+from storage.outage import describe, unavailable
 from storage.question_queue import QueueStore
 from storage.repositories.questions import QuestionRepository
 from storage.shared_state import LOCK_TTL
@@ -289,10 +290,15 @@ class QuestionQueue:
             try:
                 await self._answer(bot, entry, preloaded if before is None else None, resumed,
                                    before)
-            except Exception:  # a bug: this question gets a line about it, the next ones go on
-                self.answerer.metrics.error("queue")
-                log.exception("could not answer queued question %s", entry.question_id)
-                await self._say_failed(bot, entry)
+            except Exception as exc:  # this question gets a line about it, the next ones go on
+                outage = unavailable(exc)
+                self.answerer.metrics.error("outage" if outage else "queue")
+                if outage:
+                    log.warning("could not answer queued question %s: the database or Redis is "
+                                "unavailable (%s)", entry.question_id, describe(exc))
+                else:  # a bug
+                    log.exception("could not answer queued question %s", entry.question_id)
+                await self._say_failed(bot, entry, outage)
             # Not on cancellation: an entry cut off by the process ending stays current and
             # is answered by the next process.
             finished = True
@@ -330,9 +336,10 @@ class QuestionQueue:
             await self.answerer.answer(bot, turn, question, entry.model_id, path=path)
 
     @staticmethod
-    async def _say_failed(bot: Bot, entry: Queued) -> None:
+    async def _say_failed(bot: Bot, entry: Queued, outage: bool = False) -> None:
+        text = t("outage_unavailable" if outage else "err_internal", entry.lang)
         try:
-            await bot.send_message(entry.chat_id, t("err_internal", entry.lang), parse_mode=None,
+            await bot.send_message(entry.chat_id, text, parse_mode=None,
                                    message_thread_id=entry.thread_id)
         except Exception:
             log.warning("could not report the failure to chat %s", entry.chat_id)

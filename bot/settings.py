@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="chatmux", pattern=r"^[\w:.-]+$")
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     models_file: str = "models.yaml"
+    # `chatmux run` started while Postgres is down or starting: how long (seconds) it waits
+    # for it, logging each try, before giving up with an error (0: at once).
+    database_wait: float = Field(default=60.0, ge=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # `json`: one JSON object a line, with the update id, chat id and model of each record.
     log_format: str = Field(default="text", pattern=r"^(text|json)$")

@@ -99,7 +99,11 @@ async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_u
     if not await shared_state.claim(tap, TAP_WINDOW):
         await query.answer(t("vote_same", lang))
         return
-    stored = await feedback.toggle_vote(answer.message.id, db_user.id, chat_row_id, value)
+    try:
+        stored = await feedback.toggle_vote(answer.message.id, db_user.id, chat_row_id, value)
+    except Exception:  # not saved (the database is away): pressing again must not say it was
+        await shared_state.unclaim(tap)
+        raise
     key = {1: "vote_up", -1: "vote_down", None: "vote_removed"}[stored]
     metrics.vote({1: "like", -1: "dislike", None: "unvote"}[stored])
     await query.answer(t(key, lang))
