@@ -31,9 +31,13 @@ from bot.limits import Limits
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.limits import BannedUsers, PressFlood
+from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.press_guard import PressGuard
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.observability.http import start_probe_server, stop_probe_server
+from bot.observability.logs import install_log_context
+from bot.observability.metrics import Metrics
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
 from bot.settings import Settings
@@ -57,6 +61,13 @@ from storage.token_bucket import MemoryBuckets, RedisBuckets, TokenBuckets
 
 log = logging.getLogger(__name__)
 
+# No statement of the bot's takes long: one that does, on a server that stopped answering,
+# fails (and the user is told to try again) instead of holding the chat.
+DB_COMMAND_TIMEOUT = 30.0
+# Redis: a server that does not answer is given up on (calls fail open, see
+# storage.shared_state) after this long; above the pool client's 5 s blocking reads.
+REDIS_TIMEOUT = 10.0
+REDIS_CONNECT_TIMEOUT = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings", "usage")
 ADMIN_COMMANDS = (
@@ -92,6 +103,8 @@ class App:
     questions: QuestionRepository
     limits: Limits
     stops: StopSignals = field(default_factory=StopSignals)
+    metrics: Metrics = field(default_factory=Metrics)
+    redis: Redis | None = None  # the shared state's client (readiness pings it)
 
     def workflow_data(self) -> dict[str, object]:
         """What handlers may ask for by parameter name."""
@@ -108,6 +121,7 @@ class App:
             "model_sync": self.model_sync,
             "queue": self.queue,
             "questions": self.questions,
+            "metrics": self.metrics,
             "limits": self.limits,
         }
 
@@ -120,26 +134,33 @@ class App:
         await self.engine.dispose()
 
 
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
+                          socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+
+
 async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None) -> App:
     catalogue = load_catalogue(settings.models_file)
     keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
                                   reserved=Settings.env_names())
     install_redaction([*settings.secret_values(), *keys.values()])
+    install_log_context()
+    metrics = Metrics()
     registry = ModelRegistry(catalogue, keys)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, command_timeout=DB_COMMAND_TIMEOUT)
     sessionmaker = create_sessionmaker(engine)
     state: SharedState
     fsm_storage: BaseStorage
     redis: Redis | None = None
     buckets: TokenBuckets
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = _redis(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
         queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
         buckets = RedisBuckets(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
-            Redis.from_url(settings.redis_url),
+            _redis(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
             # The only state is ✏️ edit mode, which expires: abandoned ones leave no keys.
             state_ttl=timedelta(seconds=EDIT_TTL), data_ttl=timedelta(seconds=EDIT_TTL),
@@ -152,7 +173,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
     stops = StopSignals()
-    answerer = Answerer(settings, registry, conversations, feedback, state, stops)
+    answerer = Answerer(settings, registry, conversations, feedback, state, stops,
+                        metrics=metrics)
     questions = QuestionRepository(sessionmaker)
     return App(
         settings=settings,
@@ -171,6 +193,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
+        metrics=metrics,
+        redis=redis,
     )
 
 
@@ -179,11 +203,12 @@ def shutdown_bound(settings: Settings) -> float:
     return settings.shutdown_grace + FINAL_SENDS + 2 * FINAL_MARGIN + 5.0
 
 
-def build_bot(settings: Settings) -> Bot:
+def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
+    """The Bot API client; `metrics` (the App's) counts its 429s."""
     assert settings.bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(KeepResponseTypes())
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(RetryAfterMiddleware(metrics=metrics))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -212,6 +237,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     # completed by a message in another.
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
+    dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
     # Before any filter or handler: presses that cannot be the bot's buttons are refused,
     # banned users get nothing, and floods of presses stop.
@@ -251,9 +277,12 @@ def build_dispatcher(app: App) -> Dispatcher:
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     """`chatmux run` with a token: long polling until stopped."""
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
+    probes = None
     try:
+        if settings.metrics_listen:
+            probes = await start_probe_server(app, settings.metrics_listen)
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(
             dp.start_polling(
@@ -274,6 +303,8 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
                 await polling
             raise
     finally:
+        if probes is not None:
+            await stop_probe_server(probes)
         await bot.session.close()
         await app.aclose()
 

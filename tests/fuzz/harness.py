@@ -183,7 +183,7 @@ async def fuzz_bot(tmp_path: Path, telegram: FakeTelegram, models: FakeModelServ
         edit_interval_group=0.2, _env_file=None,
         rate_limit_burst=0)  # fuzzing sends faster than people; limits have their own tests
     app = await build_app(settings, secrets={"ALPHA_KEY": "sk-test-alpha"})
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
     fuzz = FuzzBot(app, dp, bot, telegram)
     logging.getLogger().addHandler(fuzz.errors)
