@@ -31,7 +31,7 @@ GROUP = -1001234567890
 # What a reply must never contain: the shape of a Python traceback or exception name.
 TRACE = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+"
                    r"|\b[A-Z]\w*(?:Error|Exception)\b(?::|\()")
-# Bot API methods whose text a user reads.
+# Bot API parameters holding text a user reads (messages, edits, captions, toasts).
 TEXT_FIELDS = ("text", "caption")
 _ids = itertools.count(1_000_000)
 
