@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from aiogram.filters.callback_data import CallbackData
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.handlers.language import LangChoice
+from bot.keyboards.answers import AnswerAction, RegenWith
+from bot.keyboards.arena import BattleStrength, BattleVote
+from bot.keyboards.media import VisionSwitch
+from bot.keyboards.models import ModelChoice
+from bot.keyboards.personas import PersonaChoice
+from bot.keyboards.questions import AskEdited
+from bot.keyboards.settings import GenSetting
 from tests.fuzz.conftest import fuzz_settings
 from tests.fuzz.harness import GROUP
 from tests.fuzz.scene import DUELLIST, OWNER, STRANGER, Scene, build_scene
@@ -17,6 +26,23 @@ pytestmark = pytest.mark.fuzz
 @pytest.fixture
 async def scene(fuzz) -> Scene:
     return await build_scene(fuzz)
+
+
+# Every kind of button the bot makes.
+BUTTONS: tuple[type[CallbackData], ...] = (AnswerAction, RegenWith, AskEdited, BattleVote,
+                                           BattleStrength, GenSetting, ModelChoice,
+                                           PersonaChoice, VisionSwitch, LangChoice)
+
+
+def _canonical(payload: str) -> str:
+    """The data as the bot would pack what it parses from it: "bv: 1:a" and "bv:+1:a" are
+    the button "bv:1:a" (pydantic reads " 1" as 1), so pressing them is pressing it."""
+    for kind in BUTTONS:
+        try:
+            return kind.unpack(payload).pack()
+        except (TypeError, ValueError):
+            continue
+    return payload
 
 
 def _writes_by_right(data: str, presser: int) -> bool:
@@ -74,7 +100,8 @@ async def test_forged_callback_data_writes_nothing(fuzz, scene, data):
         payload = data.draw(mutated_callback_data(real, foreign), label="callback_data")
     presser = chat_id if chat_id > 0 else data.draw(st.sampled_from([OWNER, STRANGER]))
     offered = scene.offered()
-    writes_allowed = payload in offered or _writes_by_right(payload, presser)
+    canonical = _canonical(payload)
+    writes_allowed = canonical in offered or _writes_by_right(canonical, presser)
     since = fuzz.begin()
     before = await fuzz.checksums()
     query_id = await _press(fuzz, scene, data, chat_id, payload, presser)
