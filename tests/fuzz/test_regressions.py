@@ -148,3 +148,18 @@ async def test_a_vision_switch_naming_an_impossible_question(fuzz: FuzzBot,
     await fuzz.feed(update)
     await fuzz.assert_unchanged(before)
     fuzz.assert_clean(since)
+
+
+@explicit_only
+@given(prompt=st.none())
+@example(prompt="𒐫" * 3000)  # 3000 characters, 6000 UTF-16 units
+@example(prompt="👍🏽" * 1000)
+async def test_showing_a_long_prompt_of_wide_characters(fuzz: FuzzBot, prompt: str) -> None:
+    """/system showed up to 3000 *characters* of the prompt: wide ones (two UTF-16 units
+    each, Telegram's measure) made the message too long to send. It is cut by units now."""
+    await fuzz.send(f"/system {prompt}", chat_id=USERS[0])
+    since = fuzz.begin()
+    await fuzz.send("/system", chat_id=USERS[0])
+    fuzz.assert_clean(since)
+    shown = fuzz.shown_texts(since)[0]
+    assert "…" in shown and len(shown.encode("utf-16-le")) // 2 <= 4096
