@@ -157,6 +157,16 @@ class FuzzBot:
                     f"t::text), '')) FROM \"{name}\" t" for name in tables))
             return dict((await conn.execute(self._checksum_sql)).all())
 
+    async def reset_choices(self) -> None:
+        """Forget what people chose (prompts, personas, models, languages, settings), so an
+        example that sets one and shows it is whole in itself and replays the same."""
+        async with self.app.engine.begin() as conn:
+            await conn.execute(sa.text(
+                "UPDATE chat SET system_prompt = NULL, persona_id = NULL, model_id = NULL"))
+            await conn.execute(sa.text(
+                "UPDATE user_account SET model_id = NULL, lang = NULL, gen_settings = NULL, "
+                "arena_mode = NULL"))
+
     async def assert_unchanged(self, before: dict[str, str]) -> None:
         after = await self.checksums()
         changed = sorted(name for name in before if after.get(name) != before[name])
