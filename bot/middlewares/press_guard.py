@@ -8,11 +8,13 @@ user middleware) runs: nothing is stored, no one's preferences change. Each gets
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, TelegramObject
 
 from bot.texts import lang_of, t
@@ -35,7 +37,8 @@ class PressGuard(BaseMiddleware):
                   and event.from_user.id != event.message.chat.id):
                 refusal = "not_yours"
             if refusal is not None:
-                await event.answer(t(refusal, lang_of(event.from_user.language_code)),
-                                   show_alert=True)
+                with contextlib.suppress(TelegramAPIError):  # e.g. a query too old to answer
+                    await event.answer(t(refusal, lang_of(event.from_user.language_code)),
+                                       show_alert=True)
                 return None
         return await handler(event, data)
