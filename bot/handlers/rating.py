@@ -261,8 +261,8 @@ async def edit_not_text(message: Message, lang: str) -> None:
     await message.reply(t("edit_not_text", lang), parse_mode=None)
 
 
-async def cancel(message: Message, lang: str, state: FSMContext) -> None:
-    if await state.get_state() is None:
+async def cancel(message: Message, lang: str, state: FSMContext | None = None) -> None:
+    if state is None or await state.get_state() is None:  # no sender (`from`): no FSM
         await message.answer(t("nothing_to_cancel", lang), parse_mode=None)
         return
     await state.clear()

@@ -16,17 +16,22 @@ explicit_only = settings(fuzz_settings(), phases=[Phase.explicit])
 
 
 @explicit_only
-@given(chat_type=st.none())
-@example(chat_type="private")
-@example(chat_type="supergroup")
-async def test_a_message_without_a_sender_is_ignored(fuzz: FuzzBot, chat_type: str) -> None:
+@given(chat_type=st.none(), text=st.none(), on_behalf=st.none())
+@example(chat_type="private", text="hello", on_behalf=False)
+@example(chat_type="supergroup", text="hello", on_behalf=False)
+@example(chat_type="supergroup", text="/cancel", on_behalf=True)
+async def test_a_message_without_a_sender_is_handled(fuzz: FuzzBot, chat_type: str, text: str,
+                                                     on_behalf: bool) -> None:
     """`from` is optional in the Bot API. Such a message has no FSM context: the ✏️ edit-mode
-    filter failed with a TypeError for it (now it is simply not an edit)."""
+    filter failed with a TypeError for it (now it is simply not an edit), and so did /cancel
+    on behalf of a chat (now there is nothing to cancel)."""
     chat_id = ADMIN if chat_type == "private" else -1001234567890
-    update = fuzz.telegram.user_sends("hello", chat_id=chat_id, chat_type=chat_type,
+    update = fuzz.telegram.user_sends(text, chat_id=chat_id, chat_type=chat_type,
                                       user_id=None if chat_type == "private" else USERS[0])
     fuzz.telegram.world.updates.remove(update)
     del update["message"]["from"]
+    if on_behalf:
+        update["message"]["sender_chat"] = update["message"]["chat"]
     since = fuzz.begin()
     await fuzz.feed(update)
     fuzz.assert_clean(since)
