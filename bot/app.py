@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,6 +38,7 @@ from bot.settings import Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
 from bot.texts import LANGUAGES, t
+from bot.webhook import build_webhook_app, serving, webhook_path
 from inference.catalogue import load_catalogue
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
@@ -103,6 +105,7 @@ class App:
         }
 
     async def aclose(self) -> None:
+        await self.stops.aclose()
         await self.model_sync.aclose()
         await self.registry.aclose()
         await self.fsm_storage.close()
@@ -138,7 +141,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
-    stops = StopSignals()
+    stops = StopSignals(redis, settings.redis_prefix)
     answerer = Answerer(settings, registry, conversations, feedback, state, stops)
     questions = QuestionRepository(sessionmaker)
     return App(
@@ -209,6 +212,7 @@ def build_dispatcher(app: App) -> Dispatcher:
         log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
         await _set_commands(bot, app.settings.admin_ids)
         await app.model_sync.start()
+        await app.stops.start()
         app.queue.start(bot)
 
     async def on_shutdown() -> None:
@@ -250,6 +254,44 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
         await app.aclose()
 
 
+async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> None:
+    """`chatmux run` with WEBHOOK_URL: serve Telegram's deliveries until SIGTERM/SIGINT (or
+    cancelled). Shutdown stops taking updates first, then lets answers finish (up to
+    SHUTDOWN_GRACE), then closes."""
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    app = await build_app(settings)
+    bot = build_bot(settings)
+    dp = build_dispatcher(app)
+    secret = settings.webhook_secret.get_secret_value()
+    web_app, _ = build_webhook_app(
+        dp, bot, secret, grace=SHUTDOWN_GRACE, path=webhook_path(settings.webhook_url),
+        # Integration point: the probe and metrics routes, e.g.
+        # extra_routes=lambda web_app: add_probe_routes(web_app, app),
+        extra_routes=None,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, stopping.set)
+    host, port = settings.webhook_host_port
+    try:
+        async with serving(web_app, host, port, shutdown_timeout=5.0):
+            # Every replica sets the same webhook: harmless, and whichever starts first
+            # makes Telegram deliver again after a redeploy.
+            await bot.set_webhook(settings.webhook_url, secret_token=secret,
+                                  allowed_updates=dp.resolve_used_update_types(),
+                                  drop_pending_updates=False)
+            log.info("taking webhook deliveries on %s:%d", host, port)
+            await stopping.wait()
+            log.info("stopping: no new updates; letting answers finish")
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        await bot.session.close()
+        await app.aclose()
+
+
 async def run_console_mode(settings: Settings) -> None:
     """`chatmux console`, or `chatmux run` without a token: the same bot, in the terminal."""
     from bot.console import run_console
@@ -262,4 +304,4 @@ async def run_console_mode(settings: Settings) -> None:
         await app.aclose()
 
 
-__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling"]
+__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "run_webhook"]
