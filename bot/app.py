@@ -34,7 +34,7 @@ from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
 from bot.texts import LANGUAGES, t
@@ -54,7 +54,9 @@ from storage.shared_state import MemoryState, RedisState, SharedState
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 15.0
+SHUTDOWN_GRACE = 15.0  # answers being streamed may finish within it on shutdown
+# Webhook mode, after that: other updates still being handled (button presses…) get this long.
+UPDATE_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings")
 ADMIN_COMMANDS = (
@@ -264,7 +266,7 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
     dp = build_dispatcher(app)
     secret = settings.webhook_secret.get_secret_value()
     web_app, _ = build_webhook_app(
-        dp, bot, secret, grace=SHUTDOWN_GRACE, path=webhook_path(settings.webhook_url),
+        dp, bot, secret, grace=UPDATE_GRACE, path=webhook_path(settings.webhook_url),
         # Integration point: the probe and metrics routes, e.g.
         # extra_routes=lambda web_app: add_probe_routes(web_app, app),
         extra_routes=None,
@@ -279,9 +281,12 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
         async with serving(web_app, host, port, shutdown_timeout=5.0):
             # Every replica sets the same webhook: harmless, and whichever starts first
             # makes Telegram deliver again after a redeploy.
-            await bot.set_webhook(settings.webhook_url, secret_token=secret,
-                                  allowed_updates=dp.resolve_used_update_types(),
-                                  drop_pending_updates=False)
+            try:
+                await bot.set_webhook(settings.webhook_url, secret_token=secret,
+                                      allowed_updates=dp.resolve_used_update_types(),
+                                      drop_pending_updates=False)
+            except TelegramBadRequest as exc:
+                raise ConfigError(f"Telegram refused WEBHOOK_URL: {exc.message}") from None
             log.info("taking webhook deliveries on %s:%d", host, port)
             await stopping.wait()
             log.info("stopping: no new updates; letting answers finish")

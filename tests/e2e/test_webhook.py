@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -303,3 +305,46 @@ async def test_a_stopping_replica_takes_no_new_updates_and_finishes_its_answers(
     assert row["status"] == "complete"
     [other] = await telegram.wait_for_bot_messages(PRIVATE + 1, 1, timeout=10)
     assert other.text == words
+
+
+async def test_chatmux_run_in_webhook_mode_finishes_its_answer_on_sigterm(
+    tmp_path, telegram, models, database_url, redis_prefix
+):
+    """The installed command: SIGTERM stops taking deliveries, the answer being streamed is
+    finished and delivered, the process exits 0 and never logs the secret."""
+    from tests.conftest import REDIS_URL
+    from tests.e2e.test_process import CHATMUX, base_env
+    from tests.harness import write_catalogue
+
+    write_catalogue(tmp_path / "models.yaml", models)
+    port = free_port()
+    words = " ".join(f"w{i}" for i in range(60))
+    models.set_reply("alpha-served", words)
+    models.tokens_per_chunk = 1
+    models.chunk_delay = 0.05  # about 3 s of streaming
+    process = await asyncio.create_subprocess_exec(
+        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=base_env(
+            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
+            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
+            ALPHA_KEY="sk-test-alpha", WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram",
+            WEBHOOK_LISTEN=f"127.0.0.1:{port}", WEBHOOK_SECRET=SECRET,
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),  # this checkout's code
+        ),
+    )
+    try:
+        await telegram.wait_for(lambda: telegram.calls("setWebhook") or process.returncode,
+                                timeout=30)
+        telegram.user_sends("tell me", chat_id=2003)
+        await telegram.wait_for(lambda: telegram.drafts(2003), timeout=15)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    [answer] = telegram.bot_messages(2003)
+    assert answer.text == words
+    assert "Traceback" not in log
+    assert "stopping: no new updates; letting answers finish" in log
+    assert SECRET not in log and telegram.token not in log and "sk-test-alpha" not in log
