@@ -24,6 +24,7 @@ from tests.e2e.helpers import button, labels, rows, toast
 from tests.harness import running_bot
 
 SECRET = "s3cr3t-Token_for-tests"
+CHECKOUT = str(Path(__file__).resolve().parents[2])
 PRIVATE = 5151
 ADMIN = 777
 
@@ -330,7 +331,7 @@ async def test_chatmux_run_in_webhook_mode_finishes_its_answer_on_sigterm(
             DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
             ALPHA_KEY="sk-test-alpha", WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram",
             WEBHOOK_LISTEN=f"127.0.0.1:{port}", WEBHOOK_SECRET=SECRET,
-            PYTHONPATH=str(Path(__file__).resolve().parents[2]),  # this checkout's code
+            PYTHONPATH=CHECKOUT,  # this checkout's code, not the installed one
         ),
     )
     try:
