@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 15.0  # answers being streamed may finish within it on shutdown
 # Webhook mode, after that: other updates still being handled (button presses…) get this long.
 UPDATE_GRACE = 5.0
+CONNECTIONS_GRACE = 5.0  # then open connections are closed
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings")
 ADMIN_COMMANDS = (
@@ -278,7 +279,7 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
         loop.add_signal_handler(signum, stopping.set)
     host, port = settings.webhook_host_port
     try:
-        async with serving(web_app, host, port, shutdown_timeout=5.0):
+        async with serving(web_app, host, port, shutdown_timeout=CONNECTIONS_GRACE):
             # Every replica sets the same webhook: harmless, and whichever starts first
             # makes Telegram deliver again after a redeploy.
             try:
