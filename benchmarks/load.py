@@ -36,7 +36,8 @@ flags override the preset.
 
 `--replicas N` (N > 1) runs the same workload through N webhook replicas of the bot sharing
 Redis and the database (`--webhook`: one replica, in webhook mode); the fake Bot API posts
-each update to the next replica in turn, one delivery at a time, as a load balancer in front of
+each update to the next replica in turn (up to 40 deliveries at once, one at a time per chat,
+like Telegram), as a load balancer in front of
 them would. CPU is summed over the processes; RSS is the largest process's.
 """
 

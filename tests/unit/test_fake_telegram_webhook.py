@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -126,3 +127,35 @@ async def test_an_unreachable_replica_gets_the_update_redelivered_elsewhere(fake
         await fake.wait_for(lambda: alive.got)
         assert alive.got == [(sent["update_id"], "s")]
         assert [d.status for d in fake.webhook.deliveries] == [None, 200]
+
+
+async def test_deliveries_run_in_parallel_across_chats_and_in_order_within_one(fake, bot):
+    gate = asyncio.Event()
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        text = (await request.json())["message"]["text"]
+        got.append(text)
+        if text == "a1":
+            await gate.wait()  # the bot is slow with chat A's first update
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        await bot.set_webhook(f"http://{host}:{port}/hook")
+        fake.user_sends("a1", chat_id=1)
+        fake.user_sends("a2", chat_id=1)
+        fake.user_sends("b1", chat_id=2)
+        await fake.wait_for(lambda: "b1" in got)
+        assert got == ["a1", "b1"]  # chat B did not wait; A's next update did
+        gate.set()
+        await fake.wait_for(lambda: len(got) == 3)
+        assert got == ["a1", "b1", "a2"]
+    finally:
+        await runner.cleanup()

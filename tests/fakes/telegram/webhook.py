@@ -176,27 +176,47 @@ class Webhook:
         return next(k for k in update if k != "update_id") in self.allowed_updates
 
     async def _deliver_loop(self) -> None:
+        """Like Telegram: up to `max_connections` deliveries at once, but one at a time per
+        chat and in order; an update is redelivered until a 2xx."""
         self._session = self._session or aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=10))
-        while self.active:
-            event = self.world.event
-            # Updates the bot did not ask for are dropped, as Telegram does.
-            self.world.updates = [u for u in self.world.updates if self._wanted(u)]
-            if not self.world.updates:
+        busy: dict[object, asyncio.Task[None]] = {}  # chat → its delivery in flight
+        try:
+            while self.active:
+                event = self.world.event
+                # Updates the bot did not ask for are dropped, as Telegram does.
+                self.world.updates = [u for u in self.world.updates if self._wanted(u)]
+                waiting: set[object] = set()  # chats with an earlier update still pending
+                for update in self.world.updates:
+                    chat = _chat_of(update)
+                    if len(busy) >= self.max_connections:
+                        break
+                    if chat in busy or chat in waiting:
+                        waiting.add(chat)
+                        continue
+                    waiting.add(chat)
+                    busy[chat] = asyncio.create_task(self._deliver(update))
+                    busy[chat].add_done_callback(lambda _t, c=chat: self._done(busy, c))
                 await event.wait()
-                continue
-            update = self.world.updates[0]
-            targets = self._targets(update)
-            delivered = False
-            for url in targets:
-                delivered = await self._post(url, update) or delivered
-            if not self.active:
-                break
-            if delivered:
-                with contextlib.suppress(ValueError):
-                    self.world.updates.remove(update)
-            else:  # Telegram redelivers the same update later, to whichever replica
-                await asyncio.sleep(self.retry_delay)
+        finally:
+            for task in busy.values():
+                task.cancel()
+            if busy:
+                await asyncio.wait(list(busy.values()))
+
+    def _done(self, busy: dict[object, asyncio.Task[None]], chat: object) -> None:
+        busy.pop(chat, None)
+        self.world.notify()  # the chat's next update may go
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        delivered = False
+        for url in self._targets(update):
+            delivered = await self._post(url, update) or delivered
+        if delivered:
+            with contextlib.suppress(ValueError):
+                self.world.updates.remove(update)
+        else:  # Telegram redelivers the same update later, to whichever replica
+            await asyncio.sleep(self.retry_delay)
 
     async def _post(self, url: str, update: dict[str, Any]) -> bool:
         assert self._session is not None
@@ -218,6 +238,16 @@ class Webhook:
         self.last_error = (int(time.time()),
                            f"Wrong response from the webhook: {status} {_reason(status)}")
         return False
+
+
+def _chat_of(update: dict[str, Any]) -> object:
+    """The chat an update belongs to (its deliveries keep their order), or the update itself."""
+    payload = update[next(k for k in update if k != "update_id")]
+    if isinstance(payload, dict):
+        chat = payload.get("chat") or (payload.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+    return ("update", update["update_id"])
 
 
 def _reason(status: int) -> str:
