@@ -55,7 +55,7 @@ def one(options: dict[str, list[str]], key: str, default: str | None = None) -> 
 
 def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     """The catalogue entry for `/addmodel id url=… model=…`."""
-    allowed = {"url", "model", "title", "key_env", "vision", "context"}
+    allowed = {"url", "model", "title", "key_env", "vision", "context", "quota"}
     unknown = set(options) - allowed
     if unknown:
         raise UsageError(f"unknown option {sorted(unknown)[0]}=")
@@ -81,6 +81,9 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     }
     if context is not None:
         data["context_window"] = int(context)
+    quota = one(options, "quota")
+    if quota is not None:
+        data["quota"] = quota_option(quota)
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
@@ -89,6 +92,15 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
         field = {"base_url": "url", "replicas": "url", "api_key_env": "key_env"}.get(
             str(first["loc"][0]) if first["loc"] else "", field)
         raise UsageError(f"{field}= {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def quota_option(value: str) -> dict[str, object]:
+    """`quota=50/day` (also /hour, /week) → the catalogue's `{messages: 50, per: day}`."""
+    number, _, per = value.partition("/")
+    messages = whole_number(number, 7)
+    if not messages or per not in ("hour", "day", "week"):
+        raise UsageError(f"quota= must look like 50/day (or /hour, /week), got {shown(value)}")
+    return {"messages": messages, "per": per}
 
 
 # `/addmodel … hf=…` options and the launch request fields they set.

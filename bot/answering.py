@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -38,6 +39,11 @@ from storage.repositories.feedback import FeedbackRepository
 from storage.shared_state import SharedState, held_lock
 
 log = logging.getLogger(__name__)
+
+# Once a shutdown's grace is over, the answers it interrupts have this long (seconds) for their
+# final sends; a turn still busy after that (and a moment more) is cancelled.
+FINAL_SENDS = 10.0
+FINAL_MARGIN = 2.0
 
 ERROR_KINDS = {"unavailable", "timeout", "rate_limited", "context_too_long", "bad_request",
                "stream_error", "model_not_served"}
@@ -101,7 +107,8 @@ async def build_request(spec: ModelSpec, path: list[Message],
 
 def answer_note(status: str, finish_reason: str | None, lang: str) -> str | None:
     """A note on how an answer ended, if it did not end normally."""
-    note = {"cut": "answer_cut", "stopped": "answer_stopped"}.get(status)
+    note = {"cut": "answer_cut", "stopped": "answer_stopped",
+            "interrupted": "answer_interrupted"}.get(status)
     if note is None and finish_reason == "length":
         note = "answer_length"
     return t(note, lang) if note else None
@@ -148,26 +155,93 @@ class Answerer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._turns: Counter[asyncio.Task[object]] = Counter()  # the tasks running turns
+        self._streams: set[asyncio.Event] = set()  # the stop events of answers streaming
+        # Set by `drain` once the grace is over: streams still running are interrupted, and
+        # final sends must be done by then (loop time).
+        self._final_deadline: float | None = None
         # Told (chat id, topic) after a conversation's lock is released (the question queue).
         self.released: Callable[[int, int | None], None] | None = None
 
-    async def drain(self, grace: float) -> None:
-        """On shutdown: let answers being streamed finish for up to `grace` seconds."""
-        if self._in_flight:
-            log.info("waiting for %d answers to finish", self._in_flight)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
+    async def drain(self, grace: float, final: float = FINAL_SENDS,
+                    margin: float = FINAL_MARGIN) -> None:
+        """On shutdown (any caller: polling or webhook), once no new turns start: let answers
+        being written finish for up to `grace` seconds. Then every answer still streaming is
+        interrupted: its model call is cancelled and the text so far is delivered as its final
+        message with a note and 🔄 (or the note alone), stored with status "interrupted".
+        Their final sends get `final` seconds; a turn still busy `margin` seconds after that
+        is cancelled, so this returns within `grace + final + 2 * margin` seconds whatever
+        Telegram (or anything else) does."""
+        if not self._in_flight:
+            return
+        log.info("waiting for %d answers to finish", self._in_flight)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        if not self._in_flight:
+            return
+        log.warning("interrupting %d answers still being written", self._in_flight)
+        self._final_deadline = asyncio.get_running_loop().time() + final
+        for stop in list(self._streams):
+            stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), final + margin)
+        if not self._in_flight:
+            return
+        stuck = list(self._turns)
+        log.warning("cancelling %d turns that did not end in time", len(stuck))
+        for task in stuck:
+            task.cancel()
+        await asyncio.wait(stuck, timeout=margin)
+
+    @property
+    def interrupting(self) -> bool:
+        """Whether a shutdown is interrupting the answers being written."""
+        return self._final_deadline is not None
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
         self._in_flight += 1
+        self._turns[task] += 1
         self._idle.clear()
         try:
             yield
         finally:
             self._in_flight -= 1
+            self._turns[task] -= 1
+            if not self._turns[task]:
+                del self._turns[task]
             if not self._in_flight:
                 self._idle.set()
+
+    @contextlib.contextmanager
+    def _stop_event(self, turn: Turn, view: AnswerView) -> Iterator[asyncio.Event]:
+        """The event that ends a stream early: a draft's stop button, or a shutdown (set at
+        once if one is already interrupting answers)."""
+        with contextlib.ExitStack() as stack:
+            if isinstance(view, DraftView):
+                stop = stack.enter_context(self.stops.watch(turn.chat_id, view.draft_id))
+            else:
+                stop = asyncio.Event()
+            self._streams.add(stop)
+            stack.callback(self._streams.discard, stop)
+            if self.interrupting:
+                stop.set()
+            yield stop
+
+    @contextlib.asynccontextmanager
+    async def _final_sends(self, *, patient: bool = True) -> AsyncIterator[None]:
+        """Around a turn's final sends: `patient` ones wait out 429s (`patient_delivery`);
+        during a shutdown all must be over by its deadline (a TimeoutError past it)."""
+        if self._final_deadline is None:
+            with patient_delivery() if patient else contextlib.nullcontext():
+                yield
+            return
+        left = max(self._final_deadline - asyncio.get_running_loop().time(), 0.0)
+        async with asyncio.timeout_at(self._final_deadline):
+            with patient_delivery(left, network_retries=1):
+                yield
 
     @contextlib.asynccontextmanager
     async def chat_lock(self, chat_id: int, thread_id: int | None = None,
@@ -202,26 +276,28 @@ class Answerer:
         """Stream one model's answer to `user_message`, whose history is `path` (read here
         if not given)."""
         view = self._view(bot, turn, header)
-        if path is None:
-            path = await self.conversations.path_to(user_message.id)
-        try:
-            backend = self.registry.backend(spec.id)
-            images = await self.images.for_path(bot, path) if spec.vision else None
-            generation = generation_for(spec, turn.prefs)
-            fitted = await build_request(spec, path, backend, images, generation)
-            events = backend.stream(fitted.messages, generation.params,
-                                    key=str(turn.chat_id))
-        except BackendError as exc:
-            return view, StreamOutcome(error=exc)
-        # The model request goes out first; a placeholder (or "typing…") only if its first text
-        # is slow to come (`pump`).
-        if isinstance(view, DraftView):
-            with self.stops.watch(turn.chat_id, view.draft_id) as stop:
+        with self._stop_event(turn, view) as stop:
+            if path is None:
+                path = await self.conversations.path_to(user_message.id)
+            try:
+                backend = self.registry.backend(spec.id)
+                images = await self.images.for_path(bot, path) if spec.vision else None
+                generation = generation_for(spec, turn.prefs)
+                fitted = await build_request(spec, path, backend, images, generation)
+                events = backend.stream(fitted.messages, generation.params,
+                                        key=str(turn.chat_id))
+            except BackendError as exc:
+                return view, StreamOutcome(error=exc)
+            # The model request goes out first; a placeholder (or "typing…") only if its
+            # first text is slow to come (`pump`).
+            if isinstance(view, DraftView):
                 outcome = await pump(events, view, interval=self.settings.draft_interval,
                                      stop=stop, opening=view.start)
-        else:
-            outcome = await pump(events, view, interval=self.settings.edit_interval_group,
-                                 opening=lambda: self._typing(bot, turn))
+            else:
+                outcome = await pump(events, view, interval=self.settings.edit_interval_group,
+                                     stop=stop, opening=lambda: self._typing(bot, turn))
+        # A stop during a shutdown is the shutdown's (a press at that moment is the same).
+        outcome.interrupted = outcome.stopped and self.interrupting
         outcome.context_dropped = fitted.dropped
         # Said once per conversation: the first answer that had to leave messages out.
         outcome.context_note = bool(fitted.dropped) and not any(
@@ -297,9 +373,14 @@ class Answerer:
                             context_note=context_note)
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
         try:
-            with patient_delivery():
+            async with self._final_sends():
                 ids = await view.finish(text, reasoning=stored.reasoning or "",
                                         reply_markup=markup, file_caption=caption)
+        except TimeoutError:  # a shutdown's deadline: what got through is not known
+            log.warning("answer %s not delivered to chat %s before shutdown", stored.id,
+                        turn.chat_id)
+            await self.conversations.conclude(stored, head=head, status="undelivered")
+            return False
         except DeliveryFailed as exc:
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
             await self.conversations.conclude(stored, head=head, status="undelivered",
@@ -315,11 +396,15 @@ class Answerer:
     async def _notice(self, bot: Bot, turn: Turn, stored: Message, text: str) -> None:
         """A line about `stored` with 🔄 under it (best effort: Telegram may refuse it too)."""
         try:
-            with patient_delivery():
+            async with self._final_sends():
                 sent = await bot.send_message(
                     turn.chat_id, text, parse_mode=None, message_thread_id=turn.thread_id,
                     reply_markup=retry_keyboard(stored.id),
                 )
+        except TimeoutError:
+            log.warning("could not tell chat %s about answer %s before shutdown", turn.chat_id,
+                        stored.id)
+            return
         except TelegramAPIError as exc:
             log.warning("could not tell chat %s about answer %s: %s", turn.chat_id, stored.id,
                         exc.message)
@@ -340,7 +425,8 @@ class Answerer:
             kind = error.kind if error.kind in ERROR_KINDS else "unavailable"
             text = t(f"err_{kind}", turn.lang, model=spec.title)
         elif outcome.stopped:
-            text = t("answer_stopped", turn.lang)
+            text = t("answer_interrupted" if outcome.interrupted else "answer_stopped",
+                     turn.lang)
         else:
             log.warning("model %s gave an empty answer (finish reason %s)", spec.id,
                         outcome.finish_reason)
@@ -358,6 +444,13 @@ class Answerer:
             spec_a, spec_b = pair
             view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
                                                         arena_header("A", turn.lang), path)
+            if outcome_a.interrupted:  # B is not asked: it ends at once, visibly too
+                await self._interrupted_side(bot, turn, user_message, spec_a, view_a,
+                                             outcome_a, "A", "follow")
+                await self._interrupted_side(bot, turn, user_message, spec_b, None,
+                                             StreamOutcome(stopped=True, interrupted=True),
+                                             "B", "keep")
+                return None
             if not outcome_a.text.strip():
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
                 await self.answer(bot, turn, user_message, spec_b.id, path=path)
@@ -371,6 +464,11 @@ class Answerer:
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
                                                         arena_header("B", turn.lang), path)
+            if outcome_b.interrupted:
+                await self._interrupted_side(bot, turn, user_message, spec_b, view_b,
+                                             outcome_b, "B", "keep")
+                await self._no_battle(bot, turn, answer_a)
+                return None
             if not outcome_b.text.strip():
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
                 await self._no_battle(bot, turn, answer_a)
@@ -389,24 +487,47 @@ class Answerer:
                 return None
             return battle
 
+    async def _interrupted_side(self, bot: Bot, turn: Turn, question: Message, spec: ModelSpec,
+                                view: AnswerView | None, outcome: StreamOutcome, side: str,
+                                head: str) -> Message:
+        """An arena side cut off by a shutdown makes no battle: it ends as a normal answer
+        does (its text so far with the note, 👍 👎 🔄 under it), or as the note alone with 🔄
+        (no text yet, or not asked: `view` None)."""
+        stored = await self.conversations.store_answer(
+            question, self._record(spec, outcome, turn.prefs), origin="arena")
+        if view is not None and outcome.text.strip():
+            await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
+                                context_note=outcome.context_note)
+            return stored
+        await self.conversations.conclude(stored, head=head)
+        note = f"{t('arena_side', turn.lang, side=side)}\n{t('answer_interrupted', turn.lang)}"
+        await self._notice(bot, turn, stored, note)
+        return stored
+
     async def _no_battle(self, bot: Bot, turn: Turn, answer_a: Message) -> None:
         """Answer A stands alone: it gets the buttons of a normal answer."""
         parts = await self.conversations.deliveries(answer_a.id)
         if not parts:
             return
         try:
-            await bot.edit_message_reply_markup(
-                chat_id=turn.chat_id, message_id=parts[-1].tg_message_id,
-                reply_markup=answer_keyboard(answer_a.id),
-            )
+            async with self._final_sends(patient=False):
+                await bot.edit_message_reply_markup(
+                    chat_id=turn.chat_id, message_id=parts[-1].tg_message_id,
+                    reply_markup=answer_keyboard(answer_a.id),
+                )
+        except TimeoutError:
+            log.warning("no buttons for answer %s before shutdown", answer_a.id)
         except TelegramAPIError as exc:
             log.warning("no buttons for answer %s: %s", answer_a.id, exc.message)
 
     async def _say(self, bot: Bot, turn: Turn, text: str) -> None:
         """A one-line note (best effort)."""
         try:
-            await bot.send_message(turn.chat_id, text, parse_mode=None,
-                                   message_thread_id=turn.thread_id)
+            async with self._final_sends(patient=False):
+                await bot.send_message(turn.chat_id, text, parse_mode=None,
+                                       message_thread_id=turn.thread_id)
+        except TimeoutError:
+            log.warning("could not tell chat %s before shutdown", turn.chat_id)
         except TelegramAPIError as exc:
             log.warning("could not tell chat %s: %s", turn.chat_id, exc.message)
 
@@ -416,7 +537,7 @@ class Answerer:
         if outcome.error is not None:
             status = "cut" if has_text else "error"
         elif outcome.stopped:
-            status = "stopped"
+            status = "interrupted" if outcome.interrupted else "stopped"
         else:
             status = "complete" if has_text else "empty"
         # The finish reason is the server's word too: cleaned, and cut to its column.

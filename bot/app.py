@@ -24,12 +24,14 @@ from aiogram.types import BotCommand, BotCommandScopeChat
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.answering import Answerer
+from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
+from bot.limits import Limits
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
+from bot.middlewares.limits import BannedUsers, PressFlood
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
 from bot.queueing import QuestionQueue
@@ -48,18 +50,20 @@ from storage.question_queue import MemoryQueues, QueueStore, RedisQueues
 from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
+from storage.repositories.limits import LimitsRepository
 from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
+from storage.token_bucket import MemoryBuckets, RedisBuckets, TokenBuckets
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 15.0  # answers being streamed may finish within it on shutdown
-# Webhook mode, after that: other updates still being handled (button presses…) get this long.
+# Webhook mode, after the answers' drain: other updates still being handled (button
+# presses…) get this long; then open connections are closed within CONNECTIONS_GRACE.
 UPDATE_GRACE = 5.0
-CONNECTIONS_GRACE = 5.0  # then open connections are closed
+CONNECTIONS_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel", "system", "persona", "settings")
+                 "cancel", "system", "persona", "settings", "usage")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),
@@ -67,6 +71,9 @@ ADMIN_COMMANDS = (
     ("disable", "Disable a model"),
     ("models", "Models, replicas and their health"),
     ("export", "Preference dump: /export dpo|kto|arena|sft [days] [jsonl]"),
+    ("tier", "Set a user's tier: /tier <id or @username> <tier>"),
+    ("ban", "Ban a user: /ban <id or @username> [reason]"),
+    ("unban", "Unban a user: /unban <id or @username>"),
 )
 
 
@@ -88,6 +95,7 @@ class App:
     model_sync: ModelSync
     queue: QuestionQueue
     questions: QuestionRepository
+    limits: Limits
     stops: StopSignals = field(default_factory=StopSignals)
 
     def workflow_data(self) -> dict[str, object]:
@@ -105,10 +113,12 @@ class App:
             "model_sync": self.model_sync,
             "queue": self.queue,
             "questions": self.questions,
+            "limits": self.limits,
         }
 
     async def aclose(self) -> None:
         await self.stops.aclose()
+        await self.limits.aclose()
         await self.model_sync.aclose()
         await self.registry.aclose()
         await self.fsm_storage.close()
@@ -127,11 +137,13 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     state: SharedState
     fsm_storage: BaseStorage
     redis: Redis | None = None
+    buckets: TokenBuckets
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
         queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
+        buckets = RedisBuckets(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
             Redis.from_url(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
@@ -141,6 +153,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     else:
         state, fsm_storage = MemoryState(), MemoryStorage()
         queues = MemoryQueues()
+        buckets = MemoryBuckets()
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
@@ -162,8 +175,20 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         model_sync=ModelSync(registry, admin, redis, settings.redis_prefix),
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
+        limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
     )
+
+
+def shutdown_bound(settings: Settings) -> float:
+    """The most a shutdown takes (`Answerer.drain`, plus a few seconds to close)."""
+    return settings.shutdown_grace + FINAL_SENDS + 2 * FINAL_MARGIN + 5.0
+
+
+def webhook_shutdown_bound(settings: Settings) -> float:
+    """The most a webhook replica's shutdown takes: the answers' drain and closing
+    (`shutdown_bound`), plus the other updates still being handled (UPDATE_GRACE)."""
+    return shutdown_bound(settings) + UPDATE_GRACE
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -200,6 +225,11 @@ def build_dispatcher(app: App) -> Dispatcher:
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
     dp.update.outer_middleware(DedupMiddleware(app.state))
+    # Before any filter or handler: banned users get nothing, and floods of presses stop.
+    banned = BannedUsers(app.limits)
+    for observer in (dp.message, dp.edited_message, dp.callback_query):
+        observer.outer_middleware(banned)
+    dp.callback_query.outer_middleware(PressFlood(app.limits))
     # Inner middlewares of the Dispatcher wrap every router's handlers, and run only once a
     # handler's filters have passed: people are stored when they interact with the bot, not
     # for every group message it sees.
@@ -214,13 +244,15 @@ def build_dispatcher(app: App) -> Dispatcher:
         me = await bot.me()
         log.info("chatmux is up as @%s with %d models", me.username, len(app.registry.enabled()))
         await _set_commands(bot, app.settings.admin_ids)
+        await app.limits.start()
         await app.model_sync.start()
         await app.stops.start()
         app.queue.start(bot)
 
     async def on_shutdown() -> None:
         await app.queue.close()  # what still waits is left for the next process
-        await app.answerer.drain(SHUTDOWN_GRACE)
+        # Answers being written finish, or end visibly as interrupted (`Answerer.drain`).
+        await app.answerer.drain(app.settings.shutdown_grace)
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -248,7 +280,7 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
             # Cancelled from outside (an embedding app, tests): stop polling the orderly way,
             # so shutdown hooks run and no poller outlives the session.
             with contextlib.suppress(RuntimeError):
-                await asyncio.wait_for(dp.stop_polling(), SHUTDOWN_GRACE + 5)
+                await asyncio.wait_for(dp.stop_polling(), shutdown_bound(settings))
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
             raise
@@ -260,7 +292,8 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
 async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> None:
     """`chatmux run` with WEBHOOK_URL: serve Telegram's deliveries until SIGTERM/SIGINT (or
     cancelled). Shutdown stops taking updates first, then lets answers finish (up to
-    SHUTDOWN_GRACE), then closes."""
+    SHUTDOWN_GRACE; then they end as interrupted, `Answerer.drain`), then other updates being
+    handled (UPDATE_GRACE), then closes: within `webhook_shutdown_bound`."""
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     app = await build_app(settings)
     bot = build_bot(settings)
@@ -310,4 +343,5 @@ async def run_console_mode(settings: Settings) -> None:
         await app.aclose()
 
 
-__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "run_webhook"]
+__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "run_webhook",
+           "shutdown_bound", "webhook_shutdown_bound"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -74,12 +75,14 @@ class Queued:
     system_prompt: str | None = None
     persona_id: str | None = None
     settings: dict[str, Any] | None = None
+    # Arena models out of the asker's quota when it was accepted (never drawn for it).
+    exclude: list[str] | None = None
 
     @classmethod
     def of(cls, message: TgMessage, question: Message, *, chat_row_id: int, lang: str,
            model_id: str | None, arena: bool, vision: bool = False,
            prefs: Preferences | None = None, tg_message_id: int | None = None,
-           edited: bool = False) -> Queued:
+           edited: bool = False, exclude: Sequence[str] = ()) -> Queued:
         """The entry for `question`, queued where `message` stands in its chat (by default
         also the message reacted to and replied to, `tg_message_id`)."""
         assert question.author_id is not None
@@ -89,7 +92,8 @@ class Queued:
                    question.author_id, chat_row_id, order=message.message_id, edited=edited,
                    vision=vision, system_prompt=prefs.system_prompt,
                    persona_id=prefs.persona.id if prefs.persona is not None else None,
-                   settings=dict(prefs.settings) if prefs.settings else None)
+                   settings=dict(prefs.settings) if prefs.settings else None,
+                   exclude=list(exclude) or None)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -306,7 +310,8 @@ class QuestionQueue:
                 return  # deleted, or the conversation was closed with /new
             question, path = found[-1], found
         turn = entry.turn(self.registry)
-        pair = (self.registry.arena_pair(self.answerer.rng, vision=entry.vision)
+        pair = (self.registry.arena_pair(self.answerer.rng, vision=entry.vision,
+                                         exclude=entry.exclude or ())
                 if entry.arena else None)
         if pair is not None:
             await self.answerer.battle(bot, turn, question, asker_id=entry.user_id,
@@ -365,12 +370,15 @@ async def react(bot: Bot, chat_id: int, message_id: int, emoji: str) -> bool:
 async def enqueue_or_answer(bot: Bot, queue: QuestionQueue, message: TgMessage,
                             question: Message, path: list[Message], *, chat_row_id: int,
                             lang: str, model_id: str | None, arena: bool,
-                            vision: bool = False, prefs: Preferences | None = None) -> None:
+                            vision: bool = False, prefs: Preferences | None = None,
+                            exclude: Sequence[str] = ()) -> None:
     """The entry point for a question already stored from `message` (text, photo, voice…;
     an album: its first message), with `path` its history as read when storing it: answered
     now, or queued behind the answers before it in its conversation. `vision`: it shows
     images (an arena battle is then between models that see them). `model_id`, `arena`,
-    `lang` and `prefs` are as they are now: a question that waits is answered with them."""
+    `lang` and `prefs` are as they are now: a question that waits is answered with them.
+    `exclude`: arena models out of the asker's quota."""
     entry = Queued.of(message, question, chat_row_id=chat_row_id, lang=lang,
-                      model_id=model_id, arena=arena, vision=vision, prefs=prefs)
+                      model_id=model_id, arena=arena, vision=vision, prefs=prefs,
+                      exclude=exclude)
     await queue.submit(bot, entry, Preloaded(question, path))

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, gt=0)
     edit_interval_group: float = Field(default=3.0, gt=0)
     group_edits_per_minute: int = Field(default=20, gt=0)
+    # On shutdown, answers being written get this long (seconds) to finish; those still
+    # streaming then end with an "interrupted" note and 🔄 (`Answerer.drain`).
+    shutdown_grace: float = Field(default=15.0, ge=0)
     # Bot API 10.1 rich messages (sendRichMessage) for answers with tables, math or deep
     # nesting: "auto" tries them in private chats, falling back to entities on any error;
     # "off" (the default) never does: clients older than 10.1 show rich messages as a
@@ -62,6 +65,10 @@ class Settings(BaseSettings):
     # repo ids), and the models that may run with --trust-remote-code (exact references).
     pool_models_dir: str | None = None
     pool_trust_remote_code: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Per-user rate limit on messages that call a model (a token bucket: this many at once,
+    # refilled at this rate); 0 in either turns it off. Admins are exempt.
+    rate_limit_burst: int = Field(default=10, ge=0, le=10_000)
+    rate_limit_per_minute: float = Field(default=20.0, ge=0, le=100_000)
     # Webhook mode (several replicas behind one URL): set WEBHOOK_URL to the public https
     # address Telegram posts updates to; each process listens on WEBHOOK_LISTEN and checks
     # WEBHOOK_SECRET in every request's X-Telegram-Bot-Api-Secret-Token header.

@@ -11,6 +11,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -112,6 +113,36 @@ class SpeculativeConfig(BaseModel):
     num_speculative_tokens: int = Field(default=4, gt=0, le=32)
 
 
+TIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+DEFAULT_TIER = "standard"
+ALL_TIERS = "*"  # the key of a quota that applies to every tier
+
+
+class Quota(BaseModel):
+    """At most `messages` answers from one model per user in each calendar `per` (UTC)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: int = Field(gt=0, le=1_000_000)
+    per: Literal["hour", "day", "week"]
+
+
+def _tiered_quota(value: Any) -> Any:
+    """`quota: {messages: 50, per: day}` (every tier) or `quota: {standard: {…}, premium:
+    {…}}` (per tier; a tier not named has no limit) → {tier or "*": Quota}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("expected {messages: N, per: hour|day|week} or a mapping of "
+                         "tiers to those")
+    if "messages" in value or "per" in value:
+        return {ALL_TIERS: value}
+    bad = next((k for k in value if not (k == ALL_TIERS or re.match(TIER_NAME, str(k)))), None)
+    if bad is not None:
+        raise ValueError(f"{bad!r} is neither messages/per nor a tier name")
+    return value
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -151,6 +182,14 @@ class ModelSpec(BaseModel):
     num_speculative_tokens: int = Field(default=4, gt=0, le=16)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # Answers per user and calendar window, for every tier or per tier (see README).
+    quota: Annotated[dict[str, Quota] | None, BeforeValidator(_tiered_quota)] = None
+
+    def quota_for(self, tier: str | None) -> Quota | None:
+        """The quota of a user in `tier` (None: no limit)."""
+        if not self.quota:
+            return None
+        return self.quota.get(tier or DEFAULT_TIER, self.quota.get(ALL_TIERS))
 
     @model_validator(mode="before")
     @classmethod
@@ -200,6 +239,19 @@ class Catalogue(BaseModel):
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
     # System prompts users pick with /persona.
     personas: list[Persona] = Field(default_factory=list)
+    # Tiers admins put users in with /tier (quotas may differ per tier); new users are in
+    # `standard`, which is always one of them.
+    tiers: list[Annotated[str, Field(pattern=TIER_NAME)]] = Field(
+        default_factory=lambda: [DEFAULT_TIER, "premium"])
+
+    @field_validator("tiers")
+    @classmethod
+    def _check_tiers(cls, value: list[str]) -> list[str]:
+        if DEFAULT_TIER not in value:
+            raise ValueError(f"must include {DEFAULT_TIER!r} (the tier of new users)")
+        if len(set(value)) != len(value):
+            raise ValueError("a tier is listed twice")
+        return value
 
     @field_validator("api_keys")
     @classmethod
@@ -230,6 +282,11 @@ class Catalogue(BaseModel):
             unknown = [f for f in spec.fallback if f not in seen or f == spec.id]
             if unknown:
                 raise ValueError(f"model {spec.id!r}: fallback {unknown[0]!r} is not another model")
+        for spec in self.models:
+            unknown = [k for k in spec.quota or {} if k != ALL_TIERS and k not in self.tiers]
+            if unknown:
+                raise ValueError(f"model {spec.id!r}: quota tier {unknown[0]!r} is not one of "
+                                 f"tiers {self.tiers}")
         personas = [p.id for p in self.personas]
         twice = next((p for p in personas if personas.count(p) > 1), None)
         if twice is not None:
@@ -257,7 +314,7 @@ def _describe(error: ValidationError, raw: Any) -> str:
         ident = entry.get("id") if isinstance(entry, dict) else None
         where = f"models[{loc[1]}]" + (f" (id {ident!r})" if ident else "")
         loc = loc[2:]
-    field = ".".join(str(p) for p in loc)
+    field = ".".join(str(p) for p in loc if p != ALL_TIERS)  # quota.*.per → quota.per
     message = first["msg"].removeprefix("Value error, ")
     named = re.match(r"^(\w+): (.*)$", message)
     if not field and named:  # an entry-level check that names its field

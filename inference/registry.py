@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,11 @@ class ModelRegistry:
     def arena_default(self) -> bool:
         return self._catalogue.arena_default
 
+    @property
+    def tiers(self) -> list[str]:
+        """The user tiers admins assign with /tier (the first, `standard`, is the default)."""
+        return list(self._catalogue.tiers)
+
     def personas(self) -> list[Persona]:
         """The catalogue's personas (/persona), in its order."""
         return list(self._catalogue.personas)
@@ -171,10 +177,12 @@ class ModelRegistry:
         return [m for m in self.enabled() if m.arena_weight > 0]
 
     def arena_pair(self, rng: random.Random, *, vision: bool = False,
-                   ) -> tuple[ModelSpec, ModelSpec] | None:
+                   exclude: Collection[str] = ()) -> tuple[ModelSpec, ModelSpec] | None:
         """Two different models drawn by arena weight (without replacement), in random order;
-        `vision`: among models that accept images only."""
-        pool = [m for m in self.arena_models() if m.vision or not vision]
+        `vision`: among models that accept images only; `exclude`: models left out (the
+        asker's quota for them is used up)."""
+        pool = [m for m in self.arena_models()
+                if (m.vision or not vision) and m.id not in exclude]
         if len(pool) < 2:
             return None
         first = rng.choices(pool, weights=[m.arena_weight for m in pool])[0]

@@ -14,6 +14,7 @@ from bot.handlers import (
     exports,
     language,
     leaderboard,
+    limits,
     media,
     models,
     personas,
@@ -37,6 +38,7 @@ def feature_routers() -> list[Router]:
         stats.build_router(),
         leaderboard.build_router(),
         admin.build_router(),
+        limits.build_router(),
         exports.build_router(),
         arena.build_router(),
         rating.build_router(),  # before chat: an answer being edited is not a question

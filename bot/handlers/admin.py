@@ -38,7 +38,8 @@ _background: set[asyncio.Task] = set()
 USAGE = {
     "addmodel": (
         "Usage: /addmodel <id> url=<base_url> model=<served name> [title=\"…\"] "
-        "[key_env=<ENV>] [vision=1] [context=<tokens>] — several url= make replicas\n"
+        "[key_env=<ENV>] [vision=1] [context=<tokens>] [quota=50/day] — several url= make "
+        "replicas\n"
         "or: /addmodel <id> hf=<org/target or /path> draft=<org/draft> [k=4] [gpus=1] "
         "[context=<tokens>] [dtype=auto|float16|bfloat16|float32] [trust_remote_code=1]\n"
         "Example: /addmodel llama url=http://gpu1:8000/v1 model=llama-3.1-8b title=\"Llama 8B\""

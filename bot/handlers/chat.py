@@ -10,6 +10,7 @@ from bot.addressing import NOT_TEXT, AddressedToBot, CommandForUs, topic_of
 from bot.cleaning import clean_text
 from bot.filters import Inline
 from bot.handlers.arena import arena_on
+from bot.limits import Limits, over_quota, over_rate
 from bot.middlewares.user import STORES_AUTHOR
 from bot.prefs import Preferences, answering_model
 from bot.queueing import QuestionQueue, enqueue_or_answer
@@ -27,12 +28,14 @@ async def unknown_command(message: Message, lang: str) -> None:
 
 async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
                   lang: str, conversations: ConversationRepository, registry: ModelRegistry,
-                  queue: QuestionQueue) -> None:
+                  queue: QuestionQueue, limits: Limits) -> None:
     prompt = clean_text(prompt).strip()
     if is_blank(prompt):  # nothing, or only zero-width characters: nothing to answer
         await message.reply(t("empty", lang), parse_mode=None)
         return
     if await queue.full(message, lang):  # said so; not stored, so nothing half-kept
+        return
+    if await over_rate(message, author, lang, limits):  # said so (once); not stored
         return
     chat = message.chat
     try:
@@ -42,11 +45,15 @@ async def on_text(message: Message, bot: Bot, prompt: str, author: TelegramUser,
         return  # Telegram delivered this update twice; it was answered the first time
     user = asked.user
     lang = chosen_lang(user.lang, lang)  # read with the question, not before it
+    model_id = answering_model(asked.prefs, user, registry)
+    arena = arena_on(user, registry)
+    verdict = await over_quota(message, asked, model_id, arena, lang, conversations, limits)
+    if verdict is None:
+        return
     await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
-                            chat_row_id=asked.chat_row_id, lang=lang,
-                            model_id=answering_model(asked.prefs, user, registry),
-                            arena=arena_on(user, registry),
-                            prefs=Preferences.of(asked.prefs, user, registry))
+                            chat_row_id=asked.chat_row_id, lang=lang, model_id=model_id,
+                            arena=arena, prefs=Preferences.of(asked.prefs, user, registry),
+                            exclude=verdict.exhausted)
 
 
 async def not_text(message: Message, lang: str) -> None:

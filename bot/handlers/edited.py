@@ -12,6 +12,7 @@ from bot.filters import Inline
 from bot.handlers.arena import arena_on
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.questions import AskEdited, ask_edited_keyboard
+from bot.limits import Limits
 from bot.middlewares.user import STORES_AUTHOR
 from bot.prefs import Preferences, answering_model
 from bot.queueing import EDITED_REACTION, Preloaded, QuestionQueue, Queued, react
@@ -52,7 +53,7 @@ async def on_edited(message: Message, bot: Bot, lang: str, queue: QuestionQueue,
 async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot,
                         db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
                         queue: QuestionQueue, questions: QuestionRepository,
-                        registry: ModelRegistry) -> None:
+                        registry: ModelRegistry, limits: Limits) -> None:
     offer = query.message
     stored = await questions.get(callback_data.message_id)
     if not isinstance(offer, Message) or stored is None or stored.chat_row_id != chat_row_id:
@@ -63,6 +64,12 @@ async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot
         return
     if not stored.open:
         await query.answer(t("edit_closed", lang), show_alert=True)
+        return
+    model_id = answering_model(chat_prefs, db_user, registry)
+    # Before the edit is taken: once the limit resets, the same button asks it.
+    refusal = await limits.admit(db_user, model_id, lang)
+    if refusal is not None:
+        await query.answer(refusal, show_alert=True)
         return
     text = await queue.take_edit(stored.message.id)  # once: a second press finds nothing
     if text is None:
@@ -77,8 +84,7 @@ async def answer_edited(query: CallbackQuery, callback_data: AskEdited, bot: Bot
     original = offer.reply_to_message
     # In line where the offer was made (the original is older than what waits).
     entry = Queued.of(offer, asked.question, chat_row_id=chat_row_id, lang=lang,
-                      model_id=answering_model(chat_prefs, db_user, registry),
-                      arena=arena_on(db_user, registry),
+                      model_id=model_id, arena=arena_on(db_user, registry),
                       prefs=Preferences.of(chat_prefs, db_user, registry),
                       tg_message_id=original.message_id if original is not None else None,
                       edited=True)

@@ -28,6 +28,7 @@ from bot.filters import Inline
 from bot.formatting import utf16_len
 from bot.handlers.arena import arena_on
 from bot.keyboards.media import VisionSwitch, vision_keyboard
+from bot.limits import Limits, over_quota, over_rate
 from bot.media import (
     MediaRefused,
     best_photo,
@@ -126,7 +127,7 @@ class MediaHandlers:
     async def on_image(self, message: Message, bot: Bot, prompt: str | None,
                        author: TelegramUser, lang: str, answerer: Answerer,
                        conversations: ConversationRepository, registry: ModelRegistry,
-                       queue: QuestionQueue) -> None:
+                       queue: QuestionQueue, limits: Limits) -> None:
         parts = [(message, prompt)]
         if message.media_group_id is not None:
             gathered = await self.albums.gather(message, prompt)
@@ -143,8 +144,8 @@ class MediaHandlers:
             return
         caption = "\n\n".join(c for _, p in parts if (c := clean_text(p or "").strip()))
         chat, topic = first.chat, topic_of(first)
-        if await queue.full(first, lang):  # said so; not stored
-            return
+        if await queue.full(first, lang) or await over_rate(first, author, lang, limits):
+            return  # said so; not stored
         try:
             asked = await conversations.ask(
                 author, (chat.id, chat.type, chat.title), topic, caption, first.message_id,
@@ -161,6 +162,9 @@ class MediaHandlers:
         if not (spec.vision or battle):
             await self._offer_vision(first, spec, asked.question.id, registry, lang)
             return
+        verdict = await over_quota(first, asked, model_id, arena, lang, conversations, limits)
+        if verdict is None:
+            return
         # Read the images now: one that cannot be read gets a line, not a model call.
         try:
             for attachment in attachments:
@@ -173,7 +177,8 @@ class MediaHandlers:
         await enqueue_or_answer(bot, queue, first, asked.question, asked.path,
                                 chat_row_id=asked.chat_row_id, lang=lang,
                                 model_id=model_id, arena=arena, vision=True,
-                                prefs=Preferences.of(asked.prefs, user, registry))
+                                prefs=Preferences.of(asked.prefs, user, registry),
+                                exclude=verdict.exhausted)
 
     @staticmethod
     async def _offer_vision(message: Message, spec: ModelSpec, question_id: int,
@@ -191,7 +196,7 @@ class MediaHandlers:
 
     async def on_voice(self, message: Message, bot: Bot, author: TelegramUser, lang: str,
                        conversations: ConversationRepository, registry: ModelRegistry,
-                       queue: QuestionQueue) -> None:
+                       queue: QuestionQueue, limits: Limits) -> None:
         note, kind = ((message.voice, "voice") if message.voice is not None
                       else (message.video_note, "video_note"))
         assert note is not None
@@ -206,8 +211,8 @@ class MediaHandlers:
             return
         attachment = voice_attachment(note, kind)
         chat, topic = message.chat, topic_of(message)
-        if await queue.full(message, lang):  # said so; not stored
-            return
+        if await queue.full(message, lang) or await over_rate(message, author, lang, limits):
+            return  # said so; not stored
         try:  # stored first: the transcript fills it in
             asked = await conversations.ask(author, (chat.id, chat.type, chat.title), topic,
                                             "", message.message_id, attachments=[attachment])
@@ -221,11 +226,14 @@ class MediaHandlers:
         await self._show_transcript(message, text)
         user = asked.user
         lang = chosen_lang(user.lang, lang)
+        model_id, arena = answering_model(asked.prefs, user, registry), arena_on(user, registry)
+        verdict = await over_quota(message, asked, model_id, arena, lang, conversations, limits)
+        if verdict is None:
+            return
         await enqueue_or_answer(bot, queue, message, asked.question, asked.path,
-                                chat_row_id=asked.chat_row_id, lang=lang,
-                                model_id=answering_model(asked.prefs, user, registry),
-                                arena=arena_on(user, registry),
-                                prefs=Preferences.of(asked.prefs, user, registry))
+                                chat_row_id=asked.chat_row_id, lang=lang, model_id=model_id,
+                                arena=arena, prefs=Preferences.of(asked.prefs, user, registry),
+                                exclude=verdict.exhausted)
 
     @staticmethod
     async def _transcribe(message: Message, bot: Bot, spec: ModelSpec,
@@ -265,7 +273,7 @@ class MediaHandlers:
                                bot: Bot, db_user: User, chat_prefs: ChatPrefs, lang: str,
                                registry: ModelRegistry,
                                users: UserRepository, answerer: Answerer,
-                               conversations: ConversationRepository) -> None:
+                               conversations: ConversationRepository, limits: Limits) -> None:
         """Switch the presser to the vision model, then answer their photo question if the
         conversation is still at it."""
         spec = next((m for m in registry.vision_models() if m.id == callback_data.model_id),
@@ -285,6 +293,11 @@ class MediaHandlers:
             return
         sent = await conversations.deliveries(question.id)
         if not sent or sent[0].tg_chat_id != message.chat.id:
+            return
+        refusal = await limits.admit(db_user, spec.id, lang)
+        if refusal is not None:
+            with contextlib.suppress(TelegramAPIError):
+                await message.answer(refusal, parse_mode=None)
             return
         chat, topic = message.chat, topic_of(message)
         async with answerer.chat_lock(chat.id, topic, wait=SWITCH_WAIT) as free:

@@ -32,6 +32,7 @@ from bot.keyboards.answers import (
     answer_keyboard,
     regen_models_keyboard,
 )
+from bot.limits import Limits
 from bot.middlewares.edit_mode import KEEPS_EDIT_MODE
 from bot.prefs import Preferences
 from bot.texts import t
@@ -110,14 +111,18 @@ async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_u
 
 async def _regenerate(query: CallbackQuery, bot: Bot, answer: StoredAnswer, model_id: str,
                       lang: str, answerer: Answerer, conversations: ConversationRepository,
-                      registry: ModelRegistry, shared_state: SharedState,
-                      prefs: Preferences | None = None) -> None:
+                      registry: ModelRegistry, shared_state: SharedState, user: User,
+                      limits: Limits, prefs: Preferences | None = None) -> None:
     """A new answer from `model_id`, with the chat's prompt or persona and the presser's
     /settings as they are now (`prefs`)."""
     message = query.message
     assert isinstance(message, Message) and answer.message.parent_id is not None
     if not registry.is_enabled(model_id):
         await query.answer(t("model_gone", lang), show_alert=True)
+        return
+    refusal = await limits.admit(user, model_id, lang)
+    if refusal is not None:
+        await query.answer(refusal, show_alert=True)
         return
     # One press, one model call: a double tap (🔄, or a model under 🔀) regenerates once.
     if not await shared_state.claim(f"tap:{query.from_user.id}:{answer.message.id}:regen",
@@ -147,27 +152,28 @@ async def regenerate(query: CallbackQuery, callback_data: AnswerAction, bot: Bot
                      db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
                      feedback: FeedbackRepository, answerer: Answerer,
                      conversations: ConversationRepository, registry: ModelRegistry,
-                     shared_state: SharedState) -> None:
+                     shared_state: SharedState, limits: Limits) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     model_id = answer.message.model_id or registry.default_id
     await _regenerate(query, bot, answer, model_id, lang, answerer, conversations, registry,
-                      shared_state, Preferences.of(chat_prefs, db_user, registry))
+                      shared_state, db_user, limits,
+                      Preferences.of(chat_prefs, db_user, registry))
 
 
 async def regenerate_with(query: CallbackQuery, callback_data: RegenWith, bot: Bot,
                           db_user: User, chat_row_id: int, chat_prefs: ChatPrefs, lang: str,
                           feedback: FeedbackRepository, answerer: Answerer,
                           conversations: ConversationRepository, registry: ModelRegistry,
-                          shared_state: SharedState) -> None:
+                          shared_state: SharedState, limits: Limits) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang)
     if answer is None:
         return
     markup = await _keyboard_with_counts(answer.message.id, feedback)
     await replace_markup(bot, query.message.chat.id, query.message.message_id, markup)  # type: ignore[union-attr]
     await _regenerate(query, bot, answer, callback_data.model_id, lang, answerer,
-                      conversations, registry, shared_state,
+                      conversations, registry, shared_state, db_user, limits,
                       Preferences.of(chat_prefs, db_user, registry))
 
 

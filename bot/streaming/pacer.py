@@ -32,6 +32,7 @@ class StreamOutcome:
     total: float = 0.0
     error: BackendError | None = None
     stopped: bool = False
+    interrupted: bool = False  # stopped by the process shutting down, not by the user
     decoding: DecodingStats | None = None  # local engine: what assisted decoding did
     context_dropped: int = 0  # history messages left out to fit the context window
     context_note: bool = False  # say so under the answer (the first time in a conversation)

@@ -36,6 +36,12 @@ class User(CreatedAt, Base):
     # /settings: the user's generation parameters (temperature, top_p, max_tokens), each
     # clamped to the answering model's bounds when used; None: the models' defaults.
     gen_settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Set by admins: /tier (which quotas apply, see the catalogue's `tiers`) and /ban (a
+    # banned user gets no answers and cannot vote; the reason is for admins only).
+    tier: Mapped[str] = mapped_column(sa.String(32), default="standard",
+                                      server_default="standard")
+    banned_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    ban_reason: Mapped[str | None] = mapped_column(sa.String(200))
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
@@ -94,6 +100,8 @@ class Message(CreatedAt, Base):
     """A node of the conversation tree: siblings share a parent (regenerations, edits)."""
 
     __tablename__ = "message"
+    # Quotas count a user's answers per model in a window (storage/repositories/limits.py).
+    __table_args__ = (sa.Index("ix_message_author_created", "author_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
@@ -112,7 +120,8 @@ class Message(CreatedAt, Base):
     )
     content: Mapped[str] = mapped_column(sa.Text, default="")
     # complete | cut (error after text reached the user) | stopped (by the user)
-    # | error | empty | undelivered (see UNSHOWN_STATUSES)
+    # | interrupted (by the bot stopping: shown like stopped) | error | empty | undelivered
+    # (see UNSHOWN_STATUSES)
     status: Mapped[str] = mapped_column(sa.String(16), default="complete")
     error_kind: Mapped[str | None] = mapped_column(sa.String(32))
     # What produced an assistant message, enough to rebuild the exact request.

@@ -215,11 +215,11 @@ async def test_start_help_and_command_menu(bot, telegram):
     telegram.user_sends("/help", chat_id=PRIVATE)
     messages = await telegram.wait_for_bot_messages(PRIVATE, 2)
     assert "/new" in messages[-1].text
-    assert all(c in messages[-1].text for c in ("/system", "/persona", "/settings"))
+    assert all(c in messages[-1].text for c in ("/system", "/persona", "/settings", "/usage"))
     menus = telegram.commands()
     assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
                                                 "leaderboard", "stats", "lang", "cancel",
-                                                "system", "persona", "settings"}
+                                                "system", "persona", "settings", "usage"}
                for cmds in menus.values())
 
 

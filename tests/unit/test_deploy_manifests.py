@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from bot.app import CONNECTIONS_GRACE, SHUTDOWN_GRACE, UPDATE_GRACE
+from bot.app import webhook_shutdown_bound
 from bot.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-BOT_SHUTDOWN = SHUTDOWN_GRACE + UPDATE_GRACE + CONNECTIONS_GRACE
+BOT_SHUTDOWN = webhook_shutdown_bound(Settings(_env_file=None))  # at the default settings
 
 
 def _port() -> int:

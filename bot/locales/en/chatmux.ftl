@@ -15,6 +15,7 @@ help =
     /system — show or set the system prompt; /persona — pick a persona
     /settings — temperature and answer length
     /lang — the language I speak
+    /usage — what you have left (messages per model)
     /help — this message
 
     Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, ✏️ lets you write a better answer.
