@@ -349,3 +349,41 @@ async def test_chatmux_run_in_webhook_mode_finishes_its_answer_on_sigterm(
     assert "Traceback" not in log
     assert "stopping: no new updates; letting answers finish" in log
     assert SECRET not in log and telegram.token not in log and "sk-test-alpha" not in log
+
+
+async def test_a_replica_stopped_mid_answer_ends_it_as_interrupted_and_b_answers_the_queue(
+    monkeypatch, tmp_path, telegram, models, database_url, redis_prefix, db
+):
+    from tests.e2e.test_shutdown import NOTE
+
+    public_url = f"http://localhost:{free_port()}/telegram"
+    a = await start_replica(monkeypatch, tmp_path, telegram, models, database_url,
+                            redis_prefix, "a", public_url, SHUTDOWN_GRACE="0.5")
+    b = await start_replica(monkeypatch, tmp_path, telegram, models, database_url,
+                            redis_prefix, "b", public_url)
+    try:
+        models.set_reply("alpha-served", " ".join(f"w{i}" for i in range(2000)))
+        models.tokens_per_chunk = 1
+        models.chunk_delay = 0.02
+        asked = telegram.user_sends("talk forever", chat_id=PRIVATE)
+        telegram.webhook.route(asked["update_id"], a.url)
+        await telegram.wait_for(lambda: len(telegram.drafts(PRIVATE)) >= 3)
+        waiting = telegram.user_sends("and then?", chat_id=PRIVATE)
+        telegram.webhook.route(waiting["update_id"], b.url)  # queued by B behind A's answer
+        await telegram.wait_for(lambda: len(telegram.bot_messages(PRIVATE)) == 1)
+        assert telegram.bot_messages(PRIVATE)[0].text.startswith("⏳ Queued")
+        models.set_reply("alpha-served", lambda body: f"re: {body['messages'][-1]['content']}")
+        await a.stop()
+        # A's answer ended visibly; B, still running, answers the question that waited.
+        answer = telegram.bot_messages(PRIVATE)[1]
+        assert answer.text.startswith("w0 w1") and answer.text.endswith("\n\n" + NOTE)
+        last = await telegram.wait_for(
+            lambda: (m := telegram.bot_messages(PRIVATE)) and m[-1].text.startswith("re:")
+            and m[-1], timeout=15)
+        assert last.text == "re: and then?"
+        statuses = [r["status"] for r in await rows(
+            db, "SELECT status FROM message WHERE role = 'assistant' ORDER BY id", 2)]
+        assert statuses == ["interrupted", "complete"]
+    finally:
+        await b.stop()
+        await a.stop()
