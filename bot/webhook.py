@@ -18,6 +18,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.settings import ConfigError
+
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram"
@@ -46,11 +48,6 @@ class CheckedRequestHandler(SimpleRequestHandler):
         # so Telegram or the load balancer send it to another replica.
         response.force_close()
         return response
-
-    @property
-    def pending(self) -> int:
-        """Updates still being handled in the background."""
-        return len(self._background_feed_update_tasks)
 
     async def close(self) -> None:
         """After the dispatcher's shutdown hooks: updates still being handled get what is
@@ -106,7 +103,11 @@ async def serving(web_app: web.Application, host: str, port: int, *, shutdown_ti
     await runner.setup()  # runs the startup hooks
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"WEBHOOK_LISTEN cannot listen on {host}:{port} "
+                              f"({exc.strerror or exc}); choose another host:port") from None
         yield runner
     finally:
         await runner.cleanup()  # sites stop, then on_shutdown, then the server

@@ -42,3 +42,20 @@ def test_good_webhook_settings(monkeypatch, tmp_path):
     assert settings.webhook_host_port == ("0.0.0.0", 8080)
     assert "A-z_09" in settings.secret_values()  # redacted from logs
     assert load_settings(webhook_listen="[::1]:9000").webhook_host_port == ("::1", 9000)
+
+
+async def test_a_port_in_use_is_one_readable_line():
+    import socket
+
+    from aiohttp import web
+
+    from bot.settings import ConfigError
+    from bot.webhook import serving
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"WEBHOOK_LISTEN cannot listen on 127.0.0.1:{port}"):
+            async with serving(web.Application(), "127.0.0.1", port, shutdown_timeout=1):
+                pass
