@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 VENV_PY ?= python3.11
 
-.PHONY: install test test-vllm vllm-env vllm-cpu lint run
+.PHONY: install test test-vllm test-ray vllm-env ray-env vllm-cpu lint run
 
 install:
 	test -x .venv/bin/python || $(VENV_PY) -m venv .venv
@@ -14,6 +14,14 @@ test:
 # The real-vLLM tier alone (tests/vllm_real: vLLM's CPU build in its own virtualenv).
 test-vllm: vllm-env
 	$(PYTHON) -m pytest -q -m vllm
+
+# The real-Ray tier alone (tests/ray_real: a local Ray head, Ray Serve LLM on vllm-cpu).
+test-ray: ray-env
+	CHATMUX_VLLM_PYTHON="$$(deploy/ray/cpu-env.sh)" $(PYTHON) -m pytest -q -m ray
+
+# ray[serve] in the vLLM CPU virtualenv (after the vLLM one; seconds).
+ray-env:
+	deploy/ray/cpu-env.sh >/dev/null
 
 # The vLLM CPU virtualenv (created once, cached under ~/.cache/chatmux).
 vllm-env:

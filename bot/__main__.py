@@ -15,12 +15,18 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.observability.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import Catalogue, CatalogueError, load_catalogue
 from inference.redaction import install_redaction, redact_url
 from storage.exports.options import FORMATS, SOURCES
 from storage.migrate import upgrade
 from storage.models.feedback import STRENGTHS
+from storage.outage import unavailable
+
+log = logging.getLogger("chatmux")
+# `chatmux run` waiting for its database: seconds between tries.
+STARTUP_RETRY = 2.0
 
 
 def _where(url: str) -> str:
@@ -30,15 +36,30 @@ def _where(url: str) -> str:
     )
 
 
-async def _migrate(settings: Settings) -> None:
-    try:
-        await upgrade(settings.database_url)
-    except (OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-        raise ConfigError(
-            f"cannot migrate the database at {_where(settings.database_url)} ({reason}); "
-            "check DATABASE_URL and that the server is running"
-        ) from None
+async def _migrate(settings: Settings, wait: float = 0.0) -> None:
+    """Bring the database up to date. `wait`: seconds to keep trying while the server is
+    unreachable or still starting (a bot started with its database), saying so in the log;
+    a wrong user, password or database name fails at once (an address nothing answers on
+    cannot be told from a server not up yet)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            await upgrade(settings.database_url)
+            return
+        except (OSError, SQLAlchemyError) as exc:
+            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:200]
+            left = deadline - loop.time()
+            if unavailable(exc) and left > 0:
+                log.warning(
+                    "the database at %s is unavailable (%s); waiting for it (%.0f s more)",
+                    _where(settings.database_url), reason, left)
+                await asyncio.sleep(min(STARTUP_RETRY, left))
+                continue
+            raise ConfigError(
+                f"cannot migrate the database at {_where(settings.database_url)} ({reason}); "
+                "check DATABASE_URL and that the server is running"
+            ) from None
 
 
 def _check_local_engine(catalogue: Catalogue) -> None:
@@ -66,7 +87,8 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
     from bot.app import run_console_mode, run_polling, run_webhook
 
     _check_local_engine(load_catalogue(settings.models_file))  # fail fast, before the database
-    await _migrate(settings)
+    server = make_url(settings.database_url).get_backend_name() != "sqlite"  # a file: no wait
+    await _migrate(settings, wait=settings.database_wait if server else 0.0)
     try:
         if console:
             await run_console_mode(settings)
@@ -243,11 +265,8 @@ def _pool_agent(settings: Settings, gpus_arg: str | None, cpu_slots: int | None)
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # LOG_FORMAT=json: one JSON object a line; either way with the update, chat and model.
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
     # One line per HTTP request is noise below DEBUG. Whatever is logged, at any level and by
     # any library, passes the redaction filter (URL credentials, secret query values, and the
     # values of the secrets this process holds).

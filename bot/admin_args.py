@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from inference.catalogue import ModelSpec
 from inference.pool.argv import LaunchRequest, shown
+from inference.ray.app_config import Replicas
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -141,3 +142,16 @@ def launch_request(model_id: str, options: dict[str, list[str]]) -> tuple[Launch
                 break
         raise UsageError(message) from None
     return request, one(options, "title") or model_id
+
+
+def ray_launch_request(model_id: str, options: dict[str, list[str]]
+                       ) -> tuple[LaunchRequest, Replicas, str]:
+    """`/addmodel` for Ray Serve: the launch options plus `replicas=N` or `replicas=MIN-MAX`."""
+    rest = {k: v for k, v in options.items() if k != "replicas"}
+    text = one(options, "replicas")
+    try:
+        replicas = Replicas.parse(text) if text is not None else Replicas()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    request, title = launch_request(model_id, rest)
+    return request, replicas, title

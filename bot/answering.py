@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot
 from aiogram.enums import ChatType
@@ -20,6 +22,8 @@ from bot.formatting import Chunk, utf16_len
 from bot.keyboards.answers import answer_keyboard, retry_keyboard
 from bot.keyboards.arena import battle_keyboard
 from bot.media import ImageStore, images_of, merge_content, user_content
+from bot.observability.logs import set_chat, set_model
+from bot.observability.metrics import Metrics
 from bot.prefs import Generation, Preferences, generation_for
 from bot.settings import Settings
 from bot.streaming.delivery import DeliveryFailed, frame_request, patient_delivery
@@ -34,12 +38,19 @@ from inference.errors import BackendError, ModelUnavailable
 from inference.protocol import ChatBackend, ChatMessage
 from inference.registry import ModelRegistry
 from storage.models import UNSHOWN_STATUSES, Battle, Message
+from storage.outage import describe, ride_out, unavailable
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.shared_state import SharedState, held_lock
 
 log = logging.getLogger(__name__)
 
+# How long a written answer waits for the database to take it (a restart takes seconds);
+# after that it is shown without buttons, marked as not saved.
+STORE_PATIENCE = 20.0
+# How long the conversation of an answer that could not be saved waits to be settled (put
+# back to before its question) once the database is back.
+SETTLE_PATIENCE = 600.0
 # Once a shutdown's grace is over, the answers it interrupts have this long (seconds) for their
 # final sends; a turn still busy after that (and a moment more) is cancelled.
 FINAL_SENDS = 10.0
@@ -142,8 +153,10 @@ class Answerer:
 
     def __init__(self, settings: Settings, registry: ModelRegistry,
                  conversations: ConversationRepository, feedback: FeedbackRepository,
-                 state: SharedState, stops: StopSignals, rng: random.Random | None = None) -> None:
+                 state: SharedState, stops: StopSignals, rng: random.Random | None = None,
+                 *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.registry = registry
         self.conversations = conversations
         self.feedback = feedback
@@ -160,6 +173,7 @@ class Answerer:
         # Set by `drain` once the grace is over: streams still running are interrupted, and
         # final sends must be done by then (loop time).
         self._final_deadline: float | None = None
+        self._settling: set[asyncio.Task[None]] = set()  # see `_abandon_later`
         # Told (chat id, topic) after a conversation's lock is released (the question queue).
         self.released: Callable[[int, int | None], None] | None = None
 
@@ -171,7 +185,17 @@ class Answerer:
         message with a note and 🔄 (or the note alone), stored with status "interrupted".
         Their final sends get `final` seconds; a turn still busy `margin` seconds after that
         is cancelled, so this returns within `grace + final + 2 * margin` seconds whatever
-        Telegram (or anything else) does."""
+        Telegram (or anything else) does. Conversations still waiting to be settled
+        after a database outage (`_abandon_later`) are left to the next process."""
+        try:
+            await self._drain_turns(grace, final, margin)
+        finally:  # the next process's turns settle those conversations
+            for task in self._settling:
+                task.cancel()
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _drain_turns(self, grace: float, final: float, margin: float) -> None:
+        """The turns' part of `drain`."""
         if not self._in_flight:
             return
         log.info("waiting for %d answers to finish", self._in_flight)
@@ -275,6 +299,8 @@ class Answerer:
                            ) -> tuple[AnswerView, StreamOutcome]:
         """Stream one model's answer to `user_message`, whose history is `path` (read here
         if not given)."""
+        set_chat(turn.chat_id)  # log context (a queued turn may run outside its update)
+        set_model(spec.id)
         view = self._view(bot, turn, header)
         with self._stop_event(turn, view) as stop:
             if path is None:
@@ -287,15 +313,22 @@ class Answerer:
                 events = backend.stream(fitted.messages, generation.params,
                                         key=str(turn.chat_id))
             except BackendError as exc:
-                return view, StreamOutcome(error=exc)
+                self.metrics.error(exc.kind, spec.id)
+                return view, StreamOutcome(error=exc, started=time.monotonic())
             # The model request goes out first; a placeholder (or "typing…") only if its
             # first text is slow to come (`pump`).
-            if isinstance(view, DraftView):
-                outcome = await pump(events, view, interval=self.settings.draft_interval,
-                                     stop=stop, opening=view.start)
-            else:
-                outcome = await pump(events, view, interval=self.settings.edit_interval_group,
-                                     stop=stop, opening=lambda: self._typing(bot, turn))
+            with self.metrics.streaming(spec.id):
+                if isinstance(view, DraftView):
+                    outcome = await pump(events, view, interval=self.settings.draft_interval,
+                                         stop=stop, opening=view.start)
+                else:
+                    outcome = await pump(events, view,
+                                         interval=self.settings.edit_interval_group,
+                                         stop=stop, opening=lambda: self._typing(bot, turn))
+        if outcome.error is not None:
+            self.metrics.error(outcome.error.kind, spec.id)
+        if outcome.shown is not None:
+            self.metrics.shown(spec.id, outcome.shown)
         # A stop during a shutdown is the shutdown's (a press at that moment is the same).
         outcome.interrupted = outcome.stopped and self.interrupting
         outcome.context_dropped = fitted.dropped
@@ -330,10 +363,11 @@ class Answerer:
 
     async def answer(self, bot: Bot, turn: Turn, user_message: Message, model_id: str | None,
                      *, origin: str = "original", head: str = "follow",
-                     path: list[Message] | None = None) -> Message:
+                     path: list[Message] | None = None) -> Message | None:
         """Stream an answer to `user_message` (already stored; `path`: its history, if it was
         read with it), store it, deliver it, and settle the conversation
-        (`ConversationRepository.conclude` with `head`)."""
+        (`ConversationRepository.conclude` with `head`). None: the database would not take
+        the answer (`_store`); it was shown without buttons."""
         async with self._tracked(), self._settled(user_message, head):
             spec, view, outcome = await self._stream(
                 bot, turn, self.registry.spec(model_id), user_message, path
@@ -341,12 +375,80 @@ class Answerer:
             if not outcome.text.strip():
                 return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
                                               head)
-            stored = await self.conversations.store_answer(
-                user_message, self._record(spec, outcome, turn.prefs), origin=origin
-            )
+            record = self._record(spec, outcome, turn.prefs)
+            stored = await self._store(user_message, record, origin)
+            if stored is None:
+                await self._show_unsaved(bot, turn, view, user_message, record, head)
+                return None
             await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
-                                context_note=outcome.context_note)
+                                context_note=outcome.context_note, stream=outcome)
             return stored
+
+    async def _store(self, user_message: Message, record: AnswerRecord,
+                     origin: str) -> Message | None:
+        """Store a written answer, waiting out a database outage for up to STORE_PATIENCE
+        seconds (one insert: safe to repeat); None if the database stayed unavailable."""
+        try:
+            return await ride_out(
+                lambda: self.conversations.store_answer(user_message, record, origin=origin),
+                what=f"storing the answer to message {user_message.id}",
+                patience=STORE_PATIENCE)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.error("the answer to message %s was not stored: the database is unavailable "
+                      "(%s)", user_message.id, describe(exc))
+            return None
+
+    async def _conclude(self, stored: Message, **how: Any) -> None:
+        """`ConversationRepository.conclude`, waiting out an outage like `_store`. If the
+        database stays away the answer is still stored and shown with its buttons; only its
+        delivery records and the conversation's move onto it are missing (logged)."""
+        try:
+            await ride_out(lambda: self.conversations.conclude(stored, **how),
+                           what=f"settling answer {stored.id}", patience=STORE_PATIENCE)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.error("answer %s stored but not settled: the database is unavailable (%s)",
+                      stored.id, describe(exc))
+
+    async def _show_unsaved(self, bot: Bot, turn: Turn, view: AnswerView,
+                            user_message: Message, record: AnswerRecord, head: str) -> None:
+        """An answer the database would not take: shown, with a note saying so and no buttons
+        (a vote or a regeneration would refer to nothing stored)."""
+        text = "\n\n".join([display_text(record.content, record.status, record.finish_reason,
+                                         turn.lang), t("outage_answer_not_saved", turn.lang)])
+        try:
+            async with self._final_sends():
+                await view.finish(text, reasoning=record.reasoning or "", reply_markup=None,
+                                  file_caption=file_caption(record.status,
+                                                            record.finish_reason, turn.lang))
+        except (DeliveryFailed, TimeoutError) as exc:  # TimeoutError: a shutdown's deadline
+            log.warning("unsaved answer to message %s not delivered to chat %s: %s",
+                        user_message.id, turn.chat_id, exc)
+        # The question stays unanswered: the conversation goes back to before it (as in
+        # `_settled`), if the database is there again to hear it.
+        if head != "follow":
+            return
+        try:
+            await self.conversations.abandon(user_message)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            task = asyncio.create_task(self._abandon_later(user_message))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _abandon_later(self, question: Message) -> None:
+        """Put the conversation back to before `question` once the database is back (a
+        question asked meanwhile, stored under it, is moved beside it then)."""
+        try:
+            await ride_out(lambda: self.conversations.abandon(question),
+                           what=f"settling the conversation of message {question.id}",
+                           patience=SETTLE_PATIENCE, max_delay=1.0)
+        except Exception:
+            log.exception("the conversation of message %s was not settled", question.id)
 
     @contextlib.asynccontextmanager
     async def _settled(self, question: Message, head: str) -> AsyncIterator[None]:
@@ -365,10 +467,13 @@ class Answerer:
 
     async def _deliver(self, bot: Bot, turn: Turn, view: AnswerView, stored: Message,
                        markup: InlineKeyboardMarkup | None, head: str,
-                       *, context_note: bool = False) -> bool:
+                       *, context_note: bool = False,
+                       stream: StreamOutcome | None = None) -> bool:
         """The final delivery, with patience (`patient_delivery`). If Telegram does not take
         it all, the answer is marked undelivered (never the head, never history or data) and
-        the user gets a line with 🔄. The recorded deliveries are what really got through."""
+        the user gets a line with 🔄. The recorded deliveries are what really got through.
+        `stream`: how the answer was streamed (if no frame showed its text, this delivery
+        is its first visible text: `chatmux_time_to_first_visible_seconds`)."""
         text = display_text(stored.content, stored.status, stored.finish_reason, turn.lang,
                             context_note=context_note)
         caption = file_caption(stored.status, stored.finish_reason, turn.lang)
@@ -377,20 +482,24 @@ class Answerer:
                 ids = await view.finish(text, reasoning=stored.reasoning or "",
                                         reply_markup=markup, file_caption=caption)
         except TimeoutError:  # a shutdown's deadline: what got through is not known
+            self.metrics.error("undelivered")
             log.warning("answer %s not delivered to chat %s before shutdown", stored.id,
                         turn.chat_id)
             await self.conversations.conclude(stored, head=head, status="undelivered")
             return False
         except DeliveryFailed as exc:
+            self.metrics.error("undelivered")
             log.warning("answer %s not delivered to chat %s: %s", stored.id, turn.chat_id, exc)
-            await self.conversations.conclude(stored, head=head, status="undelivered",
-                                              delivered=(turn.chat_id, exc.delivered))
+            await self._conclude(stored, head=head, status="undelivered",
+                                 delivered=(turn.chat_id, exc.delivered))
             await self._notice(bot, turn, stored, t("err_undelivered", turn.lang))
             return False
         except Exception:  # a bug: whatever the user saw, this answer is not known delivered
             await self.conversations.conclude(stored, head=head, status="undelivered")
             raise
-        await self.conversations.conclude(stored, head=head, delivered=(turn.chat_id, ids))
+        if stream is not None and stream.shown is None and stored.model_id:
+            self.metrics.shown(stored.model_id, time.monotonic() - stream.started)
+        await self._conclude(stored, head=head, delivered=(turn.chat_id, ids))
         return True
 
     async def _notice(self, bot: Bot, turn: Turn, stored: Message, text: str) -> None:
@@ -412,13 +521,14 @@ class Answerer:
         await self.conversations.add_deliveries(stored.id, turn.chat_id, [sent.message_id])
 
     async def _unanswered(self, bot: Bot, turn: Turn, spec: ModelSpec, user_message: Message,
-                          outcome: StreamOutcome, origin: str, head: str) -> Message:
+                          outcome: StreamOutcome, origin: str, head: str) -> Message | None:
         """No text reached the user (the model failed, answered nothing, or was stopped at
-        once): store that, leave the conversation where it was, say so with 🔄."""
-        stored = await self.conversations.store_answer(
-            user_message, self._record(spec, outcome, turn.prefs), origin=origin
-        )
-        await self.conversations.conclude(stored, head=head)
+        once): store that, leave the conversation where it was, say so with 🔄 (without it
+        if the database would not take the record)."""
+        stored = await self._store(user_message, self._record(spec, outcome, turn.prefs),
+                                   origin)
+        if stored is not None:
+            await self._conclude(stored, head=head)
         if outcome.error is not None:
             error = outcome.error
             log.warning("model %s failed: %s (%s)", spec.id, error.kind, error.detail)
@@ -431,7 +541,10 @@ class Answerer:
             log.warning("model %s gave an empty answer (finish reason %s)", spec.id,
                         outcome.finish_reason)
             text = t("err_empty", turn.lang, model=spec.title)
-        await self._notice(bot, turn, stored, text)
+        if stored is None:
+            await self._say(bot, turn, text)
+        else:
+            await self._notice(bot, turn, stored, text)
         return stored
 
     async def battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
@@ -455,11 +568,13 @@ class Answerer:
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
                 await self.answer(bot, turn, user_message, spec_b.id, path=path)
                 return None
-            answer_a = await self.conversations.store_answer(
-                user_message, self._record(spec_a, outcome_a, turn.prefs), origin="arena"
-            )
+            record_a = self._record(spec_a, outcome_a, turn.prefs)
+            answer_a = await self._store(user_message, record_a, "arena")
+            if answer_a is None:
+                await self._show_unsaved(bot, turn, view_a, user_message, record_a, "follow")
+                return None
             if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
-                                       context_note=outcome_a.context_note):
+                                       context_note=outcome_a.context_note, stream=outcome_a):
                 return None
 
             view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
@@ -473,15 +588,20 @@ class Answerer:
                 await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
                 await self._no_battle(bot, turn, answer_a)
                 return None
-            answer_b = await self.conversations.store_answer(
-                user_message, self._record(spec_b, outcome_b, turn.prefs), origin="arena"
-            )
-            battle = await self.feedback.create_battle(
-                chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
-                answer_a=answer_a, answer_b=answer_b,
-            )
+            record_b = self._record(spec_b, outcome_b, turn.prefs)
+            answer_b = await self._store(user_message, record_b, "arena")
+            if answer_b is None:  # A stays without buttons: its deliveries are not readable
+                await self._show_unsaved(bot, turn, view_b, user_message, record_b, "keep")
+                return None
+            battle = await ride_out(
+                lambda: self.feedback.create_battle(
+                    chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
+                    answer_a=answer_a, answer_b=answer_b),
+                what=f"storing the battle over message {user_message.id}",
+                patience=STORE_PATIENCE)
             if not await self._deliver(bot, turn, view_b, answer_b,  # noted under A already
-                                       battle_keyboard(battle.id, turn.lang), "keep"):
+                                       battle_keyboard(battle.id, turn.lang), "keep",
+                                       stream=outcome_b):
                 await self.feedback.delete_battle(battle.id)
                 await self._no_battle(bot, turn, answer_a)
                 return None
@@ -533,6 +653,7 @@ class Answerer:
 
     def _record(self, spec: ModelSpec, outcome: StreamOutcome,
                 prefs: Preferences | None = None) -> AnswerRecord:
+        """What is stored of an answer (counted in the metrics as it is: once per answer)."""
         has_text = bool(outcome.text.strip())
         if outcome.error is not None:
             status = "cut" if has_text else "error"
@@ -540,6 +661,10 @@ class Answerer:
             status = "interrupted" if outcome.interrupted else "stopped"
         else:
             status = "complete" if has_text else "empty"
+        self.metrics.answer(spec.id, status)
+        if has_text and outcome.ttft is not None:
+            self.metrics.speed(spec.id, outcome.usage.completion_tokens,
+                               outcome.text + outcome.reasoning, outcome.total - outcome.ttft)
         # The finish reason is the server's word too: cleaned, and cut to its column.
         finish_reason = clean_text(outcome.finish_reason)[:32] if outcome.finish_reason else None
         generation = generation_for(spec, prefs)

@@ -32,8 +32,12 @@ from bot.limits import Limits
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.limits import BannedUsers, PressFlood
+from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
+from bot.observability.http import add_probe_routes, start_probe_server, stop_probe_server
+from bot.observability.logs import install_log_context
+from bot.observability.metrics import Metrics
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
 from bot.settings import ConfigError, Settings
@@ -58,6 +62,13 @@ from storage.token_bucket import MemoryBuckets, RedisBuckets, TokenBuckets
 
 log = logging.getLogger(__name__)
 
+# No statement of the bot's takes long: one that does, on a server that stopped answering,
+# fails (and the user is told to try again) instead of holding the chat.
+DB_COMMAND_TIMEOUT = 30.0
+# Redis: a server that does not answer is given up on (calls fail open, see
+# storage.shared_state) after this long; above the pool client's 5 s blocking reads.
+REDIS_TIMEOUT = 10.0
+REDIS_CONNECT_TIMEOUT = 5.0
 # Webhook mode, after the answers' drain: other updates still being handled (button
 # presses…) get this long; then open connections are closed within CONNECTIONS_GRACE.
 UPDATE_GRACE = 5.0
@@ -97,6 +108,8 @@ class App:
     questions: QuestionRepository
     limits: Limits
     stops: StopSignals = field(default_factory=StopSignals)
+    metrics: Metrics = field(default_factory=Metrics)
+    redis: Redis | None = None  # the shared state's client (readiness pings it)
 
     def workflow_data(self) -> dict[str, object]:
         """What handlers may ask for by parameter name."""
@@ -113,6 +126,7 @@ class App:
             "model_sync": self.model_sync,
             "queue": self.queue,
             "questions": self.questions,
+            "metrics": self.metrics,
             "limits": self.limits,
         }
 
@@ -126,26 +140,33 @@ class App:
         await self.engine.dispose()
 
 
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
+                          socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+
+
 async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None) -> App:
     catalogue = load_catalogue(settings.models_file)
     keys = KeyRing.from_catalogue(catalogue, os.environ if secrets is None else secrets,
                                   reserved=Settings.env_names())
     install_redaction([*settings.secret_values(), *keys.values()])
+    install_log_context()
+    metrics = Metrics()
     registry = ModelRegistry(catalogue, keys)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, command_timeout=DB_COMMAND_TIMEOUT)
     sessionmaker = create_sessionmaker(engine)
     state: SharedState
     fsm_storage: BaseStorage
     redis: Redis | None = None
     buckets: TokenBuckets
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = _redis(settings.redis_url)
         await redis.ping()
         state = RedisState(redis, settings.redis_prefix)
         queues: QueueStore = RedisQueues(redis, settings.redis_prefix)
         buckets = RedisBuckets(redis, settings.redis_prefix)
         fsm_storage = ResilientStorage(RedisStorage(
-            Redis.from_url(settings.redis_url),
+            _redis(settings.redis_url),
             key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
             # The only state is ✏️ edit mode, which expires: abandoned ones leave no keys.
             state_ttl=timedelta(seconds=EDIT_TTL), data_ttl=timedelta(seconds=EDIT_TTL),
@@ -158,7 +179,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
     stops = StopSignals(redis, settings.redis_prefix)
-    answerer = Answerer(settings, registry, conversations, feedback, state, stops)
+    answerer = Answerer(settings, registry, conversations, feedback, state, stops,
+                        metrics=metrics)
     questions = QuestionRepository(sessionmaker)
     return App(
         settings=settings,
@@ -177,6 +199,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
         stops=stops,
+        metrics=metrics,
+        redis=redis,
     )
 
 
@@ -191,11 +215,12 @@ def webhook_shutdown_bound(settings: Settings) -> float:
     return shutdown_bound(settings) + UPDATE_GRACE
 
 
-def build_bot(settings: Settings) -> Bot:
+def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
+    """The Bot API client; `metrics` (the App's) counts its 429s."""
     assert settings.bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(KeepResponseTypes())
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(RetryAfterMiddleware(metrics=metrics))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -224,6 +249,7 @@ def build_dispatcher(app: App) -> Dispatcher:
     # completed by a message in another.
     dp = Dispatcher(storage=app.fsm_storage, fsm_strategy=FSMStrategy.USER_IN_TOPIC,
                     **app.workflow_data())
+    dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
     # Before any filter or handler: banned users get nothing, and floods of presses stop.
     banned = BannedUsers(app.limits)
@@ -262,9 +288,12 @@ def build_dispatcher(app: App) -> Dispatcher:
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     """`chatmux run` with a token: long polling until stopped."""
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
+    probes = None
     try:
+        if settings.metrics_listen:
+            probes = await start_probe_server(app, settings.metrics_listen)
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(
             dp.start_polling(
@@ -285,6 +314,8 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
                 await polling
             raise
     finally:
+        if probes is not None:
+            await stop_probe_server(probes)
         await bot.session.close()
         await app.aclose()
 
@@ -296,14 +327,13 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
     handled (UPDATE_GRACE), then closes: within `webhook_shutdown_bound`."""
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings, app.metrics)
     dp = build_dispatcher(app)
     secret = settings.webhook_secret.get_secret_value()
     web_app, _ = build_webhook_app(
         dp, bot, secret, grace=UPDATE_GRACE, path=webhook_path(settings.webhook_url),
-        # Integration point: the probe and metrics routes, e.g.
-        # extra_routes=lambda web_app: add_probe_routes(web_app, app),
-        extra_routes=None,
+        # /metrics, /healthz and /readyz on the webhook port (the orchestrator's probes).
+        extra_routes=lambda web_app: add_probe_routes(web_app, app),
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -311,7 +341,10 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
     for signum in signals:
         loop.add_signal_handler(signum, stopping.set)
     host, port = settings.webhook_host_port
+    probes = None
     try:
+        if settings.metrics_listen:  # also where polling mode serves them (one config)
+            probes = await start_probe_server(app, settings.metrics_listen)
         async with serving(web_app, host, port, shutdown_timeout=CONNECTIONS_GRACE):
             # Every replica sets the same webhook: harmless, and whichever starts first
             # makes Telegram deliver again after a redeploy.
@@ -327,6 +360,8 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if probes is not None:
+            await stop_probe_server(probes)
         await bot.session.close()
         await app.aclose()
 

@@ -15,9 +15,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from inference.registry import ModelRegistry, Override
+from storage.outage import describe, unavailable
 from storage.repositories.admin import AdminRepository
 
 log = logging.getLogger(__name__)
+# After Postgres or Redis was found unreachable, the next try waits this long (seconds).
+OUTAGE_PAUSE = 3.0
 
 
 class ModelSync:
@@ -67,9 +70,13 @@ class ModelSync:
                         await self.reload()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("model sync failed; retrying")
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                if unavailable(exc):  # an outage: one line, and no hurry
+                    log.warning("model sync paused: %s; retrying", describe(exc))
+                    await asyncio.sleep(OUTAGE_PAUSE)
+                else:
+                    log.exception("model sync failed; retrying")
+                    await asyncio.sleep(1.0)
 
     async def aclose(self) -> None:
         if self._task is not None:

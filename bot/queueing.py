@@ -25,11 +25,13 @@ from aiogram.types import ReactionTypeEmoji, ReplyParameters
 
 from bot.addressing import topic_of
 from bot.answering import Answerer, Turn
+from bot.observability.logs import scoped
 from bot.prefs import Preferences
 from bot.streaming.delivery import frame_request
 from bot.texts import t
 from inference.registry import ModelRegistry
 from storage.models import Message
+from storage.outage import describe, unavailable
 from storage.question_queue import QueueStore
 from storage.repositories.questions import QuestionRepository
 from storage.shared_state import LOCK_TTL
@@ -288,9 +290,15 @@ class QuestionQueue:
             try:
                 await self._answer(bot, entry, preloaded if before is None else None, resumed,
                                    before)
-            except Exception:  # a bug: this question gets a line about it, the next ones go on
-                log.exception("could not answer queued question %s", entry.question_id)
-                await self._say_failed(bot, entry)
+            except Exception as exc:  # this question gets a line about it, the next ones go on
+                outage = unavailable(exc)
+                self.answerer.metrics.error("outage" if outage else "queue")
+                if outage:
+                    log.warning("could not answer queued question %s: the database or Redis is "
+                                "unavailable (%s)", entry.question_id, describe(exc))
+                else:  # a bug
+                    log.exception("could not answer queued question %s", entry.question_id)
+                await self._say_failed(bot, entry, outage)
             # Not on cancellation: an entry cut off by the process ending stays current and
             # is answered by the next process.
             finished = True
@@ -299,7 +307,15 @@ class QuestionQueue:
                       resumed: bool, previous: int | None) -> None:
         """One turn. A question stored and taken at once is answered with the history read
         when storing it; one that waited is first put after the answers before it."""
-        if preloaded is not None and preloaded.question.id == entry.question_id:
+        own = preloaded is not None and preloaded.question.id == entry.question_id
+        # Logged with its chat; with the update being handled only if it is that update's.
+        context = {"chat_id": entry.chat_id, "model": None} | ({} if own else {"update_id": None})
+        with scoped(**context):
+            await self._answer_entry(bot, entry, preloaded if own else None, resumed, previous)
+
+    async def _answer_entry(self, bot: Bot, entry: Queued, preloaded: Preloaded | None,
+                            resumed: bool, previous: int | None) -> None:
+        if preloaded is not None:
             question, path = preloaded.question, preloaded.path
         else:
             if resumed and await self.questions.has_answer(entry.question_id):
@@ -320,9 +336,10 @@ class QuestionQueue:
             await self.answerer.answer(bot, turn, question, entry.model_id, path=path)
 
     @staticmethod
-    async def _say_failed(bot: Bot, entry: Queued) -> None:
+    async def _say_failed(bot: Bot, entry: Queued, outage: bool = False) -> None:
+        text = t("outage_unavailable" if outage else "err_internal", entry.lang)
         try:
-            await bot.send_message(entry.chat_id, t("err_internal", entry.lang), parse_mode=None,
+            await bot.send_message(entry.chat_id, text, parse_mode=None,
                                    message_thread_id=entry.thread_id)
         except Exception:
             log.warning("could not report the failure to chat %s", entry.chat_id)
@@ -339,6 +356,10 @@ class QuestionQueue:
                 message_thread_id=entry.thread_id,
                 reply_parameters=ReplyParameters(message_id=entry.tg_message_id,
                                                  allow_sending_without_reply=True))
+
+    async def depth(self) -> int:
+        """Questions waiting in every conversation's queue (shared by all processes)."""
+        return await self.store.depth()
 
     # --- /new and edits ----------------------------------------------------------------
     async def clear(self, chat_id: int, thread_id: int | None) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -29,7 +30,15 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="chatmux", pattern=r"^[\w:.-]+$")
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     models_file: str = "models.yaml"
+    # `chatmux run` started while Postgres is down or starting: how long (seconds) it waits
+    # for it, logging each try, before giving up with an error (0: at once).
+    database_wait: float = Field(default=60.0, ge=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # `json`: one JSON object a line, with the update id, chat id and model of each record.
+    log_format: str = Field(default="text", pattern=r"^(text|json)$")
+    # Polling mode: serve /metrics, /healthz and /readyz on this host:port (unset: not at
+    # all; webhook mode serves them on the webhook server).
+    metrics_listen: str | None = None
     # Streaming cadence (seconds between frames) and group edit budget.
     draft_interval: float = Field(default=0.5, gt=0)
     edit_interval_private: float = Field(default=1.0, gt=0)
@@ -65,6 +74,20 @@ class Settings(BaseSettings):
     # repo ids), and the models that may run with --trust-remote-code (exact references).
     pool_models_dir: str | None = None
     pool_trust_remote_code: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Who runs `/addmodel … hf=…`: our own pool agents over Redis ("agents"), or Ray Serve
+    # LLM through the Ray dashboard's REST API ("ray": one Serve application per model).
+    pool: Literal["agents", "ray"] = "agents"
+    ray_dashboard_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+/?$")
+    ray_serve_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+/?$")
+    # Ray's Prometheus endpoint (a node's metrics export port, or Prometheus' /federate):
+    # speculative-decoding acceptance in /models. Unset: none shown for Ray models.
+    ray_metrics_url: str | None = Field(default=None, pattern=r"^https?://[^\s@/]+(/\S*)?$")
+    # The name of the environment variable that holds the dashboard's token (RAY_AUTH_MODE=
+    # token on the cluster); the token itself is never a setting, never logged.
+    ray_dashboard_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # "gpu" (Ray picks any GPU), "cpu" (vLLM's CPU build: accelerator_config kind cpu), or a
+    # Ray accelerator type such as A10G, L4, H100 (the engines go only to nodes with it).
+    ray_accelerator: str = Field(default="gpu", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     # Per-user rate limit on messages that call a model (a token bucket: this many at once,
     # refilled at this rate); 0 in either turns it off. Admins are exempt.
     rate_limit_burst: int = Field(default=10, ge=0, le=10_000)
@@ -86,6 +109,9 @@ class Settings(BaseSettings):
         found = [s.get_secret_value() for s in (self.bot_token, self.export_salt,
                                                   self.pool_secret, self.webhook_secret)
                  if s is not None]
+        token = self.ray_dashboard_token()
+        if token:
+            found.append(token)
         for url in (self.database_url, self.redis_url):
             try:
                 password = urlsplit(url).password if url else None
@@ -94,6 +120,13 @@ class Settings(BaseSettings):
             if password:
                 found.append(unquote(password))
         return found
+
+    def ray_dashboard_token(self) -> str | None:
+        """The Ray dashboard's bearer token, read from the variable RAY_DASHBOARD_TOKEN_ENV
+        names (None when unset or empty)."""
+        if not self.ray_dashboard_token_env:
+            return None
+        return os.environ.get(self.ray_dashboard_token_env) or None
 
     def export_salt_option(self) -> dict[str, bytes]:
         """`salt=` for ExportOptions: EXPORT_SALT, or nothing (a random salt per dump)."""
@@ -139,6 +172,16 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^(redis|rediss|unix)://", str(value)):
             raise ValueError("must look like redis://host:6379/0")
+        return value
+
+    @field_validator("metrics_listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[\w.-]*):(\d{1,5})", str(value))
+        if found is None or not 0 < int(found.group(2)) < 65536:
+            raise ValueError("must look like host:port, e.g. 0.0.0.0:9100")
         return value
 
     @field_validator("pool_secret", mode="before")

@@ -113,6 +113,17 @@ class SpeculativeConfig(BaseModel):
     num_speculative_tokens: int = Field(default=4, gt=0, le=32)
 
 
+class RayServeRef(BaseModel):
+    """A model served as a Ray Serve LLM application (see inference/ray): its app, and Ray's
+    Prometheus endpoint, where its engines' figures are labelled with the served name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+    # A query is allowed: Prometheus' `/federate?match[]=…` gathers every node's figures.
+    metrics_url: str | None = Field(default=None, pattern=r"^https?://[^\s@/]+(/\S*)?$")
+
+
 TIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 DEFAULT_TIER = "standard"
 ALL_TIERS = "*"  # the key of a quota that applies to every tier
@@ -173,6 +184,8 @@ class ModelSpec(BaseModel):
     # Relative chance of being drawn into an arena battle; 0 keeps the model out of the arena.
     arena_weight: float = Field(default=1.0, ge=0)
     speculative: SpeculativeConfig | None = None
+    # backend vllm only: deployed on Ray Serve (the replica is Serve's proxy, `<proxy>/<app>/v1`).
+    ray_serve: RayServeRef | None = None
     # Models to try, in order, when every replica of this one fails before the first token.
     fallback: list[str] = Field(default_factory=list)
     # backend: hf — a local checkpoint directory, an optional draft model for assisted
@@ -217,6 +230,8 @@ class ModelSpec(BaseModel):
                 raise ValueError("path: only backend hf takes path and draft_path")
             if not self.model:
                 raise ValueError("model: Field required (the served model name)")
+        if self.ray_serve is not None and self.backend != "vllm":
+            raise ValueError("ray_serve: only backend vllm is served by Ray Serve")
         return self
 
     @property

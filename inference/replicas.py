@@ -32,7 +32,12 @@ from inference.protocol import ChatMessage, Finished, ReasoningDelta, StreamEven
 from inference.redaction import redact_url
 from inference.routing import ReplicaView, answer_speed, backoff, choose
 from inference.tokens import TokenCounter, VllmCounter, counter_for_model
-from inference.vllm_metrics import EngineStats, SpecDecodeTracker, parse_metrics
+from inference.vllm_metrics import (
+    EngineStats,
+    SpecDecodeTracker,
+    parse_metrics,
+    parse_ray_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +258,27 @@ class ReplicaSetBackend:
         if listed and isinstance(entry.get("max_model_len"), int):
             self.max_model_len = entry["max_model_len"]
         async with session.get(f"{replica.root}/health", allow_redirects=False) as r:
-            # External APIs have no /health: for them only a 404 is as good as a 200.
-            alive = r.status == 200 or (r.status == 404 and self.spec.backend == "openai")
+            # External APIs have no /health, nor has a Ray Serve LLM app (its proxy answers
+            # /v1 only): for them only a 404 is as good as a 200.
+            alive = r.status == 200 or (r.status == 404 and (
+                self.spec.backend == "openai" or self.spec.ray_serve is not None))
         if self.spec.backend == "vllm":
             replica.stats = EngineStats()  # no stale queue figures if the scrape fails
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # not a health signal
-                async with session.get(f"{replica.root}/metrics", allow_redirects=False) as r:
-                    replica.stats = parse_metrics(await r.text() if r.status == 200 else "")
+                replica.stats = await self._scrape(session, replica)
             replica.spec_decode.observe(replica.stats, self._clock())
         return listed and alive
+
+    async def _scrape(self, session: aiohttp.ClientSession, replica: Replica) -> EngineStats:
+        """The engine's figures: its server's /metrics, or for a Ray Serve app Ray's metrics
+        endpoint (filtered by the served name; nothing without one)."""
+        ray = self.spec.ray_serve
+        if ray is not None and ray.metrics_url is None:
+            return EngineStats()
+        url = ray.metrics_url if ray is not None else f"{replica.root}/metrics"
+        async with session.get(url, allow_redirects=False) as r:
+            text = await r.text() if r.status == 200 else ""
+        return parse_ray_metrics(text, self.spec.model) if ray is not None else parse_metrics(text)
 
     async def _recheck(self, min_interval: float = 1.0) -> None:
         """A health check now, shared by concurrent callers, at most once per `min_interval`."""

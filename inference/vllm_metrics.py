@@ -1,10 +1,16 @@
-"""vLLM's Prometheus `/metrics`: load gauges and speculative-decoding acceptance (pure)."""
+"""vLLM's Prometheus `/metrics`: load gauges and speculative-decoding acceptance (pure).
+
+The same figures come from Ray Serve LLM's engines through Ray's metrics endpoint, renamed
+(`vllm:x` → `ray_vllm_x`) and labelled with `model_name`: see :func:`parse_ray_metrics`.
+"""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
 
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
@@ -72,9 +78,48 @@ def iter_samples(text: str) -> Iterator[tuple[str, float]]:
 
 def parse_metrics(text: str) -> EngineStats:
     """The load and speculative-decoding figures from a vLLM `/metrics` answer."""
+    return _stats(iter_samples(text))
+
+
+RAY_PREFIX = "ray_vllm_"
+
+
+def ray_samples(text: str, model_name: str) -> list[tuple[str, float]] | None:
+    """Ray's exposition of vLLM's metrics, for one model: (vLLM's own name, value) for every
+    `ray_vllm_*` sample labelled `model_name=<model_name>`; None if `text` is not Ray's
+    metrics (an error page, another exporter)."""
+    found: list[tuple[str, float]] = []
+    ray = False
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                ray = ray or sample.name.startswith("ray_")
+                if (sample.name.startswith(RAY_PREFIX)
+                        and sample.labels.get("model_name") == model_name):
+                    found.append(("vllm:" + sample.name.removeprefix(RAY_PREFIX),
+                                  float(sample.value)))
+    except ValueError:  # not Prometheus text
+        return None
+    return found if ray else None
+
+
+def parse_ray_metrics(text: str, model_name: str) -> EngineStats:
+    """The figures of one Ray Serve LLM model from Ray's metrics endpoint (or a Prometheus
+    `/federate` answer), summed over its replicas and engines. Ray exports a counter only once
+    it has counted, so in Ray's answer a missing spec-decode counter is 0 (the first answer's
+    acceptance then shows, like a vLLM server's counters that start at 0)."""
+    samples = ray_samples(text, model_name)
+    if samples is None:
+        return EngineStats()
+    names = {name for name, _ in samples}
+    zeros = [(name, 0.0) for name in (DRAFTS, DRAFT_TOKENS, ACCEPTED) if name not in names]
+    return _stats([*samples, *zeros])
+
+
+def _stats(samples: Iterable[tuple[str, float]]) -> EngineStats:
     sums: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    for name, value in iter_samples(text):
+    for name, value in samples:
         sums[name] = sums.get(name, 0.0) + value
         peaks[name] = max(peaks.get(name, value), value)
     running, waiting = sums.get(RUNNING), sums.get(WAITING)

@@ -56,6 +56,9 @@ class QueueStore(Protocol):
     async def unstash(self, key: str) -> str | None:
         """Take the value under `key` (once: a second call gets None)."""
 
+    async def depth(self) -> int:
+        """Entries waiting in every queue (not the current ones): the metrics' queue depth."""
+
     async def aclose(self) -> None: ...
 
 
@@ -102,6 +105,9 @@ class MemoryQueues:
     async def unstash(self, key: str) -> str | None:
         found = self._stash.pop(key, None)
         return found[0] if found is not None and found[1] > time.monotonic() else None
+
+    async def depth(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
 
     async def aclose(self) -> None:
         return None
@@ -227,6 +233,16 @@ class RedisQueues:
             return found.decode() if found is not None else None
 
         return await self._either(f"unstashing {key}", remote, lambda: self._local.unstash(key))
+
+    async def depth(self) -> int:
+        """One SMEMBERS and one pipelined ZCARD per queue listed (read at scrape time);
+        raises if Redis is unreachable (the depth is then unknown, not this process's)."""
+        names = await self._redis.smembers(self._keys("")[2])
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcard(self._keys(name.decode())[0])
+            sizes = await pipe.execute()
+        return sum(sizes) + await self._local.depth()
 
     async def aclose(self) -> None:
         return None  # the Redis client is the shared state's, closed with it

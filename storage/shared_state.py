@@ -28,6 +28,9 @@ class SharedState(Protocol):
     async def claim(self, key: str, ttl: float) -> bool:
         """Set `key` if absent (for `ttl` seconds). True when this caller got it."""
 
+    async def unclaim(self, key: str) -> None:
+        """Drop a claim: what it guarded failed and may be tried again at once (never raises)."""
+
     async def acquire(self, key: str, token: str, ttl: float) -> bool:
         """Take the lock `key` for `ttl` seconds as owner `token`, if nobody holds it."""
 
@@ -91,6 +94,9 @@ class MemoryState:
                 return False
             self._keys[key] = now + ttl
             return True
+
+    async def unclaim(self, key: str) -> None:
+        self._keys.pop(key, None)
 
     async def acquire(self, key: str, token: str, ttl: float) -> bool:
         now = time.monotonic()
@@ -180,6 +186,12 @@ class RedisState:
         except _UNREACHABLE as exc:  # fail open: a duplicate is better than a lost message
             log.warning("Redis unreachable (%s); %s not deduplicated", exc, key)
             return True
+
+    async def unclaim(self, key: str) -> None:
+        try:
+            await self._redis.delete(self._key(key))
+        except _UNREACHABLE as exc:  # it expires by itself
+            log.warning("Redis unreachable (%s); %s left to expire", exc, key)
 
     async def acquire(self, key: str, token: str, ttl: float) -> bool:
         try:

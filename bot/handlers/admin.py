@@ -16,10 +16,17 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
 
-from bot.admin_args import UsageError, endpoint_spec, launch_request, split_args
+from bot.admin_args import (
+    UsageError,
+    endpoint_spec,
+    launch_request,
+    ray_launch_request,
+    split_args,
+)
 from bot.cleaning import clean_text
 from bot.model_sync import ModelSync
 from bot.pool_launch import launch_in_pool, pool_client
+from bot.ray_launch import admin_lang, launch_on_ray, remove_from_ray
 from bot.settings import Settings
 from bot.status import models_report
 from bot.texts import lang_of, t
@@ -41,7 +48,8 @@ USAGE = {
         "[key_env=<ENV>] [vision=1] [context=<tokens>] [quota=50/day] — several url= make "
         "replicas\n"
         "or: /addmodel <id> hf=<org/target or /path> draft=<org/draft> [k=4] [gpus=1] "
-        "[context=<tokens>] [dtype=auto|float16|bfloat16|float32] [trust_remote_code=1]\n"
+        "[context=<tokens>] [dtype=auto|float16|bfloat16|float32] [trust_remote_code=1] "
+        "[replicas=N or MIN-MAX, with POOL=ray]\n"
         "Example: /addmodel llama url=http://gpu1:8000/v1 model=llama-3.1-8b title=\"Llama 8B\""
     ),
     "rmmodel": "Usage: /rmmodel <id> — example: /rmmodel llama",
@@ -63,6 +71,11 @@ async def add_model(message: Message, command: CommandObject, bot: Bot, db_user:
                     settings: Settings) -> None:
     try:
         model_id, options = split_args(command.args)
+        if ("hf" in options or "draft" in options) and settings.pool == "ray":
+            request, replicas, title = ray_launch_request(model_id, options)
+            await launch_on_ray(message, bot, request, replicas, title, db_user, admin,
+                                model_sync, settings)
+            return
         if "hf" in options or "draft" in options:
             request, title = launch_request(model_id, options)
             await launch_in_pool(message, bot, request, title, db_user, admin, model_sync,
@@ -139,7 +152,13 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=None,
                                   keep_spec=False, enabled=False, removed=True)
         client = pool_client(model_sync, settings)
-        if spec.speculative is not None and spec.backend == "vllm" and client is not None:
+        if spec.ray_serve is not None:
+            # Deployed on Ray Serve: its app goes (the others stay, see inference/ray).
+            problem = await remove_from_ray(model_id, spec.ray_serve.app, model_sync, settings)
+            if problem:
+                await message.answer(t("ray-remove-failed", admin_lang(db_user),
+                                       app=spec.ray_serve.app, reason=problem), parse_mode=None)
+        elif spec.speculative is not None and spec.backend == "vllm" and client is not None:
             # Launched in the pool: the agents stop its servers and free the GPUs.
             await client.stop(model_id)
     else:

@@ -14,6 +14,7 @@ from bot.filters import Inline
 from bot.formatting import layout
 from bot.handlers.callbacks import replace_markup
 from bot.keyboards.arena import BattleStrength, BattleVote, battle_keyboard
+from bot.observability.metrics import Metrics
 from bot.streaming.delivery import edit_part, is_gone
 from bot.streaming.views import answer_header
 from bot.texts import t
@@ -102,7 +103,8 @@ async def _refused(query: CallbackQuery, exc: BattleVoteRefused, lang: str) -> N
 
 async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot, db_user: User,
                       chat_row_id: int, lang: str, feedback: FeedbackRepository,
-                      conversations: ConversationRepository, registry: ModelRegistry) -> None:
+                      conversations: ConversationRepository, registry: ModelRegistry,
+                      metrics: Metrics) -> None:
     battle = await _battle_under(query, callback_data.battle_id, chat_row_id, lang, feedback,
                                  conversations, valid=callback_data.winner in WINNERS)
     if battle is None:
@@ -114,6 +116,8 @@ async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot,
     except BattleVoteRefused as exc:
         await _refused(query, exc, lang)
         return
+    if changed:  # pressing the same side again is no new judgement
+        metrics.vote(f"arena_{callback_data.winner}")  # one of WINNERS (checked above)
     await query.answer(t("battle_voted", lang, a=registry.title(battle.model_a),
                          b=registry.title(battle.model_b)))
     if changed:
@@ -123,7 +127,7 @@ async def vote_battle(query: CallbackQuery, callback_data: BattleVote, bot: Bot,
 async def battle_strength(query: CallbackQuery, callback_data: BattleStrength, bot: Bot,
                           db_user: User, chat_row_id: int, lang: str,
                           feedback: FeedbackRepository,
-                          conversations: ConversationRepository) -> None:
+                          conversations: ConversationRepository, metrics: Metrics) -> None:
     battle = await _battle_under(query, callback_data.battle_id, chat_row_id, lang, feedback,
                                  conversations, valid=callback_data.strength in STRENGTHS)
     if battle is None:
@@ -135,6 +139,7 @@ async def battle_strength(query: CallbackQuery, callback_data: BattleStrength, b
     except BattleVoteRefused as exc:
         await _refused(query, exc, lang)
         return
+    metrics.vote("arena_strength")
     await query.answer(t("battle_strength_saved", lang,
                          strength=t(f"strength_{callback_data.strength}", lang)))
     message = query.message

@@ -34,6 +34,7 @@ from bot.keyboards.answers import (
 )
 from bot.limits import Limits
 from bot.middlewares.edit_mode import KEEPS_EDIT_MODE
+from bot.observability.metrics import Metrics
 from bot.prefs import Preferences
 from bot.texts import t
 from bot.visible import is_blank
@@ -88,7 +89,7 @@ async def _keyboard_with_counts(
 
 async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_user: User,
                chat_row_id: int, lang: str, feedback: FeedbackRepository,
-               shared_state: SharedState) -> None:
+               shared_state: SharedState, metrics: Metrics) -> None:
     answer = await pressed_answer(query, callback_data.message_id, chat_row_id, feedback, lang,
                                   with_text=True)
     if answer is None:
@@ -98,8 +99,13 @@ async def vote(query: CallbackQuery, callback_data: AnswerAction, bot: Bot, db_u
     if not await shared_state.claim(tap, TAP_WINDOW):
         await query.answer(t("vote_same", lang))
         return
-    stored = await feedback.toggle_vote(answer.message.id, db_user.id, chat_row_id, value)
+    try:
+        stored = await feedback.toggle_vote(answer.message.id, db_user.id, chat_row_id, value)
+    except Exception:  # not saved (the database is away): pressing again must not say it was
+        await shared_state.unclaim(tap)
+        raise
     key = {1: "vote_up", -1: "vote_down", None: "vote_removed"}[stored]
+    metrics.vote({1: "like", -1: "dislike", None: "unvote"}[stored])
     await query.answer(t(key, lang))
     # One keyboard refresh per burst: the first voter in the window refreshes after it.
     tg_message_id = query.message.message_id  # type: ignore[union-attr]
@@ -229,7 +235,7 @@ async def start_edit(query: CallbackQuery, callback_data: AnswerAction, bot: Bot
 
 async def receive_edit(message: Message, edit: dict[str, Any], db_user: User, chat_row_id: int,
                        lang: str, state: FSMContext, feedback: FeedbackRepository,
-                       conversations: ConversationRepository) -> None:
+                       conversations: ConversationRepository, metrics: Metrics) -> None:
     answer = await feedback.answer_in_chat(int(edit.get("answer_id", 0)), chat_row_id,
                                            message.chat.id)
     if answer is None:  # the conversation was deleted meanwhile
@@ -244,6 +250,7 @@ async def receive_edit(message: Message, edit: dict[str, Any], db_user: User, ch
         await message.reply(t("edit_unchanged", lang), parse_mode=None)
         return
     edited = await feedback.add_edit(answer.message, db_user.id, chat_row_id, text)
+    metrics.vote("edit")
     await conversations.add_deliveries(edited.id, message.chat.id, [message.message_id])
     await state.clear()
     await message.reply(t("edit_saved", lang), parse_mode=None)

@@ -24,6 +24,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, ReplyParameters
 
 from bot.formatting import Chunk, plain
+from bot.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,14 @@ def patient_delivery(patience: float = DELIVERY_PATIENCE,
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour 429 `retry_after` by waiting and repeating the call (frames excepted); inside
-    `patient_delivery`, wait longer and retry network errors too."""
+    `patient_delivery`, wait longer and retry network errors too. Every 429 is counted in
+    `metrics`, if given."""
 
-    def __init__(self, max_attempts: int = 3, max_wait: float = 60.0) -> None:
+    def __init__(self, max_attempts: int = 3, max_wait: float = 60.0,
+                 metrics: Metrics | None = None) -> None:
         self.max_attempts = max_attempts
         self.max_wait = max_wait
+        self.metrics = metrics
 
     async def __call__(
         self,
@@ -96,6 +100,8 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                if self.metrics is not None:
+                    self.metrics.retry_after(type(method).__name__)
                 if _frame.get():
                     raise
                 if patience is not None:

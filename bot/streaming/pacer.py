@@ -29,6 +29,8 @@ class StreamOutcome:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     ttft: float | None = None  # seconds to the first token (of reasoning or text)
+    started: float = 0.0  # time.monotonic() when the model request went out
+    shown: float | None = None  # seconds to the first frame of answer text sent to Telegram
     total: float = 0.0
     error: BackendError | None = None
     stopped: bool = False
@@ -96,7 +98,7 @@ async def pump(
     thought = 0  # characters in `thoughts`
     thought_cleaner = StreamCleaner()
     changed = asyncio.Event()
-    started = time.monotonic()
+    started = outcome.started = time.monotonic()
     stop = stop or asyncio.Event()
 
     async def read() -> None:
@@ -179,6 +181,8 @@ async def pump(
                 shown, shown_at = reached, now
                 reasoning = "".join(thoughts)
                 await view.show("".join(parts) if answering else "", reasoning=reasoning)
+                if answering and outcome.shown is None:
+                    outcome.shown = time.monotonic() - started
             # The next frame is an interval away at the earliest; the end of the stream or
             # a stop cuts the wait short.
             await asyncio.wait(ends, timeout=interval, return_when=asyncio.FIRST_COMPLETED)

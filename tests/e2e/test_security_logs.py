@@ -4,8 +4,10 @@ passwords and URLs with credentials in play, is grepped for every secret the tes
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 
+import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -25,7 +27,9 @@ DB_PASSWORD = "db-password-in-logs-0006"
 QUERY_SECRET = "query-secret-in-logs-0007"
 
 
-async def test_a_debug_run_logs_no_secret(tmp_path, telegram, database_url, redis_prefix):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_debug_run_logs_no_secret(tmp_path, telegram, database_url, redis_prefix,
+                                          log_format):
     from tests.conftest import REDIS_URL
 
     async with (FakeModelServer({"alpha-served": 8192}, api_key=SECRETS["ALPHA_KEY"]) as alpha,
@@ -49,7 +53,7 @@ async def test_a_debug_run_logs_no_secret(tmp_path, telegram, database_url, redi
             env=base_env(
                 BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
                 DATABASE_URL=db_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
-                ADMIN_IDS=str(ADMIN), LOG_LEVEL="DEBUG", **SECRETS,
+                ADMIN_IDS=str(ADMIN), LOG_LEVEL="DEBUG", LOG_FORMAT=log_format, **SECRETS,
             ),
         )
         try:
@@ -91,3 +95,8 @@ async def test_a_debug_run_logs_no_secret(tmp_path, telegram, database_url, redi
     # The admin never sees the credentials of the catalogue's URL either.
     shown = " ".join(m.text or "" for m in telegram.bot_messages(ADMIN))
     assert URL_PASSWORD not in shown and "http://***@127.0.0.1" in shown
+    if log_format == "json":  # one object a line; those of the last turn say whose it was
+        records = [json.loads(line) for line in log.splitlines() if line.strip()]
+        assert all(isinstance(r, dict) and r["message"] is not None for r in records)
+        assert any(r.get("chat_id") == ADMIN and r.get("model") == "beta"
+                   and isinstance(r.get("update_id"), int) for r in records)

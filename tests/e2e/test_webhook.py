@@ -112,6 +112,17 @@ async def test_both_replicas_set_the_webhook_and_polling_is_refused(replicas, te
     assert response.status == 409
     assert body["description"].startswith("Conflict: can't use getUpdates method while "
                                           "webhook is active")
+    # The orchestrator's probes and Prometheus are served on each replica's webhook port.
+    async with aiohttp.ClientSession() as session:
+        for replica in (replicas.a, replicas.b):
+            base = replica.url.removesuffix("/telegram")
+            async with session.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            async with session.get(f"{base}/readyz") as response:
+                assert response.status == 200
+                assert (await response.json())["checks"] == {"database": "ok", "redis": "ok"}
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 200 and "chatmux_" in await response.text()
 
 
 async def test_a_wrong_or_missing_secret_is_refused_and_nothing_is_processed(

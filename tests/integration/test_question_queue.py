@@ -46,6 +46,19 @@ async def test_entries_wait_in_order_and_one_is_current_until_done(queues):
     assert await queues.names() == ["-5:3"]
 
 
+async def test_depth_counts_what_waits_in_every_queue_not_the_current_ones(queues):
+    assert await queues.depth() == 0
+    for order, entry in enumerate("abc"):
+        await queues.push("7", order, entry)
+    await queues.push("-5:3", 1, "x")
+    assert await queues.depth() == 4
+    await queues.take("7")  # "a" is being answered: no longer waiting
+    assert await queues.depth() == 3
+    await queues.clear("7")
+    await queues.take("-5:3")
+    assert await queues.depth() == 0
+
+
 async def test_a_stash_is_taken_once(queues):
     await queues.stash("edit:1", "old", 60)
     await queues.stash("edit:1", "new", 60)

@@ -36,6 +36,10 @@ def catalog(directory: Path) -> dict[str, set[str]]:
             if isinstance(entry, fluent_ast.Junk):
                 raise AssertionError(f"{path}: not valid Fluent: {entry.content[:80]!r}")
             if isinstance(entry, fluent_ast.Message):
+                # The runtime keeps one of two same-named messages: a key defined twice (in
+                # one file or across a language's files) would silently lose a text.
+                if entry.id.name in messages:
+                    raise AssertionError(f"{path}: {entry.id.name} is defined twice")
                 collect = Variables()
                 collect.visit(entry)
                 messages[entry.id.name] = collect.names
@@ -71,6 +75,13 @@ def test_a_missing_text_is_caught(tmp_path: Path) -> None:
         (tmp_path / lang / "chatmux.ftl").write_text(body, encoding="utf-8")
     assert gaps(tmp_path) == ["de: missing bye",
                               "de: hello uses ['nom'] that English does not pass"]
+
+
+def test_a_text_defined_twice_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "a.ftl").write_text("hello = Hi\n", encoding="utf-8")
+    (tmp_path / "b.ftl").write_text("hello = Hello\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="hello is defined twice"):
+        catalog(tmp_path)
 
 
 def keys_used_in_code() -> set[str]:

@@ -1,0 +1,1 @@
+"""Prometheus metrics, health probes and structured logs of a bot process."""
