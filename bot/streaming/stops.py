@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # A long answer's later parts use draft ids above the first one.
 PARTS_PER_ANSWER = 64
+LISTEN_SLICE = 1.0  # seconds each wait for a press lasts
 
 
 class StopSignals:
@@ -76,8 +77,12 @@ class StopSignals:
                 async with redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     self._subscribed.set()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                    while True:
+                        # Waits within the client's socket timeout (a blocking read would
+                        # time out and drop the subscription).
+                        message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                           timeout=LISTEN_SLICE)
+                        if message is not None and message.get("type") == "message":
                             self._heard(message["data"])
             except asyncio.CancelledError:
                 raise

@@ -280,10 +280,10 @@ async def test_model_choices_and_admin_changes_are_seen_by_both_replicas(
 async def test_a_stopping_replica_takes_no_new_updates_and_finishes_its_answers(
     replicas, telegram, models, db
 ):
-    words = " ".join(f"w{i}" for i in range(80))
+    words = " ".join(f"w{i}" for i in range(160))
     models.set_reply("alpha-served", words)
     models.tokens_per_chunk = 1
-    models.chunk_delay = 0.05  # about 4 s of streaming
+    models.chunk_delay = 0.05  # about 8 s of streaming
     asked = telegram.user_sends("long one", chat_id=PRIVATE)
     telegram.webhook.route(asked["update_id"], replicas.a.url)
     await telegram.wait_for(lambda: telegram.drafts(PRIVATE))

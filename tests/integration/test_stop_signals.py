@@ -41,3 +41,23 @@ async def test_a_press_on_one_process_stops_the_stream_on_another():
             await stops.aclose()
             assert stops.redis is not None
             await stops.redis.aclose()
+
+
+async def test_presses_are_heard_past_the_clients_socket_timeout():
+    """The bot's Redis clients time reads out (REDIS_TIMEOUT): a quiet channel must not drop
+    the subscription, or a press in the gap would be lost."""
+    prefix = f"chatmux-test-{uuid.uuid4().hex[:8]}"
+    a = StopSignals(Redis.from_url(REDIS_URL, socket_timeout=0.3), prefix)
+    b = StopSignals(Redis.from_url(REDIS_URL, socket_timeout=0.3), prefix)
+    try:
+        await a.start()
+        await b.start()
+        await asyncio.sleep(1.0)  # quiet for longer than the socket timeout
+        with b.watch(7, 500) as streaming:
+            assert await a.stop(7, 500)
+            await asyncio.wait_for(streaming.wait(), 5)
+    finally:
+        for stops in (a, b):
+            await stops.aclose()
+            assert stops.redis is not None
+            await stops.redis.aclose()
