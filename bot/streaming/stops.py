@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from storage.outage import describe, unavailable
+
 log = logging.getLogger(__name__)
 
 # A long answer's later parts use draft ids above the first one.
 PARTS_PER_ANSWER = 64
 LISTEN_SLICE = 1.0  # seconds each wait for a press lasts
+OUTAGE_PAUSE = 3.0  # between tries to subscribe again while Redis is unreachable
 
 
 class StopSignals:
@@ -87,8 +90,10 @@ class StopSignals:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("stop press channel lost (%s); resubscribing", exc)
-                await asyncio.sleep(1.0)
+                outage = unavailable(exc)  # Redis down: one line per try, and no hurry
+                log.warning("stop press channel lost (%s); resubscribing",
+                            describe(exc) if outage else exc)
+                await asyncio.sleep(OUTAGE_PAUSE if outage else 1.0)
 
     def _heard(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
