@@ -9,6 +9,7 @@ Usage:
                               [--seed 1] [--backend openai|vllm] [--app-dir DIR]
                               [--postgres URL] [--db-prefix NAME] [--redis URL]
                               [--bot-env NAME=VALUE] [--log-dir DIR] [--json PATH]
+                              [--replicas N] [--webhook]
 
 The real `chatmux run` runs as a subprocess (`python -m bot run`, the code in `--app-dir`
 first on PYTHONPATH: a `git worktree` of an older commit measures that commit) against a fresh
@@ -32,6 +33,12 @@ per answer and peak RSS, and the CPU of this process (the fakes), of Postgres an
 
 Presets: smoke (5 × 2, for CI), default (100 × 5), zero (500 × 5, a zero-delay model); explicit
 flags override the preset.
+
+`--replicas N` (N > 1) runs the same workload through N webhook replicas of the bot sharing
+Redis and the database (`--webhook`: one replica, in webhook mode); the fake Bot API posts
+each update to the next replica in turn (up to 40 deliveries at once, one at a time per chat,
+like Telegram), as a load balancer in front of
+them would. CPU is summed over the processes; RSS is the largest process's.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import random
 import re
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +63,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import yaml
@@ -84,6 +93,7 @@ STATS_FLUSH = 1.5  # after the bot exited, before the final reading
 QUIET = 1.0  # the run ends when the bot made no Bot API call for this long
 SAMPLE_EVERY = 0.05  # pg_stat_activity sampling
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WEBHOOK_SECRET = "bench-webhook-secret"
 START_TIMEOUT, STOP_TIMEOUT = 120.0, 40.0  # the bot's start-up (to its first getUpdates), exit
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
@@ -377,19 +387,30 @@ def code_origin(app_dir: Path, env: dict[str, str], cwd: Path) -> str:
 class BotProcess:
     """`python -m bot run` in a temporary directory, its output in `log`."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd, self.log = env, cwd, cwd / "bot.log"
+    def __init__(self, env: dict[str, str], cwd: Path, name: str = "bot") -> None:
+        self.env, self.cwd, self.log = env, cwd, cwd / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def webhook(self) -> str | None:
+        """Where this replica takes deliveries (webhook mode), or None (polling)."""
+        if not self.env.get("WEBHOOK_URL"):
+            return None
+        return f"http://{self.env['WEBHOOK_LISTEN']}{urlsplit(self.env['WEBHOOK_URL']).path}"
+
     async def start(self, telegram: FakeTelegram) -> None:
+        """Start it; up once it polls, or (webhook mode) once it has set the webhook."""
+        method = "setWebhook" if self.webhook else "getUpdates"
+        before = sum(r.method == method and r.ok for r in telegram.requests)
         with self.log.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", cwd=self.cwd, env=self.env,
                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
-        while not any(r.method == "getUpdates" for r in telegram.requests):
+        while sum(r.method == method and (r.ok or method == "getUpdates")
+                  for r in telegram.requests) <= before:
             if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bot did not start polling (exit code "
+                raise RuntimeError(f"the bot did not start ({method}; exit code "
                                    f"{self.proc.returncode}); its log: {self.log}")
             await asyncio.sleep(0.05)
 
@@ -428,6 +449,39 @@ class BotProcess:
 
 # --- the run -------------------------------------------------------------------------------
 
+def replica_environments(args: argparse.Namespace, env: dict[str, str],
+                         ) -> list[tuple[str, dict[str, str]]]:
+    """(log name, environment) of each bot process: one polling, or `--replicas` webhook
+    replicas of one bot, each listening on a port of its own."""
+    if not args.webhook:
+        return [("bot", env)]
+    ports = [free_port() for _ in range(args.replicas)]
+    public = f"http://127.0.0.1:{ports[0]}/telegram"  # what setWebhook registers
+    return [(f"bot-{n + 1}", {**env, "WEBHOOK_URL": public, "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                              "WEBHOOK_LISTEN": f"127.0.0.1:{port}"})
+            for n, port in enumerate(ports)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bots_cpu(bots: list[BotProcess]) -> float:
+    return sum(cpu_seconds(b.pid) for b in bots)
+
+
+def merged_logs(bots: list[BotProcess]) -> dict[str, Any]:
+    levels: Counter[str] = Counter()
+    top: Counter[str] = Counter()
+    for bot in bots:
+        summary = bot.log_summary()
+        levels.update(summary["levels"])
+        top.update(dict(summary["top"]))
+    return {"levels": dict(levels), "top": top.most_common(5)}
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Linear interpolation between the closest ranks; None without values."""
     if not values:
@@ -448,7 +502,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"chatmux-bench-{os.getpid()}-{int(time.time())}"
     workdir = args.log_dir or Path(tempfile.mkdtemp(prefix="chatmux-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    bot: BotProcess | None = None
+    bots: list[BotProcess] = []
     sampler: asyncio.Task[None] | None = None
     ok = False
     try:
@@ -458,29 +512,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         catalogue = write_catalogue(workdir / "models.yaml", model, args.backend)
         env = bot_environment(args, telegram, pg.bot_url, prefix, catalogue)
         origin = await asyncio.to_thread(code_origin, args.app_dir, env, workdir)
-        print(f"bot code: {origin}; log: {workdir / 'bot.log'}", file=sys.stderr)
-        bot = BotProcess(env, workdir)
+        print(f"bot code: {origin}; logs: {workdir}/bot*.log", file=sys.stderr)
+        bots = [BotProcess(e, workdir, name) for name, e in replica_environments(args, env)]
         workload = Workload(telegram, args)
-        await bot.start(telegram)
+        for bot in bots:
+            await bot.start(telegram)
+        if args.webhook:  # the fake acts as the load balancer in front of the replicas
+            telegram.webhook.balance([b.webhook for b in bots if b.webhook])
         await asyncio.sleep(STARTUP_SETTLE)  # start-up's transactions reach pg_stat_database
 
-        db_before, bot_cpu0, own_cpu0 = await pg.stats(), cpu_seconds(bot.pid), own_cpu()
+        db_before, bot_cpu0, own_cpu0 = await pg.stats(), bots_cpu(bots), own_cpu()
         servers0, wall0 = server_cpu(), time.monotonic()
         workload.measuring = True
         sampler = asyncio.create_task(pg.sample())
         await workload.run()
         workload.measuring = False
-        wall1, bot_cpu1, own_cpu1, servers1 = (time.monotonic(), cpu_seconds(bot.pid),
+        wall1, bot_cpu1, own_cpu1, servers1 = (time.monotonic(), bots_cpu(bots),
                                                own_cpu(), server_cpu())
-        rss = peak_rss_mb(bot.pid)
+        rss = max(peak_rss_mb(b.pid) for b in bots)
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
-        exit_code = await bot.stop()
+        codes = await asyncio.gather(*(b.stop() for b in bots))
+        exit_code = next((c for c in codes if c != 0), codes[0])
         await asyncio.sleep(STATS_FLUSH)
         db_after = await pg.stats()
         ok = True
-        return summarize(args, workload, telegram, model, origin, bot, pg.name, prefix,
+        return summarize(args, workload, telegram, model, origin, bots, pg.name, prefix,
                          wall1 - wall0,
                          db={k: db_after[k] - db_before[k] for k in DB_COLUMNS},
                          idle_samples=pg.samples, connection_samples=pg.connections,
@@ -491,7 +549,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if sampler is not None and not sampler.done():
             sampler.cancel()
-        if bot is not None:
+        for bot in bots:
             await bot.stop()
             if not ok:
                 print(f"the run failed; the bot's log: {bot.log}", file=sys.stderr)
@@ -502,7 +560,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summarize(args: argparse.Namespace, workload: Workload, telegram: FakeTelegram,
-              model: LeanModelServer, origin: str, bot: BotProcess, database: str,
+              model: LeanModelServer, origin: str, bots: list[BotProcess], database: str,
               redis_prefix: str, window: float, *,
               db: dict[str, float], idle_samples: list[int], connection_samples: list[int],
               bot_cpu: float, own_cpu: float, servers: dict[str, float], rss: float,
@@ -597,7 +655,14 @@ def summarize(args: argparse.Namespace, workload: Workload, telegram: FakeTelegr
         "benchmark_cpu_ms_per_answer": per(1000 * own_cpu),
         "server_cpu_share": {k: v / window for k, v in servers.items()} if window else {},
         "window_s": window,
-        "bot_log": {"path": str(bot.log), **bot.log_summary()},
+        "bot_log": {"path": ", ".join(str(b.log) for b in bots), **merged_logs(bots)},
+        # webhook mode: updates each replica took (2xx), and deliveries refused or failed
+        "webhook_deliveries": {
+            "taken": [sum(d.url == b.webhook and d.status is not None and d.status < 300
+                          for d in telegram.webhook.deliveries) for b in bots],
+            "not_taken": sum(d.status is None or d.status >= 300
+                             for d in telegram.webhook.deliveries),
+        } if args.webhook else None,
     }
 
 
@@ -625,6 +690,9 @@ def report_lines(r: dict[str, Any]) -> Iterator[tuple[str, str]]:
                     f"every {c['chunk_delay']:g} s, {COMPLETION_TOKENS} tokens, "
                     f"{len(answer_for(FIRST_USER, 1))} characters")
     yield "bot code", r["bot_code"]
+    yield "bot processes", (f"{c['replicas']} webhook replicas sharing Redis and Postgres, "
+                            "the fake Bot API delivering to them in turn" if c["replicas"] > 1
+                            else "1, webhook" if c["webhook"] else "1, long polling")
     yield "turns", (f"{t['completed']} completed, {t['failed']} failed, {t['lost']} lost "
                     f"(of {t['total']})")
     if t["late_answers"] or t["stray_notices"]:
@@ -665,12 +733,17 @@ def report_lines(r: dict[str, Any]) -> Iterator[tuple[str, str]]:
                                   f"({r['db_totals']['idle_in_transaction_time']:.0f} ms in all); "
                                   f"connections: max {i['max']}, mean {i['mean']:.2f}")
     yield "bot CPU", (f"{r['bot_cpu_ms_per_answer']:.1f} ms / answer ({r['bot_cpu_share']:.0%} "
-                      f"of a core over {r['window_s']:.1f} s); peak RSS "
-                      f"{r['bot_peak_rss_mb']:.0f} MB")
+                      f"of a core over {r['window_s']:.1f} s, all processes); peak RSS "
+                      f"{r['bot_peak_rss_mb']:.0f} MB" + (" (the largest process)"
+                                                          if c["replicas"] > 1 else ""))
     yield "benchmark process CPU", (f"{r['benchmark_cpu_share']:.0%} of a core "
                                     f"({r['benchmark_cpu_ms_per_answer']:.1f} ms / answer)")
     if r["server_cpu_share"]:
         yield "server CPU", ", ".join(f"{k} {v:.0%}" for k, v in r["server_cpu_share"].items())
+    if r["webhook_deliveries"]:
+        w = r["webhook_deliveries"]
+        yield "webhook deliveries", (" / ".join(map(str, w["taken"])) + " taken by the "
+                                     f"replicas, {w['not_taken']} not taken (redelivered)")
     if r["bot_exit_code"]:
         yield "bot exit code", str(r["bot_exit_code"])
     log = r["bot_log"]
@@ -718,11 +791,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-dir", type=Path,
                         help="the bot's working directory and log (default: a new temporary one)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="bot processes: above 1, webhook replicas sharing Redis and the "
+                             "database, the fake Bot API delivering to them in turn")
+    parser.add_argument("--webhook", action="store_true",
+                        help="webhook mode even with one process (implied by --replicas > 1)")
     args = parser.parse_args(argv)
+    args.webhook = args.webhook or args.replicas > 1
     values = {**BASE, **PRESETS[args.preset]}
     for key, value in values.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.replicas < 1:
+        parser.error("--replicas must be positive")
     if args.users < 1 or args.turns < 1 or args.think_min > args.think_max:
         parser.error("--users and --turns must be positive, --think-min ≤ --think-max")
     return args

@@ -84,7 +84,7 @@ def _freeze_startup_objects() -> None:
 
 
 async def _run(settings: Settings, console: bool, *, handle_signals: bool = True) -> None:
-    from bot.app import run_console_mode, run_polling
+    from bot.app import run_console_mode, run_polling, run_webhook
 
     _check_local_engine(load_catalogue(settings.models_file))  # fail fast, before the database
     server = make_url(settings.database_url).get_backend_name() != "sqlite"  # a file: no wait
@@ -92,6 +92,8 @@ async def _run(settings: Settings, console: bool, *, handle_signals: bool = True
     try:
         if console:
             await run_console_mode(settings)
+        elif settings.webhook_url:
+            await run_webhook(settings, handle_signals=handle_signals)
         else:
             await run_polling(settings, handle_signals=handle_signals)
     except (RedisError, OSError) as exc:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,15 +36,16 @@ from bot.middlewares.observe import ObserveUpdates
 from bot.middlewares.press_guard import PressGuard
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
-from bot.observability.http import start_probe_server, stop_probe_server
+from bot.observability.http import add_probe_routes, start_probe_server, stop_probe_server
 from bot.observability.logs import install_log_context
 from bot.observability.metrics import Metrics
 from bot.queueing import QuestionQueue
 from bot.response_types import KeepResponseTypes
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
 from bot.texts import LANGUAGES, t
+from bot.webhook import build_webhook_app, serving, webhook_path
 from inference.catalogue import load_catalogue
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
@@ -68,6 +70,10 @@ DB_COMMAND_TIMEOUT = 30.0
 # storage.shared_state) after this long; above the pool client's 5 s blocking reads.
 REDIS_TIMEOUT = 10.0
 REDIS_CONNECT_TIMEOUT = 5.0
+# Webhook mode, after the answers' drain: other updates still being handled (button
+# presses…) get this long; then open connections are closed within CONNECTIONS_GRACE.
+UPDATE_GRACE = 5.0
+CONNECTIONS_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
                  "cancel", "system", "persona", "settings", "usage")
 ADMIN_COMMANDS = (
@@ -126,6 +132,7 @@ class App:
         }
 
     async def aclose(self) -> None:
+        await self.stops.aclose()
         await self.limits.aclose()
         await self.model_sync.aclose()
         await self.registry.aclose()
@@ -172,7 +179,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     conversations = ConversationRepository(sessionmaker)
     feedback = FeedbackRepository(sessionmaker)
     admin = AdminRepository(sessionmaker)
-    stops = StopSignals()
+    stops = StopSignals(redis, settings.redis_prefix)
     answerer = Answerer(settings, registry, conversations, feedback, state, stops,
                         metrics=metrics)
     questions = QuestionRepository(sessionmaker)
@@ -201,6 +208,12 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
 def shutdown_bound(settings: Settings) -> float:
     """The most a shutdown takes (`Answerer.drain`, plus a few seconds to close)."""
     return settings.shutdown_grace + FINAL_SENDS + 2 * FINAL_MARGIN + 5.0
+
+
+def webhook_shutdown_bound(settings: Settings) -> float:
+    """The most a webhook replica's shutdown takes: the answers' drain and closing
+    (`shutdown_bound`), plus the other updates still being handled (UPDATE_GRACE)."""
+    return shutdown_bound(settings) + UPDATE_GRACE
 
 
 def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
@@ -262,6 +275,7 @@ def build_dispatcher(app: App) -> Dispatcher:
         await _set_commands(bot, app.settings.admin_ids)
         await app.limits.start()
         await app.model_sync.start()
+        await app.stops.start()
         app.queue.start(bot)
 
     async def on_shutdown() -> None:
@@ -309,6 +323,52 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
         await app.aclose()
 
 
+async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> None:
+    """`chatmux run` with WEBHOOK_URL: serve Telegram's deliveries until SIGTERM/SIGINT (or
+    cancelled). Shutdown stops taking updates first, then lets answers finish (up to
+    SHUTDOWN_GRACE; then they end as interrupted, `Answerer.drain`), then other updates being
+    handled (UPDATE_GRACE), then closes: within `webhook_shutdown_bound`."""
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    app = await build_app(settings)
+    bot = build_bot(settings, app.metrics)
+    dp = build_dispatcher(app)
+    secret = settings.webhook_secret.get_secret_value()
+    web_app, _ = build_webhook_app(
+        dp, bot, secret, grace=UPDATE_GRACE, path=webhook_path(settings.webhook_url),
+        # /metrics, /healthz and /readyz on the webhook port (the orchestrator's probes).
+        extra_routes=lambda web_app: add_probe_routes(web_app, app),
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, stopping.set)
+    host, port = settings.webhook_host_port
+    probes = None
+    try:
+        if settings.metrics_listen:  # also where polling mode serves them (one config)
+            probes = await start_probe_server(app, settings.metrics_listen)
+        async with serving(web_app, host, port, shutdown_timeout=CONNECTIONS_GRACE):
+            # Every replica sets the same webhook: harmless, and whichever starts first
+            # makes Telegram deliver again after a redeploy.
+            try:
+                await bot.set_webhook(settings.webhook_url, secret_token=secret,
+                                      allowed_updates=dp.resolve_used_update_types(),
+                                      drop_pending_updates=False)
+            except TelegramBadRequest as exc:
+                raise ConfigError(f"Telegram refused WEBHOOK_URL: {exc.message}") from None
+            log.info("taking webhook deliveries on %s:%d", host, port)
+            await stopping.wait()
+            log.info("stopping: no new updates; letting answers finish")
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        if probes is not None:
+            await stop_probe_server(probes)
+        await bot.session.close()
+        await app.aclose()
+
+
 async def run_console_mode(settings: Settings) -> None:
     """`chatmux console`, or `chatmux run` without a token: the same bot, in the terminal."""
     from bot.console import run_console
@@ -321,4 +381,5 @@ async def run_console_mode(settings: Settings) -> None:
         await app.aclose()
 
 
-__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "shutdown_bound"]
+__all__ = ["App", "build_app", "build_bot", "build_dispatcher", "run_polling", "run_webhook",
+           "shutdown_bound", "webhook_shutdown_bound"]

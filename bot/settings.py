@@ -7,11 +7,12 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -91,6 +92,12 @@ class Settings(BaseSettings):
     # refilled at this rate); 0 in either turns it off. Admins are exempt.
     rate_limit_burst: int = Field(default=10, ge=0, le=10_000)
     rate_limit_per_minute: float = Field(default=20.0, ge=0, le=100_000)
+    # Webhook mode (several replicas behind one URL): set WEBHOOK_URL to the public https
+    # address Telegram posts updates to; each process listens on WEBHOOK_LISTEN and checks
+    # WEBHOOK_SECRET in every request's X-Telegram-Bot-Api-Secret-Token header.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    webhook_secret: SecretStr | None = None
 
     @classmethod
     def env_names(cls) -> frozenset[str]:
@@ -100,7 +107,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Values that must never appear in logs: tokens, salts, and passwords inside URLs."""
         found = [s.get_secret_value() for s in (self.bot_token, self.export_salt,
-                                                  self.pool_secret) if s is not None]
+                                                  self.pool_secret, self.webhook_secret)
+                 if s is not None]
         token = self.ray_dashboard_token()
         if token:
             found.append(token)
@@ -185,6 +193,54 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
+    @property
+    def webhook_host_port(self) -> tuple[str, int]:
+        """WEBHOOK_LISTEN split into the address and port to listen on."""
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        try:
+            parts = urlsplit(str(value))
+        except ValueError:
+            parts = None
+        if parts is None or not parts.hostname or parts.scheme not in ("http", "https"):
+            raise ValueError("must be the public https URL Telegram posts updates to, e.g. "
+                             "https://bot.example.org/telegram")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            raise ValueError("must be https (Telegram posts only to https URLs); plain http "
+                             "is allowed only for 127.0.0.1 and localhost, for tests")
+        return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _webhook_listen(cls, value: str) -> str:
+        match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})", value)
+        if match is None or not 0 < int(match[2]) < 65536:
+            raise ValueError("must be host:port to listen on, e.g. 0.0.0.0:8080")
+        return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(value)):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's "
+                             "rule), e.g. from `openssl rand -hex 32`")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET must be set when WEBHOOK_URL is (1-256 characters "
+                             "of A-Z, a-z, 0-9, _ and -, e.g. from `openssl rand -hex 32`)")
+        return self
+
     @field_validator("pool_trust_remote_code", mode="before")
     @classmethod
     def _model_list(cls, value: object) -> object:
@@ -209,6 +265,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across settings names them itself
+            raise ConfigError(message) from None
+        name = str(first["loc"][0]).upper()
         raise ConfigError(f"{name} {message}") from None

@@ -71,7 +71,10 @@ async def running_bot(
     catalogue_extra: list[dict[str, Any]] | None = None,
     **env: str,
 ) -> AsyncIterator[Settings]:
-    """Start `chatmux run` (settings from the environment, as in production) and stop it."""
+    """Start `chatmux run` (settings from the environment, as in production) and stop it.
+
+    With WEBHOOK_URL (and WEBHOOK_LISTEN, WEBHOOK_SECRET) in `env` it runs as a webhook
+    replica; several may run at once (same Redis prefix and database: replicas of one bot)."""
     from tests.conftest import REDIS_URL
 
     catalogue = write_catalogue(tmp_path / "models.yaml", models, catalogue_top,
@@ -96,9 +99,17 @@ async def running_bot(
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)  # no stray .env is read
     settings = load_settings()
+    # Up when it polls, or (WEBHOOK_URL set: a webhook replica) when it has set the webhook.
+    webhooks = len(telegram.calls("setWebhook"))
+
+    def up() -> bool:
+        if settings.webhook_url:
+            return len(telegram.calls("setWebhook")) > webhooks
+        return bool(telegram.calls("getUpdates"))
+
     task = asyncio.create_task(_run(settings, console=False, handle_signals=False))
     try:
-        await telegram.wait_for(lambda: telegram.calls("getUpdates") or task.done(), timeout=20)
+        await telegram.wait_for(lambda: up() or task.done(), timeout=20)
         if task.done():
             task.result()  # surface a start-up failure
         yield settings

@@ -67,7 +67,8 @@ async def stale_button(query: CallbackQuery, lang: str = "en") -> None:
 
 
 async def on_stop(event: MessageGenerationStopped, stops: StopSignals) -> None:
-    stops.stop(event.chat.id, event.draft_id)
+    # The press may reach another process (a webhook replica) than the one streaming.
+    await stops.stop(event.chat.id, event.draft_id)
 
 
 def build_router() -> Router:

@@ -63,3 +63,22 @@ async def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
         assert not [k async for k in redis.scan_iter(f"{result['redis_prefix']}:*")]
     finally:
         await redis.aclose()
+
+
+async def test_smoke_run_through_two_webhook_replicas(tmp_path: Path) -> None:
+    server = base_url()
+    prefix = f"{server.database}_bench" if "TEST_DATABASE_URL" in os.environ else "chatmux_bench"
+    args = load.parse_args([
+        "--preset", "smoke", "--replicas", "2", "--postgres",
+        server.render_as_string(hide_password=False), "--db-prefix", prefix,
+        "--redis", REDIS_URL, "--log-dir", str(tmp_path),
+    ])
+    assert args.webhook
+    result = await load.main(args)
+    assert result["turns"]["completed"] == 10 and result["turns"]["lost"] == 0
+    assert result["answers_delivered"] == 10  # each question answered once
+    taken = result["webhook_deliveries"]["taken"]
+    assert len(taken) == 2 and all(n > 0 for n in taken)  # both replicas did work
+    assert "getUpdates" not in result["bot_api_calls_per_answer"]
+    assert result["bot_exit_code"] == 0
+    assert not {"ERROR", "CRITICAL", "traceback"} & set(result["bot_log"]["levels"])

@@ -62,8 +62,6 @@ class BotMethods:
         """camelCase method name -> handler."""
         return {
             "getMe": self.get_me,
-            "deleteWebhook": self.delete_webhook,
-            "getWebhookInfo": self.get_webhook_info,
             "sendMessage": self.send_message,
             "sendMessageDraft": self.send_message_draft,
             "sendRichMessage": self.send_rich_message,
@@ -167,18 +165,6 @@ class BotMethods:
         if self.world.private_topics:
             me["has_topics_enabled"] = True
         return me
-
-    def delete_webhook(self, p: Params) -> bool:
-        if p.flag("drop_pending_updates"):
-            self.world.updates.clear()
-        return True
-
-    def get_webhook_info(self, p: Params) -> dict[str, Any]:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(self.world.updates),
-        }
 
     # --- messages ----------------------------------------------------------------
     def send_message(self, p: Params) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from .methods import BotMethods
 from .models import ChatInfo, ChatMessage, DraftFrame, RecordedRequest
 from .params import MAX_UPLOAD, Params, read_params
 from .state import OPT_IN_UPDATES, World, update_type
+from .webhook import Webhook
 
 T = TypeVar("T")
 _POLL_SLICE = 0.05  # how often a long poll re-checks for a vanished client
@@ -91,10 +92,14 @@ class FakeTelegram:
         # when it ended; real time, not `now`).
         self.observers: list[Callable[[str, dict[str, Any], Any, float], None]] = []
         self.files = FileService(self.world)
+        self.webhook = Webhook(self.world, lambda u: update_type(u) not in OPT_IN_UPDATES)
         handlers: dict[str, Callable[[Params], Any]] = {
             **self._methods.table(),
             "getUpdates": self._get_updates,
             "getFile": self.files.get_file,
+            "setWebhook": self.webhook.set_webhook,
+            "deleteWebhook": self.webhook.delete_webhook,
+            "getWebhookInfo": self.webhook.info,
         }
         self._handlers = {name.lower(): (name, fn) for name, fn in handlers.items()}
         self._failures: dict[str, list[_Failure]] = {}
@@ -122,9 +127,10 @@ class FakeTelegram:
         self._base_url = f"http://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
-        """Finish pending long polls and shut the server down."""
+        """Finish pending long polls and webhook deliveries and shut the server down."""
         self._closing = True
         self.world.notify()
+        await self.webhook.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -262,6 +268,7 @@ class FakeTelegram:
         return kind in self._allowed_updates
 
     async def _get_updates(self, p: Params) -> list[dict[str, Any]]:
+        self.webhook.check_polling()
         offset, limit, timeout = p.int("offset") or 0, p.int("limit"), p.int("timeout") or 0
         limit = 100 if limit is None else min(max(limit, 1), 100)
         allowed = p.json("allowed_updates")
