@@ -225,7 +225,8 @@ def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
-        default=DefaultBotProperties(parse_mode=None),
+        # A reply to a message deleted meanwhile is sent anyway (not an error).
+        default=DefaultBotProperties(parse_mode=None, allow_sending_without_reply=True),
     )
 
 

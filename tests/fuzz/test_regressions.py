@@ -168,3 +168,21 @@ async def test_showing_a_long_prompt_of_wide_characters(fuzz: FuzzBot, prompt: s
     fuzz.assert_clean(since)
     shown = fuzz.shown_texts(since)[0]
     assert "…" in shown and len(shown.encode("utf-16-le")) // 2 <= 4096
+
+
+@explicit_only
+@given(text=st.none())
+@example(text="\u200b")  # blank: the bot replies with one line
+@example(text="/nosuchcommand")
+async def test_a_reply_to_a_message_deleted_meanwhile(fuzz: FuzzBot, text: str) -> None:
+    """The user's message is gone by the time the bot replies to it (deleted at once):
+    Telegram's "message to be replied not found" reached the errors handler. Replies are
+    sent without the reply then."""
+    update = fuzz.telegram.user_sends(text, chat_id=ADMIN)
+    fuzz.telegram.world.updates.remove(update)
+    fuzz.telegram.user_deletes(ADMIN, update["message"]["message_id"])
+    since = fuzz.begin()
+    await fuzz.feed(update)
+    await fuzz.idle()
+    fuzz.assert_clean(since)
+    assert fuzz.shown_texts(since)
