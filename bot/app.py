@@ -33,6 +33,7 @@ from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.edit_mode import EndEditOnCommand
 from bot.middlewares.limits import BannedUsers, PressFlood
 from bot.middlewares.observe import ObserveUpdates
+from bot.middlewares.press_guard import PressGuard
 from bot.middlewares.user import UserMiddleware
 from bot.model_sync import ModelSync
 from bot.observability.http import add_probe_routes, start_probe_server, stop_probe_server
@@ -224,7 +225,8 @@ def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
-        default=DefaultBotProperties(parse_mode=None),
+        # A reply to a message deleted meanwhile is sent anyway (not an error).
+        default=DefaultBotProperties(parse_mode=None, allow_sending_without_reply=True),
     )
 
 
@@ -251,7 +253,9 @@ def build_dispatcher(app: App) -> Dispatcher:
                     **app.workflow_data())
     dp.update.outer_middleware(ObserveUpdates(app.metrics))
     dp.update.outer_middleware(DedupMiddleware(app.state))
-    # Before any filter or handler: banned users get nothing, and floods of presses stop.
+    # Before any filter or handler: presses that cannot be the bot's buttons are refused,
+    # banned users get nothing, and floods of presses stop.
+    dp.callback_query.outer_middleware(PressGuard())
     banned = BannedUsers(app.limits)
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(banned)

@@ -38,10 +38,12 @@ async def pressed_answer(query: CallbackQuery, answer_id: int, chat_row_id: int,
 async def refresh_menu(query: CallbackQuery, text: str,
                        markup: InlineKeyboardMarkup | None) -> None:
     """Show a menu's new state in the message its button was pressed under: an unchanged
-    menu (a double tap) or a deleted message is not an error."""
+    menu (a double tap) or a deleted message is not an error, nor one the bot can no longer
+    see (an `InaccessibleMessage`: the choice stands, there is nothing to redraw)."""
+    if not isinstance(query.message, Message):
+        return
     try:
-        await query.message.edit_text(text, parse_mode=None,  # type: ignore[union-attr]
-                                      reply_markup=markup)
+        await query.message.edit_text(text, parse_mode=None, reply_markup=markup)
     except TelegramBadRequest as exc:
         if not (is_not_modified(exc) or is_gone(exc)):
             raise

@@ -21,7 +21,7 @@ from inference.registry import ModelRegistry
 from storage.models import User
 
 # A numeric Telegram id, or a username with or without its @.
-USER_REF = re.compile(r"^(-?\d{1,20}|@?[A-Za-z0-9_]{3,32})$")
+USER_REF = re.compile(r"^(-?[0-9]{1,20}|@?[A-Za-z0-9_]{3,32})$")
 REASON_MAX = 200
 
 

@@ -24,13 +24,19 @@ from inference.registry import ModelRegistry
 from storage.models import User
 from storage.repositories.users import ChatPrefs, UserRepository
 
-# A prompt is shown up to this many characters (a Telegram message holds 4096).
+# A prompt is shown up to this many UTF-16 units (a Telegram message holds 4096 of them; an
+# emoji or a character outside the BMP takes two).
 SHOWN_PROMPT = 3000
 RESET_WORDS = frozenset({"reset", "default", "сброс"})
 
 
 def _shown(prompt: str) -> str:
-    return prompt if len(prompt) <= SHOWN_PROMPT else prompt[:SHOWN_PROMPT] + "…"
+    units = 0
+    for index, char in enumerate(prompt):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > SHOWN_PROMPT:
+            return prompt[:index] + "…"
+    return prompt
 
 
 def gone_note(chat: ChatPrefs, registry: ModelRegistry, lang: str) -> str | None:

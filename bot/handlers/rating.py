@@ -65,9 +65,10 @@ class EditReply(Filter):
     only as a reply to the bot's prompt. Anything else is handled as usual; passes `edit`
     (the FSM data)."""
 
-    async def __call__(self, message: Message, state: FSMContext,
+    async def __call__(self, message: Message, state: FSMContext | None = None,
                        raw_state: str | None = None) -> bool | dict[str, Any]:
-        if raw_state != EditingAnswer.waiting.state:  # read once per update by aiogram
+        # No FSM context for a message without a sender (`from` is optional): not an edit.
+        if state is None or raw_state != EditingAnswer.waiting.state:  # read once per update
             return False
         data = await state.get_data()
         if time.time() > float(data.get("until", 0)):
@@ -260,8 +261,8 @@ async def edit_not_text(message: Message, lang: str) -> None:
     await message.reply(t("edit_not_text", lang), parse_mode=None)
 
 
-async def cancel(message: Message, lang: str, state: FSMContext) -> None:
-    if await state.get_state() is None:
+async def cancel(message: Message, lang: str, state: FSMContext | None = None) -> None:
+    if state is None or await state.get_state() is None:  # no sender (`from`): no FSM
         await message.answer(t("nothing_to_cancel", lang), parse_mode=None)
         return
     await state.clear()

@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.keyboards import StoredId
 from bot.texts import t
 from inference.catalogue import ModelSpec
 
@@ -16,7 +17,7 @@ class VisionSwitch(CallbackData, prefix="vis"):
     """Switch to a vision model, then answer the stored question with the photo."""
 
     model_id: str  # ≤ 40 chars: with the prefix and a 64-bit id, within 64 bytes
-    question_id: int
+    question_id: StoredId
 
 
 def vision_keyboard(models: list[ModelSpec], question_id: int,

@@ -47,9 +47,14 @@ class LimitsRepository:
             return {model_id: count for model_id, count in (await session.execute(query)).all()}
 
     async def find_user(self, ref: str) -> User | None:
-        """A user the bot knows by numeric Telegram id or @username (case-insensitive)."""
-        if ref.lstrip("-").isdigit():
-            condition = User.telegram_id == int(ref)
+        """A user the bot knows by numeric Telegram id (ASCII digits) or @username
+        (case-insensitive)."""
+        digits = ref.removeprefix("-")
+        if digits.isascii() and digits.isdigit():
+            telegram_id = int(ref)
+            if not -(2**63) <= telegram_id < 2**63:  # beyond BIGINT: no one has that id
+                return None
+            condition = User.telegram_id == telegram_id
         else:
             condition = sa.func.lower(User.username) == ref.removeprefix("@").lower()
         async with self._sessionmaker() as session:
