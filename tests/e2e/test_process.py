@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from pathlib import Path
 
-from tests.conftest import REDIS_URL
+from tests.e2e.processes import CHATMUX, base_env, start_run
 from tests.harness import write_catalogue
-
-CHATMUX = str(Path(sys.executable).with_name("chatmux"))
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "REDIS_"))}
-    env.pop("DATABASE_URL", None)
-    env.update(extra)
-    return env
 
 
 async def console(tmp_path, models, typed: bytes) -> tuple[int | None, str, str]:
@@ -38,15 +26,7 @@ async def test_chatmux_run_serves_telegram_and_stops_on_sigterm(
     tmp_path, telegram, models, database_url, redis_prefix
 ):
     write_catalogue(tmp_path / "models.yaml", models)
-    process = await asyncio.create_subprocess_exec(
-        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=base_env(
-            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
-            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
-            ALPHA_KEY="sk-test-alpha",
-        ),
-    )
+    process = await start_run(tmp_path, telegram, database_url, redis_prefix)
     try:
         telegram.user_sends("hello from a real process", chat_id=2002)
         [answer] = await telegram.wait_for_bot_messages(2002, 1, timeout=30)

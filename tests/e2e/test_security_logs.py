@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.e2e.test_process import CHATMUX, base_env
+from tests.e2e.processes import CHATMUX, base_env
 from tests.fakes.openai_api import FakeModelServer
 from tests.harness import write_catalogue
 

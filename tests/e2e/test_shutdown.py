@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from pathlib import Path
 
 from bot.texts import t
 from tests.e2e.helpers import button, labels, rows, toast
@@ -212,22 +211,13 @@ async def test_shutdown_does_not_wait_for_a_slow_telegram(
 async def test_sigterm_to_the_real_process_ends_its_answer_visibly(
     tmp_path, telegram, models, database_url, redis_prefix
 ):
-    from tests.conftest import REDIS_URL
-    from tests.e2e.test_process import CHATMUX, base_env
+    from tests.e2e.processes import start_run
     from tests.harness import write_catalogue
 
     slow(models)
     write_catalogue(tmp_path / "models.yaml", models)
-    process = await asyncio.create_subprocess_exec(
-        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=base_env(
-            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
-            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
-            ALPHA_KEY="sk-test-alpha", DRAFT_INTERVAL="0.05", SHUTDOWN_GRACE="0.5",
-            PYTHONPATH=str(Path(__file__).parents[2]),  # this checkout's code, not the install's
-        ),
-    )
+    process = await start_run(tmp_path, telegram, database_url, redis_prefix,
+                              DRAFT_INTERVAL="0.05", SHUTDOWN_GRACE="0.5")
     try:
         telegram.user_sends("talk forever", chat_id=PRIVATE)
         await telegram.wait_for(lambda: len(telegram.drafts(PRIVATE)) >= 3, timeout=30)

@@ -14,7 +14,6 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,7 +23,6 @@ from tests.e2e.helpers import button, labels, rows, toast
 from tests.harness import running_bot
 
 SECRET = "s3cr3t-Token_for-tests"
-CHECKOUT = str(Path(__file__).resolve().parents[2])
 PRIVATE = 5151
 ADMIN = 777
 
@@ -77,11 +75,12 @@ async def replicas(monkeypatch, tmp_path, telegram, models, database_url, redis_
     """Replicas A and B of one bot (same database, same Redis prefix), each on its own port;
     the fake delivers to them in turn unless a test routes an update."""
     public_url = f"http://localhost:{free_port()}/telegram"  # the "load balancer"
+    env = {"ADMIN_IDS": str(ADMIN), "SHUTDOWN_GRACE": "40"}
     a = await start_replica(monkeypatch, tmp_path, telegram, models, database_url,
-                            redis_prefix, "a", public_url, ADMIN_IDS=str(ADMIN))
+                            redis_prefix, "a", public_url, **env)
     try:
         b = await start_replica(monkeypatch, tmp_path, telegram, models, database_url,
-                                redis_prefix, "b", public_url, ADMIN_IDS=str(ADMIN))
+                                redis_prefix, "b", public_url, **env)
         try:
             telegram.webhook.balance([a.url, b.url])
             yield Replicas(a, b, public_url)
@@ -280,10 +279,12 @@ async def test_model_choices_and_admin_changes_are_seen_by_both_replicas(
 async def test_a_stopping_replica_takes_no_new_updates_and_finishes_its_answers(
     replicas, telegram, models, db
 ):
-    words = " ".join(f"w{i}" for i in range(100))
+    words = " ".join(f"w{i}" for i in range(160))
     models.set_reply("alpha-served", words)
     models.tokens_per_chunk = 1
-    models.chunk_delay = 0.05  # about 5 s of streaming, well within SHUTDOWN_GRACE (15 s)
+    # About 8 s of streaming: long enough for the refusal and the redelivery to B to happen
+    # while A still answers on a loaded machine, well within the fixture's SHUTDOWN_GRACE.
+    models.chunk_delay = 0.05
     asked = telegram.user_sends("long one", chat_id=PRIVATE)
     telegram.webhook.route(asked["update_id"], replicas.a.url)
     await telegram.wait_for(lambda: telegram.drafts(PRIVATE))
@@ -306,9 +307,10 @@ async def test_a_stopping_replica_takes_no_new_updates_and_finishes_its_answers(
     # An update meant for A meanwhile: refused, so Telegram redelivers it (B takes it).
     later = telegram.user_sends("meanwhile", chat_id=PRIVATE + 1)
     telegram.webhook.route(later["update_id"], replicas.a.url)
-    await telegram.wait_for(lambda: delivered_to(telegram, later) == [replicas.b.url])
+    await telegram.wait_for(lambda: delivered_to(telegram, later) == [replicas.b.url],
+                            timeout=10)
     assert not stopping.done()
-    await asyncio.wait_for(stopping, 60)  # well above webhook_shutdown_bound: a hang fails
+    await asyncio.wait_for(stopping, 90)  # well above webhook_shutdown_bound: a hang fails
     # A's answer was finished and delivered before it stopped.
     [answer] = telegram.bot_messages(PRIVATE)
     assert answer.text == words
@@ -324,8 +326,7 @@ async def test_chatmux_run_in_webhook_mode_finishes_its_answer_on_sigterm(
 ):
     """The installed command: SIGTERM stops taking deliveries, the answer being streamed is
     finished and delivered, the process exits 0 and never logs the secret."""
-    from tests.conftest import REDIS_URL
-    from tests.e2e.test_process import CHATMUX, base_env
+    from tests.e2e.processes import start_run
     from tests.harness import write_catalogue
 
     write_catalogue(tmp_path / "models.yaml", models)
@@ -334,16 +335,10 @@ async def test_chatmux_run_in_webhook_mode_finishes_its_answer_on_sigterm(
     models.set_reply("alpha-served", words)
     models.tokens_per_chunk = 1
     models.chunk_delay = 0.05  # about 3 s of streaming
-    process = await asyncio.create_subprocess_exec(
-        CHATMUX, "run", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=base_env(
-            BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url,
-            DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
-            ALPHA_KEY="sk-test-alpha", WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram",
-            WEBHOOK_LISTEN=f"127.0.0.1:{port}", WEBHOOK_SECRET=SECRET,
-            PYTHONPATH=CHECKOUT,  # this checkout's code, not the installed one
-        ),
+    process = await start_run(
+        tmp_path, telegram, database_url, redis_prefix,
+        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+        WEBHOOK_SECRET=SECRET,
     )
     try:
         await telegram.wait_for(lambda: telegram.calls("setWebhook") or process.returncode,
