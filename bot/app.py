@@ -45,7 +45,7 @@ from bot.settings import ConfigError, Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
 from bot.texts import LANGUAGES, t
-from bot.webhook import build_webhook_app, serving, webhook_path
+from bot.webhook import CANCEL_GRACE, build_webhook_app, serving, webhook_path
 from inference.catalogue import load_catalogue
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
@@ -212,8 +212,9 @@ def shutdown_bound(settings: Settings) -> float:
 
 def webhook_shutdown_bound(settings: Settings) -> float:
     """The most a webhook replica's shutdown takes: the answers' drain and closing
-    (`shutdown_bound`), plus the other updates still being handled (UPDATE_GRACE)."""
-    return shutdown_bound(settings) + UPDATE_GRACE
+    (`shutdown_bound`), plus the other updates still being handled (UPDATE_GRACE, then
+    CANCEL_GRACE for those cancelled)."""
+    return shutdown_bound(settings) + UPDATE_GRACE + CANCEL_GRACE
 
 
 def build_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:

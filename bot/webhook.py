@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CANCEL_GRACE = 2.0  # seconds cancelled updates get to end
 
 
 class CheckedRequestHandler(SimpleRequestHandler):
@@ -58,8 +59,10 @@ class CheckedRequestHandler(SimpleRequestHandler):
             _, unfinished = await asyncio.wait(tasks, timeout=self.grace)
             for task in unfinished:
                 task.cancel()
-            if unfinished:
-                await asyncio.wait(unfinished)
+            if unfinished:  # bounded too: a task that ignores its cancellation is left behind
+                _, stuck = await asyncio.wait(unfinished, timeout=CANCEL_GRACE)
+                if stuck:
+                    log.warning("%d updates did not end when cancelled", len(stuck))
         await super().close()
 
 

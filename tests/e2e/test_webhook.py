@@ -44,9 +44,14 @@ class Replica:
     url: str  # where this replica takes deliveries
     stack: contextlib.AsyncExitStack
 
+    stopping: asyncio.Task[None] | None = None
+
     async def stop(self) -> None:
-        """SIGTERM-like: the orderly shutdown `chatmux run` does when stopped."""
-        await self.stack.aclose()
+        """SIGTERM-like: the orderly shutdown `chatmux run` does when stopped (once: a second
+        call waits for the first)."""
+        if self.stopping is None:
+            self.stopping = asyncio.ensure_future(self.stack.aclose())
+        await asyncio.shield(self.stopping)
 
 
 @dataclass
@@ -291,10 +296,13 @@ async def test_a_stopping_replica_takes_no_new_updates_and_finishes_its_answers(
     stopping = asyncio.create_task(replicas.a.stop())
 
     async def refused() -> bool:
+        """A delivery to A is not taken: the connection is refused or reset, or left
+        unanswered (Telegram gives up on it and redelivers it, as the fake does)."""
         try:
-            async with aiohttp.ClientSession() as session, session.post(replicas.a.url) as r:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session, \
+                    session.post(replicas.a.url) as r:
                 await r.read()
-        except aiohttp.ClientConnectionError:
+        except (aiohttp.ClientConnectionError, TimeoutError):
             return True
         return False
 
