@@ -14,11 +14,14 @@ BOT = "@chatmux_test_bot"
 ZERO_WIDTH = "\u200b\u200d \u2060\ufeff\u3164"
 
 
-async def private_edit_prompt(telegram, question: str = "capital of France?"):
+async def private_edit_prompt(telegram, db, question: str = "capital of France?"):
     """Ask in the private chat, press ✏️; returns (answer, prompt)."""
     start = len(telegram.bot_messages(PRIVATE))
     telegram.user_sends(question, chat_id=PRIVATE)
     answer = (await telegram.wait_for_bot_messages(PRIVATE, start + 1))[-1]
+    # Its delivery is recorded just after it shows: a person is never that quick, a test is.
+    await rows(db, "SELECT 1 FROM message_delivery WHERE tg_chat_id = :chat "
+                   "AND tg_message_id = :id", 1, chat=PRIVATE, id=answer.message_id)
     await toast(telegram, telegram.user_presses(PRIVATE, answer.message_id,
                                                 button(answer, "✏️")))
     prompt = (await telegram.wait_for_bot_messages(PRIVATE, start + 2))[-1]
@@ -60,7 +63,7 @@ async def test_in_groups_only_a_reply_to_the_prompt_is_the_edit(bot, telegram, m
 
 
 async def test_new_model_and_arena_end_edit_mode_and_still_work(bot, telegram, models, db):
-    await private_edit_prompt(telegram)
+    await private_edit_prompt(telegram, db)
     telegram.user_sends("/new", chat_id=PRIVATE)
     assert (await last_text(telegram, PRIVATE, 3)).startswith("New conversation started")
     telegram.user_sends("what about Italy?", chat_id=PRIVATE)
@@ -69,13 +72,13 @@ async def test_new_model_and_arena_end_edit_mode_and_still_work(bot, telegram, m
     assert [m["content"] for m in models.chat_requests()[-1]["messages"]][1:] == [
         "what about Italy?"]
 
-    await private_edit_prompt(telegram, "q2")  # messages 5, 6
+    await private_edit_prompt(telegram, db, "q2")  # messages 5, 6
     telegram.user_sends("/model", chat_id=PRIVATE)
     assert (await last_text(telegram, PRIVATE, 7)).startswith("Current model")
     telegram.user_sends("a question, not an edit", chat_id=PRIVATE)
     assert await last_text(telegram, PRIVATE, 8) == "[alpha-served] a question, not an edit"
 
-    await private_edit_prompt(telegram, "q3")  # messages 9, 10
+    await private_edit_prompt(telegram, db, "q3")  # messages 9, 10
     telegram.user_sends("/arena", chat_id=PRIVATE)
     await telegram.wait_for_bot_messages(PRIVATE, 11)
     telegram.user_sends("/arena", chat_id=PRIVATE)  # and off again
@@ -83,7 +86,7 @@ async def test_new_model_and_arena_end_edit_mode_and_still_work(bot, telegram, m
     telegram.user_sends("still a question", chat_id=PRIVATE)
     assert await last_text(telegram, PRIVATE, 13) == "[alpha-served] still a question"
 
-    await private_edit_prompt(telegram, "q4")  # messages 14, 15
+    await private_edit_prompt(telegram, db, "q4")  # messages 14, 15
     telegram.user_sends("/stats", chat_id=PRIVATE)
     assert (await last_text(telegram, PRIVATE, 16)).startswith("Your contribution")
     telegram.user_sends("/cancel", chat_id=PRIVATE)  # nothing left to cancel
@@ -92,13 +95,13 @@ async def test_new_model_and_arena_end_edit_mode_and_still_work(bot, telegram, m
 
 
 async def test_cancel_still_cancels(bot, telegram, db):
-    await private_edit_prompt(telegram)
+    await private_edit_prompt(telegram, db)
     telegram.user_sends("/cancel", chat_id=PRIVATE)
     assert await last_text(telegram, PRIVATE, 3) == "Cancelled."
 
 
 async def test_an_edit_that_shows_nothing_is_refused(bot, telegram, models, db):
-    await private_edit_prompt(telegram)
+    await private_edit_prompt(telegram, db)
     telegram.user_sends(ZERO_WIDTH, chat_id=PRIVATE)
     refused = await last_text(telegram, PRIVATE, 3)
     assert refused == "That shows nothing. Send the improved answer as text, or /cancel."
@@ -114,7 +117,7 @@ async def test_an_edit_that_shows_nothing_is_refused(bot, telegram, models, db):
 
 async def test_edit_mode_expires(bot, telegram, models, db, monkeypatch):
     monkeypatch.setattr("bot.handlers.rating.EDIT_TTL", 0.5, raising=False)
-    await private_edit_prompt(telegram)
+    await private_edit_prompt(telegram, db)
     await asyncio.sleep(0.7)
     telegram.user_sends("is this still an edit?", chat_id=PRIVATE)
     assert await last_text(telegram, PRIVATE, 3) == "[alpha-served] is this still an edit?"
