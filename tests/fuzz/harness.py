@@ -172,6 +172,16 @@ class FuzzBot:
         changed = sorted(name for name in before if after.get(name) != before[name])
         assert not changed, f"written: {changed}"
 
+    @contextlib.asynccontextmanager
+    async def writing_nothing(self) -> AsyncIterator[int]:
+        """Around an invalid payload (yields the index of its first request): afterwards no
+        table has changed and nothing failed."""
+        before = await self.checksums()
+        since = self.begin()
+        yield since
+        await self.assert_unchanged(before)
+        self.assert_clean(since)
+
     async def idle(self) -> None:
         """Wait until queued questions are answered (their rows written)."""
         queue, answerer = self.app.queue, self.app.answerer

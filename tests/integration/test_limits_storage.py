@@ -3,7 +3,6 @@ down), and quota counting, tiers and bans on Postgres and SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,16 +54,6 @@ async def test_redis_bucket_falls_back_to_this_process_when_redis_is_down(tmp_pa
     finally:
         await client.aclose()
         await server.stop()
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def db_url(request, tmp_path, database_url) -> AsyncIterator[str]:
-    if request.param == "postgres":
-        yield database_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'chatmux.db'}"
-        await upgrade(url)
-        yield url
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,16 +18,6 @@ from storage.repositories.conversations import (
     ConversationRepository,
 )
 from storage.repositories.users import TelegramUser, UserRepository
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def db_url(request, tmp_path, database_url) -> AsyncIterator[str]:
-    if request.param == "postgres":
-        yield database_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'chatmux.db'}"
-        await upgrade(url)
-        yield url
 
 
 @pytest.fixture
