@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Secret for the salted hashes of ids in preference dumps (judge, conversation ids).
     # Unset: a random salt per dump, so ids cannot be linked across dumps.
     export_salt: SecretStr | None = None
+    # Whose conversations and judgements may go into dumps: "opt_out" (everyone's, unless
+    # they opted out in /privacy) or "opt_in" (only theirs who opted in there).
+    data_consent: Literal["opt_out", "opt_in"] = "opt_out"
     # Largest file the bot uploads (bytes): 50 MB on api.telegram.org, 2000 MB on a local
     # Bot API server.
     telegram_upload_limit: int = Field(default=50 * 1024 * 1024, gt=0)

@@ -42,6 +42,10 @@ class User(CreatedAt, Base):
                                       server_default="standard")
     banned_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     ban_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # /privacy: None follows the DATA_CONSENT default; False opted out of dumps, True opted
+    # in. Dumps read it when they run, so a choice covers everything the user wrote before.
+    data_consent: Mapped[bool | None] = mapped_column(sa.Boolean)
+    consent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
