@@ -19,7 +19,7 @@ from bot.observability.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import Catalogue, CatalogueError, load_catalogue
 from inference.redaction import install_redaction, redact_url
-from storage.exports.options import FORMATS, SOURCES
+from storage.exports.options import FORMATS, NEAR_DUPLICATE_THRESHOLD, SOURCES
 from storage.migrate import upgrade
 from storage.models.feedback import STRENGTHS
 from storage.outage import unavailable
@@ -140,7 +140,9 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
             since=args.since, until=args.until,
             models=frozenset(args.models) if args.models else None,
             min_strength=args.min_strength, include_ties=args.include_ties,
-            scrub_pii=args.scrub_pii, include_images=args.include_images, **_salt(settings),
+            scrub_pii=args.scrub_pii, include_images=args.include_images,
+            languages=settings.export_languages, near_duplicates=args.near_duplicates,
+            **_salt(settings),
         )
         suffix_of(args.out)
     except ExportOptionsError as exc:
@@ -171,6 +173,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         bar.close()
         await engine.dispose()
     dropped = f", {result.duplicates} exact duplicates dropped" if result.duplicates else ""
+    dropped += "".join(f", {n} {name.replace('_', '-')} rows dropped"
+                       for name, n in result.removed.items() if n)
     if result.image_rows_left_out:
         dropped += (f", {result.image_rows_left_out} rows with images left out "
                     "(--include-images keeps them, with [image] markers)")
@@ -312,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
                       "(default per format)")
     dump.add_argument("--scrub-pii", action="store_true",
                       help="mask e-mails, phone and card numbers and @handles in texts")
+    dump.add_argument("--near-duplicates", type=float, nargs="?", metavar="SIMILARITY",
+                      const=NEAR_DUPLICATE_THRESHOLD,
+                      help="drop rows whose prompt nearly repeats an earlier row's (MinHash "
+                      "estimate of word 3-gram Jaccard similarity at or above SIMILARITY, "
+                      f"default {NEAR_DUPLICATE_THRESHOLD}); the first row of each group stays")
     dump.add_argument("--include-images", action="store_true",
                       help="keep rows whose dialog has photos, each image an \"[image]\" "
                       "marker in the text (left out by default: the formats are text only)")

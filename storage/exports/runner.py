@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
+from storage.exports.language import LanguageTagger
 from storage.exports.options import ExportOptions, suffix_of
 from storage.exports.sources import QUERIES, RowBuilder
 from storage.exports.text import scrub_pii
-from storage.exports.tree import Forest, load_forest
+from storage.exports.tree import Forest, Tagger, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
 FETCH_ROWS = 5000  # judgements per cursor round trip
@@ -37,6 +38,9 @@ class ExportResult:
     duplicates: int
     judgements: int
     image_rows_left_out: int = 0  # rows with images (without include_images)
+    # Rows each filter removed, by filter ("near_duplicate", …); filters that removed
+    # nothing may be absent.
+    removed: dict[str, int] = field(default_factory=dict)
 
 
 async def _rows(connection: AsyncConnection, query: sa.Select) -> AsyncIterator[Sequence[Any]]:
@@ -80,14 +84,14 @@ async def _conversation_batches(connection: AsyncConnection, query: sa.Select
 
 
 async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: sa.Select,
-                        clean: Callable[[str], str] | None
+                        clean: Callable[[str], str] | None, tag: Tagger
                         ) -> AsyncIterator[tuple[list[Any], Forest]]:
     """Batches with their conversations, the next batch's conversations already loading
     while the caller builds rows (the database works while Python does)."""
     batches = _conversation_batches(cursor, query)
 
     def load(batch: list[Any]) -> asyncio.Task[Forest]:
-        return asyncio.ensure_future(load_forest(trees, {r[0] for r in batch}, clean))
+        return asyncio.ensure_future(load_forest(trees, {r[0] for r in batch}, clean, tag))
 
     batch = await anext(batches, None)
     loading = load(batch) if batch is not None else None
@@ -124,6 +128,13 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     total = await count_judgements(sessionmaker, options) if progress else 0
     builder = RowBuilder(options)
     clean = scrub_pii if options.scrub_pii else None
+    tag = LanguageTagger(options.languages)  # built once: loading its models takes a while
+    near = None
+    if options.near_duplicates is not None:
+        from storage.exports.near_duplicates import NearDuplicates, prompt_text
+
+        near = NearDuplicates(options.near_duplicates)
+    near_duplicates = 0
     seen: set[int] = set()
     pending: list[dict[str, Any]] = []
     writer: RowWriter | None = None  # opened with the first rows: no rows, no file
@@ -148,12 +159,15 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
                 await trees.execute(sa.text("SET LOCAL jit = off"))
             for source in options.sources:
                 query = QUERIES[source](options)
-                async for batch, forest in _with_forests(cursor, trees, query, clean):
+                async for batch, forest in _with_forests(cursor, trees, query, clean, tag):
                     for key, row in builder.rows(source, batch, forest):
                         if key in seen:
                             duplicates += 1
                             continue
                         seen.add(key)
+                        if near is not None and near.seen(prompt_text(options.format, row)):
+                            near_duplicates += 1
+                            continue
                         pending.append(row)
                     if len(pending) >= WRITE_ROWS:
                         flush()
@@ -169,7 +183,8 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         raise
     if writer is not None:
         writer.close()
-    return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out)
+    removed = {"near_duplicate": near_duplicates} if near is not None else {}
+    return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out, removed)
 
 
 def export_in_thread(database_url: str, options: ExportOptions, out: str | Path,

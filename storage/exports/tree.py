@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.exports.text import guess_language
 from storage.models import Message
 
 Turn = dict[str, str]
+Tagger = Callable[[str], str]  # a text's language tag (storage.exports.language)
 HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "content": ...}
 
 
@@ -42,9 +42,11 @@ def _image_count(attachments: Any) -> int:
 class Forest:
     """Messages of some conversations by id, with (optionally PII-scrubbed) text."""
 
-    def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None) -> None:
+    def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None,
+                 tag: Tagger) -> None:
         self.nodes = nodes
         self._clean = clean
+        self._tag = tag
         # Set when a turn with images is read: the row being built has images (see
         # `RowBuilder.rows`); such turns read as "[image]" markers before their text.
         self.images_seen = False
@@ -120,7 +122,7 @@ class Forest:
         """The language of a question (what a row's `language` reports)."""
         cached = self._languages.get(user_message_id)
         if cached is None:
-            cached = guess_language(self.nodes[user_message_id][CONTENT])
+            cached = self._tag(self.nodes[user_message_id][CONTENT])
             self._languages[user_message_id] = cached
         return cached
 
@@ -139,7 +141,7 @@ class Forest:
 
 
 async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
-                      clean: Callable[[str], str] | None) -> Forest:
+                      clean: Callable[[str], str] | None, tag: Tagger) -> Forest:
     ids = list(conversation_ids)
     if connection.dialect.name == "postgresql":
         # The driver directly: this query carries most of a dump's bytes, and asyncpg's
@@ -147,10 +149,10 @@ async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[in
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
-        return Forest({r[0]: r for r in records}, clean)
+        return Forest({r[0]: r for r in records}, clean, tag)
     result = await connection.execute(sa.select(*_COLUMNS, Message.attachments).where(
         Message.conversation_id.in_(ids)))
-    return Forest({r[0]: (*r[:-1], _image_count(r[-1])) for r in result}, clean)
+    return Forest({r[0]: (*r[:-1], _image_count(r[-1])) for r in result}, clean, tag)
 
 
 def utc(moment: datetime) -> datetime:

@@ -1,10 +1,10 @@
-"""PII masking and the language guess used by the preference dumps."""
+"""PII masking in the preference dumps."""
 
 from __future__ import annotations
 
 import pytest
 
-from storage.exports.text import guess_language, scrub_pii
+from storage.exports.text import scrub_pii
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -34,14 +34,3 @@ def test_pii_is_masked(text, expected):
 def test_ordinary_text_is_left_alone(text):
     assert scrub_pii(text) == text
 
-
-@pytest.mark.parametrize(("text", "language"), [
-    ("How do I cook borscht?", "English"),
-    ("Как сварить борщ?", "Russian"),
-    ("Как сделать `git rebase`?", "Russian"),
-    ("你好，世界", "Chinese"),
-    ("こんにちは世界", "Japanese"),
-    ("12345 + 678", "unknown"),
-])
-def test_language_guess(text, language):
-    assert guess_language(text) == language
