@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,21 @@ async def _conversation_batches(connection: AsyncConnection, query: sa.Select
 
 
 async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: sa.Select,
-                        clean: Callable[[str], str] | None, tag: Tagger
+                        clean: Callable[[str], str] | None, tag: Tagger,
+                        prepare: Callable[[list[Any], Forest], Awaitable[None]]
                         ) -> AsyncIterator[tuple[list[Any], Forest]]:
     """Batches with their conversations, the next batch's conversations already loading
-    while the caller builds rows (the database works while Python does)."""
+    (and `prepare`d: its questions tagged) while the caller builds rows (the database and
+    the tagging process work while Python does)."""
     batches = _conversation_batches(cursor, query)
 
+    async def load_one(batch: list[Any]) -> Forest:
+        forest = await load_forest(trees, {r[0] for r in batch}, clean, tag)
+        await prepare(batch, forest)
+        return forest
+
     def load(batch: list[Any]) -> asyncio.Task[Forest]:
-        return asyncio.ensure_future(load_forest(trees, {r[0] for r in batch}, clean, tag))
+        return asyncio.ensure_future(load_one(batch))
 
     batch = await anext(batches, None)
     loading = load(batch) if batch is not None else None
@@ -100,6 +107,10 @@ async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: 
             forest = await loading
             following = await anext(batches, None)
             loading = load(following) if following is not None else None
+            # Let the task send its query before the caller builds rows without awaiting
+            # anything: otherwise it starts only when awaited, and nothing overlaps.
+            for _ in range(3):
+                await asyncio.sleep(0)
             yield batch, forest
             batch = following
     finally:
@@ -128,7 +139,8 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     total = await count_judgements(sessionmaker, options) if progress else 0
     builder = RowBuilder(options)
     clean = scrub_pii if options.scrub_pii else None
-    tag = LanguageTagger(options.languages)  # built once: loading its models takes a while
+    # Built once: loading its models takes a while.
+    tag = LanguageTagger(options.languages, background=True)
     near = None
     if options.near_duplicates is not None:
         from storage.exports.near_duplicates import NearDuplicates, prompt_text
@@ -159,7 +171,12 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
                 await trees.execute(sa.text("SET LOCAL jit = off"))
             for source in options.sources:
                 query = QUERIES[source](options)
-                async for batch, forest in _with_forests(cursor, trees, query, clean, tag):
+                async def prepare(batch: list[Any], forest: Forest, source: str = source
+                                  ) -> None:
+                    await tag.prefetch(forest, builder.questions(source, batch, forest))
+
+                async for batch, forest in _with_forests(cursor, trees, query, clean, tag,
+                                                         prepare):
                     for key, row in builder.rows(source, batch, forest):
                         if key in seen:
                             duplicates += 1
@@ -177,10 +194,12 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         if pending:
             flush()
     except BaseException:
+        tag.close()
         if writer is not None:
             writer.close()
             out.unlink(missing_ok=True)
         raise
+    tag.close()
     if writer is not None:
         writer.close()
     removed = {"near_duplicate": near_duplicates} if near is not None else {}

@@ -18,7 +18,7 @@ from storage.exports.options import (
     UNKNOWN_STRENGTH_MARGIN,
     ExportOptions,
 )
-from storage.exports.tree import HUMAN, Forest, utc
+from storage.exports.tree import HUMAN, PARENT, Forest, utc
 from storage.models import AnswerEdit, Battle, Message, Vote
 
 Row = dict[str, Any]
@@ -104,6 +104,19 @@ class RowBuilder:
                 self._hashes.clear()
             value = self._hashes[key] = self.o.anonymize(kind, row_id)
         return value
+
+    def questions(self, source: str, batch: list[Any], forest: Forest) -> set[int]:
+        """The ids of the questions whose language this batch's rows will report."""
+        nodes = forest.nodes
+        if source == "arena":
+            return {b[3] for b in batch if b[3] in nodes}
+        column = 2 if source == "edit" else 1  # the original answer; the voted answer
+        ids = set()
+        for judgement in batch:
+            node = nodes.get(judgement[column])
+            if node is not None and node[PARENT] is not None:
+                ids.add(node[PARENT])
+        return ids
 
     def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         """(identity, row) pairs: rows with equal identities are exact duplicates. Rows whose

@@ -126,6 +126,12 @@ class Forest:
             self._languages[user_message_id] = cached
         return cached
 
+    def has_language(self, user_message_id: int) -> bool:
+        return user_message_id in self._languages
+
+    def set_language(self, user_message_id: int, language: str) -> None:
+        self._languages[user_message_id] = language
+
     def model(self, message_id: int) -> str | None:
         """Who wrote an answer: its model, or "human" for a user's edit."""
         node = self.nodes[message_id]

@@ -116,3 +116,67 @@ def test_settings_read_export_languages(monkeypatch):
     monkeypatch.setenv("EXPORT_LANGUAGES", "en,klingon")
     with pytest.raises(ValidationError, match="unknown language code"):
         Settings(_env_file=None)
+
+
+def forest_of(texts: list[str]):
+    from storage.exports.tree import Forest
+
+    nodes = {i: (i, None, "user", text, "complete", None, None, None, 0)
+             for i, text in enumerate(texts)}
+    tagger = LanguageTagger(DEFAULT_LANGUAGES, background=True)
+    return Forest(nodes, None, tagger), tagger
+
+
+async def test_a_big_batch_is_tagged_in_a_child_process():
+    """What `export` does for a large dump: the questions go to a spawned process, and the
+    rows read their tags without detecting anything here."""
+    from storage.exports import language
+
+    texts = [f"{text} ({n})" for n in range(7) for code, text in sample()
+             if is_long(code, text) and code in ("en", "ru")]
+    assert len(texts) >= language.BACKGROUND_FROM
+    forest, tagger = forest_of(texts)
+    try:
+        await tagger.prefetch(forest, range(len(texts)))
+        assert tagger._pool is not None and tagger._detector is None  # nothing built here
+        assert all(forest.has_language(i) for i in range(len(texts)))
+        tags = Counter(forest.language(i) for i in range(len(texts)))
+        assert tags["en"] >= 0.95 * sum(1 for t in texts if t.isascii())
+        assert tags["en"] + tags["ru"] >= 0.95 * len(texts)
+        assert tagger._detector is None
+    finally:
+        tagger.close()
+
+
+async def test_a_small_batch_is_tagged_in_place():
+    forest, tagger = forest_of(["Как приготовить настоящий борщ со свёклой и капустой?"])
+    await tagger.prefetch(forest, [0])
+    assert tagger._pool is None and not forest.has_language(0)
+    assert forest.language(0) == "ru"
+
+
+async def test_a_broken_child_process_falls_back_to_tagging_in_place(monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from storage.exports import language
+
+    texts = [f"How do I cook borscht for {n} people at home tonight?" for n in range(600)]
+    forest, tagger = forest_of(texts)
+
+    class BrokenPool:  # what a child that died on start-up leaves
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def submit(self, *args) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("the child died"))
+            return future
+
+        def shutdown(self, **kwargs) -> None:
+            pass
+
+    monkeypatch.setattr(language, "ProcessPoolExecutor", BrokenPool)
+    await tagger.prefetch(forest, range(600))
+    assert tagger._pool is None and not tagger._background
+    assert forest.language(5) == "en"
