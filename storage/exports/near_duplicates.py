@@ -56,9 +56,14 @@ class NearDuplicates:
         template = MinHash(num_perm=num_perm, seed=1)
         self._permutations, self._scheme = template.permutations, template.scheme
         self._blooms = [Bloom(BLOOM_ITEMS, BLOOM_ERROR) for _ in range(self.bands)]
+        self._texts = Bloom(BLOOM_ITEMS, BLOOM_ERROR)  # exact repeats skip the MinHash
 
     def seen(self, text: str) -> bool:
         """Whether `text` is a near duplicate of an earlier unseen one; if not, remember it."""
+        exact = hash(text)
+        if exact in self._texts:
+            return True
+        self._texts.add(exact)
         signature = MinHash(num_perm=self.num_perm, permutations=self._permutations,
                             scheme=self._scheme)
         signature.update_batch(list(shingles(text)))
@@ -73,4 +78,4 @@ class NearDuplicates:
 
     @property
     def bytes(self) -> int:
-        return sum(b.size_in_bits for b in self._blooms) // 8
+        return sum(b.size_in_bits for b in (*self._blooms, self._texts)) // 8

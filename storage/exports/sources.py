@@ -110,6 +110,13 @@ class RowBuilder:
         nodes = forest.nodes
         if source == "arena":
             return {b[3] for b in batch if b[3] in nodes}
+        if source == "regenerate":  # only questions with a liked and a disliked answer
+            signs: dict[int, set[bool]] = {}
+            for _conv, message_id, net, _at in batch:
+                node = nodes.get(message_id)
+                if net and node is not None and node[PARENT] is not None:
+                    signs.setdefault(node[PARENT], set()).add(net > 0)
+            return {parent for parent, seen in signs.items() if len(seen) == 2}
         column = 2 if source == "edit" else 1  # the original answer; the voted answer
         ids = set()
         for judgement in batch:
