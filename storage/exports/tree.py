@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.exports.policy import RowPolicy
 from storage.exports.text import guess_language
 from storage.models import Message
 
@@ -17,10 +18,10 @@ HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "conte
 
 
 # A message is a row of (id, parent_id, role, content, status, model_id, system_prompt,
-# origin, has_images), read by index: asyncpg records and SQLAlchemy rows both are such
-# sequences.
+# origin, images, author_id), read by index: asyncpg records and SQLAlchemy rows both are
+# such sequences.
 Node = Sequence[Any]
-PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN, IMAGES = range(1, 9)
+PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN, IMAGES, AUTHOR = range(1, 10)
 IMAGE_MARKER = "[image]"
 _COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Message.status,
             Message.model_id, Message.system_prompt, Message.origin)
@@ -28,8 +29,8 @@ _COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Messag
 _PG_QUERY = (
     "SELECT id, parent_id, role, content, status, model_id, system_prompt, origin, "
     "(SELECT count(*) FROM jsonb_array_elements(CASE jsonb_typeof(attachments) "
-    "WHEN 'array' THEN attachments ELSE '[]'::jsonb END) a WHERE a->>'kind' = 'image') "
-    "FROM message WHERE conversation_id = ANY($1::bigint[])"
+    "WHEN 'array' THEN attachments ELSE '[]'::jsonb END) a WHERE a->>'kind' = 'image'), "
+    "author_id FROM message WHERE conversation_id = ANY($1::bigint[])"
 )
 
 
@@ -42,9 +43,17 @@ def _image_count(attachments: Any) -> int:
 class Forest:
     """Messages of some conversations by id, with (optionally PII-scrubbed) text."""
 
-    def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None) -> None:
+    def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None,
+                 policy: RowPolicy | None = None) -> None:
         self.nodes = nodes
         self._clean = clean
+        self._policy = policy
+        # The policy marks (see storage/exports/policy.py) of the turns read since the
+        # builder last reset it: what the row being built contains. `judge`: the mark of the
+        # judgement the row comes from.
+        self.marks = 0
+        self.judge = 0
+        self._marks: dict[int, int] = {}
         # Set when a turn with images is read: the row being built has images (see
         # `RowBuilder.rows`); such turns read as "[image]" markers before their text.
         self.images_seen = False
@@ -58,6 +67,12 @@ class Forest:
         images = node[IMAGES] if len(node) > IMAGES else 0
         if images:
             self.images_seen = True
+        if self._policy is not None:
+            mark = self._marks.get(message_id)
+            if mark is None:
+                mark = self._marks[message_id] = self._policy.message_mark(
+                    node[ROLE], node[ORIGIN], node[MODEL], node[AUTHOR])
+            self.marks |= mark
         if cached is None:
             text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
             if images:
@@ -139,7 +154,8 @@ class Forest:
 
 
 async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
-                      clean: Callable[[str], str] | None) -> Forest:
+                      clean: Callable[[str], str] | None,
+                      policy: RowPolicy | None = None) -> Forest:
     ids = list(conversation_ids)
     if connection.dialect.name == "postgresql":
         # The driver directly: this query carries most of a dump's bytes, and asyncpg's
@@ -147,10 +163,12 @@ async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[in
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
-        return Forest({r[0]: r for r in records}, clean)
-    result = await connection.execute(sa.select(*_COLUMNS, Message.attachments).where(
+        return Forest({r[0]: r for r in records}, clean, policy)
+    result = await connection.execute(sa.select(
+        *_COLUMNS, Message.attachments, Message.author_id).where(
         Message.conversation_id.in_(ids)))
-    return Forest({r[0]: (*r[:-1], _image_count(r[-1])) for r in result}, clean)
+    return Forest({r[0]: (*r[:IMAGES], _image_count(r[IMAGES]), r[AUTHOR]) for r in result},
+                  clean, policy)
 
 
 def utc(moment: datetime) -> datetime:
