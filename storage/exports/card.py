@@ -32,7 +32,7 @@ HUB_LICENSES = frozenset({
     "bsd-2-clause", "bsd-3-clause", "gpl-3.0", "lgpl-3.0", "agpl-3.0", "openrail",
     "llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "gemma", "unknown",
 })
-TASKS = {"dpo": "reinforcement-learning from pairwise preferences (TRL DPO)",
+TASKS = {"dpo": "pairwise preferences (TRL DPO)",
          "kto": "unpaired preference labels (TRL KTO)",
          "arena": "LMSYS Chatbot Arena battles",
          "sft": "supervised fine-tuning dialogs (TRL SFT)"}

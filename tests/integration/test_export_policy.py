@@ -62,17 +62,19 @@ async def stored(db_url):
     await engine.dispose()
 
 
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    if path.name.endswith(".parquet"):
+        return pq.read_table(path).to_pylist()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
 async def dump(sessionmaker, path: Path, **options) -> tuple[list[dict], object]:
     result = await export(sessionmaker, ExportOptions(salt=b"pepper", **options), path)
-    if result.rows == 0:
-        assert not path.exists()
-        return [], result
-    if path.name.endswith(".parquet"):
-        rows = pq.read_table(path).to_pylist()
-    else:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as lines:
-            rows = [json.loads(line) for line in lines]
+    rows = read_rows(path)  # no rows: no file
     assert len(rows) == result.rows
     return rows, result
 
@@ -180,8 +182,16 @@ async def test_rows_with_a_forgotten_message_are_left_out(stored, tmp_path):
 
 
 async def test_removed_counts_images_and_duplicates(stored, tmp_path):
-    rows, result = await dump(stored, tmp_path / "dpo.jsonl", format="dpo")
+    _, result = await dump(stored, tmp_path / "dpo.jsonl", format="dpo")
     assert result.removed == {"duplicate": 1} == {"duplicate": result.duplicates}
+    async with stored.begin() as session:  # a photo in the group's first question
+        await session.execute(sa.update(Message).where(Message.content == "Name a colour")
+                              .values(attachments=[{"kind": "image", "file_id": "x"}]))
+    rows, result = await dump(stored, tmp_path / "arena.jsonl", format="arena")
+    assert result.removed == {"images": 1} and len(rows) == 4
+    await set_consent(stored, DAVE.telegram_id, False)  # counted once, under the first reason
+    _, result = await dump(stored, tmp_path / "arena2.jsonl", format="arena")
+    assert result.removed == {"no_consent": 1}
 
 
 def front_matter(card: Path) -> dict:
