@@ -11,6 +11,8 @@ import importlib.metadata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -49,49 +51,50 @@ def check_folder(out: Path) -> None:
 
 
 class Stats:
-    """Counts of written rows per (source, models, language, month), one update per row."""
+    """Counts of written rows per source, model, language and month, taken a batch at a time
+    with C-level counters (a few passes over the batch, no Python code per row)."""
 
     def __init__(self, format_: str) -> None:
         self.format = format_
-        self.counts: Counter[tuple[Any, ...]] = Counter()
-        self._months: dict[int, str] = {}
-        self.add: Callable[[dict[str, Any]], None] = getattr(self, f"_add_{format_}")
+        self.sources: Counter[str] = Counter()
+        self.models: Counter[Any] = Counter()  # a model id, or a (model, model) pair
+        self.languages: Counter[str] = Counter()
+        self.times: Counter[Any] = Counter()  # (year, month), or arena's day numbers
 
-    def _month(self, at: datetime) -> str:
-        return f"{at.year:04d}-{at.month:02d}"
-
-    def _add_arena(self, row: dict[str, Any]) -> None:
-        day = int(row["tstamp"] // 86400)
-        month = self._months.get(day)
-        if month is None:
-            month = self._months[day] = self._month(datetime.fromtimestamp(day * 86400, UTC))
-        self.counts["arena", row["model_a"], row["model_b"], row["language"], month] += 1
-
-    def _add_dpo(self, row: dict[str, Any]) -> None:
-        at = row["created_at"]
-        self.counts[row["source"], row["chosen_model"], row["rejected_model"], row["language"],
-                    (at.year, at.month)] += 1
-
-    def _add_kto(self, row: dict[str, Any]) -> None:
-        at = row["created_at"]
-        self.counts[row["source"], row["model"], None, row["language"],
-                    (at.year, at.month)] += 1
-
-    _add_sft = _add_kto
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        if self.format == "arena":
+            self.sources["arena"] += len(rows)
+            self.models.update(map(itemgetter("model_a", "model_b"), rows))
+            self.times.update(map(floordiv, map(itemgetter("tstamp"), rows), repeat(86400)))
+        else:
+            self.sources.update(map(itemgetter("source"), rows))
+            self.models.update(map(itemgetter(*_MODEL_COLUMNS[self.format]), rows))
+            self.times.update(map(attrgetter("year", "month"),
+                                  map(itemgetter("created_at"), rows)))
+        self.languages.update(map(itemgetter("language"), rows))
 
     def by(self) -> dict[str, Counter[str]]:
         """Rows per source, model (a row counts once for each model in it), language, month."""
-        out: dict[str, Counter[str]] = {k: Counter() for k in
-                                         ("source", "model", "language", "month")}
-        for (source, model_1, model_2, language, month), n in self.counts.items():
-            out["source"][source] += n
-            for model in {model_1, model_2} - {None}:
-                out["model"][model] += n
-            out["language"][language or "und"] += n
-            if isinstance(month, tuple):
-                month = f"{month[0]:04d}-{month[1]:02d}"
-            out["month"][month] += n
-        return out
+        models: Counter[str] = Counter()
+        for key, n in self.models.items():
+            for model in {key} if isinstance(key, str) or key is None else set(key):
+                if model is not None:
+                    models[model] += n
+        months: Counter[str] = Counter()
+        for key, n in self.times.items():
+            if not isinstance(key, tuple):  # arena: days since the epoch
+                moment = datetime.fromtimestamp(key * 86400, UTC)
+                key = (moment.year, moment.month)
+            months[f"{key[0]:04d}-{key[1]:02d}"] += n
+        languages: Counter[str] = Counter()
+        for language, n in self.languages.items():
+            languages[language or "und"] += n
+        return {"source": self.sources, "model": models, "language": languages,
+                "month": months}
+
+
+_MODEL_COLUMNS = {"dpo": ("chosen_model", "rejected_model"), "kto": ("model",),
+                  "sft": ("model",)}
 
 
 def language_code(value: str) -> str | None:

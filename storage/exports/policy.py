@@ -20,13 +20,15 @@ from storage.models import ModelOverride, User
 FORGOTTEN = 1  # a message blanked by "forget me" (origin 'forgotten')
 NO_CONSENT = 2  # written or judged by a user who has not consented
 RESTRICTED = 4  # an answer of a model whose terms keep it out of dumps (or an unknown model)
-BLOCKING = FORGOTTEN | NO_CONSENT | RESTRICTED
-_LICENCE_SHIFT = 3
+IMAGE = 8  # a message with images (rows with one are out unless include_images)
+FLAGS = FORGOTTEN | NO_CONSENT | RESTRICTED | IMAGE
+_LICENCE_SHIFT = 4
+_NOT_MODELS = frozenset({"edited", "forgotten"})  # assistant turns no model wrote (now)
 # What a model without `data_license` contributes to a row's `licenses`.
 UNKNOWN_LICENSE = "unknown"
 # Why a row is left out, checked in this order (a row is counted once, under the first).
 REASONS = (("forgotten", FORGOTTEN), ("no_consent", NO_CONSENT),
-           ("restricted_model", RESTRICTED))
+           ("restricted_model", RESTRICTED), ("images", IMAGE))
 
 
 def consent_filter(mode: str) -> Any:
@@ -43,18 +45,15 @@ class RowPolicy:
                  refused: set[int] | None = None, allowed: set[int] | None = None) -> None:
         self.models = dict(models)
         self.unknown_restricted = unknown_restricted
-        self._refused = refused  # opt_out: these users said no
-        self._allowed = allowed  # opt_in: only these users said yes
+        # opt_in: only `allowed` said yes; opt_out: `refused` said no.
+        self._users = allowed if allowed is not None else refused or set()
+        self._listed_ok = allowed is not None
         self._model_marks: dict[str | None, int] = {}
         self._licence_bits: dict[str, int] = {}
-        self._licences: dict[int, list[str]] = {}
+        self.licence_lists: dict[int, list[str]] = {}  # by row mark, see `licences`
 
     def consented(self, user_id: int | None) -> bool:
-        if user_id is None:
-            return True
-        if self._allowed is not None:
-            return user_id in self._allowed
-        return self._refused is None or user_id not in self._refused
+        return user_id is None or (user_id in self._users) is self._listed_ok
 
     def _licence_bit(self, licence: str) -> int:
         bit = self._licence_bits.get(licence)
@@ -79,28 +78,34 @@ class RowPolicy:
 
     def message_mark(self, role: str, origin: str, model_id: str | None,
                      author_id: int | None) -> int:
+        """A message's own mark (computed once per message and dump)."""
         mark = 0
-        if origin == "forgotten":
-            mark |= FORGOTTEN
-        if author_id is not None and not self.consented(author_id):
+        if role == "assistant" and origin not in _NOT_MODELS:
+            mark = self._model_marks.get(model_id) or self.model_mark(model_id)
+        elif origin == "forgotten":
+            mark = FORGOTTEN
+        if author_id is not None and (author_id in self._users) is not self._listed_ok:
             mark |= NO_CONSENT
-        if role == "assistant" and origin not in ("edited", "forgotten"):
-            mark |= self.model_mark(model_id)
         return mark
 
     def licences(self, mark: int) -> list[str]:
-        """The sorted distinct licences in a row's mark (one shared list per combination)."""
-        bits = mark >> _LICENCE_SHIFT
-        cached = self._licences.get(bits)
+        """The sorted distinct licences in a row's mark (one shared list per mark: callers
+        may look `licence_lists` up first)."""
+        cached = self.licence_lists.get(mark)
         if cached is None:
-            cached = self._licences[bits] = sorted(
+            cached = self.licence_lists[mark] = sorted(
                 name for name, bit in self._licence_bits.items() if mark & bit)
         return cached
 
-    def reason(self, mark: int, include_restricted: bool) -> str | None:
+    def used_licences(self) -> set[str]:
+        """Every licence some row was given."""
+        return {name for names in self.licence_lists.values() for name in names}
+
+    def reason(self, mark: int, include_restricted: bool, include_images: bool) -> str | None:
         """Why a row with `mark` is left out (a key of ExportResult.removed), or None."""
+        kept = (RESTRICTED if include_restricted else 0) | (IMAGE if include_images else 0)
         for name, flag in REASONS:
-            if mark & flag and not (flag == RESTRICTED and include_restricted):
+            if mark & flag & ~kept:
                 return name
         return None
 

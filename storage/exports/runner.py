@@ -130,7 +130,6 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     check_folder(out)  # and so does a README.md the card would overwrite
     total = await count_judgements(sessionmaker, options) if progress else 0
     stats = Stats(options.format)
-    licence_lists: dict[int, list[str]] = {}  # each distinct `licenses` value once
     votes_left_out = 0
     clean = scrub_pii if options.scrub_pii else None
     seen: set[int] = set()
@@ -142,6 +141,7 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         nonlocal writer, pending, rows
         if writer is None:
             writer = open_writer(out, options.format)
+        stats.add(pending)
         writer.write(pending)
         rows += len(pending)
         pending = []
@@ -168,9 +168,6 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
                             continue
                         seen.add(key)
                         pending.append(row)
-                        stats.add(row)
-                        licences = row["licenses"]
-                        licence_lists[id(licences)] = licences
                     if len(pending) >= WRITE_ROWS:
                         flush()
                     done += len(batch)
@@ -186,14 +183,13 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     removed = dict(builder.removed)
     if votes_left_out:
         removed["no_consent"] = removed.get("no_consent", 0) + votes_left_out
-    removed["images"] = builder.image_rows_left_out
     removed["duplicate"] = duplicates
     removed = {k: v for k, v in removed.items() if v}
     card = None
     if writer is not None:
         writer.close()
-        card = write_card(out, options, rows, done, stats,
-                          {x for v in licence_lists.values() for x in v}, removed)
+        card = write_card(out, options, rows, done, stats, builder.policy.used_licences(),
+                          removed)
     return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out, removed,
                         card)
 

@@ -18,7 +18,7 @@ from storage.exports.options import (
     UNKNOWN_STRENGTH_MARGIN,
     ExportOptions,
 )
-from storage.exports.policy import BLOCKING, NO_CONSENT, RowPolicy, consent_filter
+from storage.exports.policy import FLAGS, NO_CONSENT, RowPolicy, consent_filter
 from storage.exports.tree import HUMAN, Forest, utc
 from storage.models import AnswerEdit, Battle, Message, User, Vote
 
@@ -103,7 +103,6 @@ class RowBuilder:
         self.o = options
         self.policy = policy or RowPolicy({}, unknown_restricted=False)
         self._hashes: dict[tuple[str, int], str] = {}
-        self.image_rows_left_out = 0  # rows with images, without --include-images
         # Rows left out, by reason (see storage/exports/policy.py REASONS).
         self.removed: dict[str, int] = {}
 
@@ -124,22 +123,25 @@ class RowBuilder:
         text, and there an image is only an "[image]" marker. So are rows with a forgotten
         message, a user who has not consented, or (unless `include_restricted`) an answer of
         a restricted model; each row gets its `licenses`."""
-        policy, include_restricted = self.policy, self.o.include_restricted
-        removed = self.removed
-        forest.images_seen = False
+        policy, removed = self.policy, self.removed
+        include_restricted, include_images = self.o.include_restricted, self.o.include_images
+        licence_lists = policy.licence_lists
         forest.marks = forest.judge = 0
         for keyed in self._rows(source, batch, forest):
             mark = forest.marks | forest.judge
-            reason = policy.reason(mark, include_restricted) if mark & BLOCKING else None
-            if reason is not None:
-                removed[reason] = removed.get(reason, 0) + 1
-            elif forest.images_seen and not self.o.include_images:
-                self.image_rows_left_out += 1
-            else:
-                keyed[1]["licenses"] = policy.licences(mark)
-                yield keyed
-            forest.images_seen = False
             forest.marks = 0
+            if mark & FLAGS:
+                reason = policy.reason(mark, include_restricted, include_images)
+                if reason is not None:
+                    removed[reason] = removed.get(reason, 0) + 1
+                    continue
+            licences = licence_lists.get(mark)
+            keyed[1]["licenses"] = policy.licences(mark) if licences is None else licences
+            yield keyed
+
+    @property
+    def image_rows_left_out(self) -> int:
+        return self.removed.get("images", 0)
 
     def _rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         fmt = self.o.format

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.exports.policy import RowPolicy
+from storage.exports.policy import IMAGE, RowPolicy
 from storage.exports.text import guess_language
 from storage.models import Message
 
@@ -47,38 +47,33 @@ class Forest:
                  policy: RowPolicy | None = None) -> None:
         self.nodes = nodes
         self._clean = clean
-        self._policy = policy
-        # The policy marks (see storage/exports/policy.py) of the turns read since the
-        # builder last reset it: what the row being built contains. `judge`: the mark of the
-        # judgement the row comes from.
+        self._policy = policy or RowPolicy({}, unknown_restricted=False)
+        # The marks (storage/exports/policy.py: images, forgotten, consent, restricted model,
+        # licences) of the turns read since the builder last reset it: what the row being
+        # built contains. Turns with images read as "[image]" markers before their text.
+        # `judge`: the mark of the judgement the row comes from.
         self.marks = 0
         self.judge = 0
-        self._marks: dict[int, int] = {}
-        # Set when a turn with images is read: the row being built has images (see
-        # `RowBuilder.rows`); such turns read as "[image]" markers before their text.
-        self.images_seen = False
-        self._turns: dict[int, Turn] = {}
+        self._turns: dict[int, tuple[Turn, int]] = {}
         self._languages: dict[int, str] = {}
         self._chains: dict[int, int] = {}
 
     def turn(self, message_id: int) -> Turn:
         cached = self._turns.get(message_id)
+        if cached is None:
+            cached = self._turns[message_id] = self._read(message_id)
+        self.marks |= cached[1]
+        return cached[0]
+
+    def _read(self, message_id: int) -> tuple[Turn, int]:
         node = self.nodes[message_id]
         images = node[IMAGES] if len(node) > IMAGES else 0
+        text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
         if images:
-            self.images_seen = True
-        if self._policy is not None:
-            mark = self._marks.get(message_id)
-            if mark is None:
-                mark = self._marks[message_id] = self._policy.message_mark(
-                    node[ROLE], node[ORIGIN], node[MODEL], node[AUTHOR])
-            self.marks |= mark
-        if cached is None:
-            text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
-            if images:
-                text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
-            cached = self._turns[message_id] = {"role": node[ROLE], "content": text}
-        return cached
+            text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
+        mark = self._policy.message_mark(node[ROLE], node[ORIGIN], node[MODEL],
+                                         node[AUTHOR] if len(node) > AUTHOR else None)
+        return {"role": node[ROLE], "content": text}, (mark | IMAGE if images else mark)
 
     def parent(self, message_id: int) -> int:
         parent = self.nodes[message_id][PARENT]

@@ -67,15 +67,15 @@ def test_marks_and_licences():
            | policy.message_mark("assistant", "original", "bare", None))
     assert row & (FORGOTTEN | NO_CONSENT | RESTRICTED) == 0
     assert policy.licences(row) == ["mit", "unknown"]
-    assert policy.reason(row, include_restricted=False) is None
+    assert policy.reason(row, include_restricted=False, include_images=False) is None
     assert policy.message_mark("assistant", "original", "closed", None) & RESTRICTED
     assert policy.message_mark("assistant", "original", "nobody-knows", None) & RESTRICTED
     assert policy.message_mark("assistant", "edited", "closed", 1) == 0  # a user's words
     assert policy.message_mark("user", "original", None, 7) == NO_CONSENT
     assert policy.message_mark("user", "forgotten", None, None) == FORGOTTEN
     both = FORGOTTEN | RESTRICTED
-    assert policy.reason(both, include_restricted=False) == "forgotten"
-    assert policy.reason(RESTRICTED, include_restricted=True) is None
+    assert policy.reason(both, include_restricted=False, include_images=False) == "forgotten"
+    assert policy.reason(RESTRICTED, include_restricted=True, include_images=False) is None
     lenient = RowPolicy({}, unknown_restricted=False, allowed={1})
     assert not lenient.model_mark("nobody-knows") & RESTRICTED
     assert lenient.consented(1) and not lenient.consented(2) and lenient.consented(None)
