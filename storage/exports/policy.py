@@ -23,7 +23,7 @@ RESTRICTED = 4  # an answer of a model whose terms keep it out of dumps (or an u
 IMAGE = 8  # a message with images (rows with one are out unless include_images)
 FLAGS = FORGOTTEN | NO_CONSENT | RESTRICTED | IMAGE
 _LICENCE_SHIFT = 4
-_NOT_MODELS = frozenset({"edited", "forgotten"})  # assistant turns no model wrote (now)
+NOT_MODELS = frozenset({"edited", "forgotten"})  # assistant turns no model wrote (now)
 # What a model without `data_license` contributes to a row's `licenses`.
 UNKNOWN_LICENSE = "unknown"
 # Why a row is left out, checked in this order (a row is counted once, under the first).
@@ -46,14 +46,14 @@ class RowPolicy:
         self.models = dict(models)
         self.unknown_restricted = unknown_restricted
         # opt_in: only `allowed` said yes; opt_out: `refused` said no.
-        self._users = allowed if allowed is not None else refused or set()
-        self._listed_ok = allowed is not None
-        self._model_marks: dict[str | None, int] = {}
+        self.users = allowed if allowed is not None else refused or set()
+        self.listed_ok = allowed is not None
+        self.model_marks: dict[str | None, int] = {}
         self._licence_bits: dict[str, int] = {}
         self.licence_lists: dict[int, list[str]] = {}  # by row mark, see `licences`
 
     def consented(self, user_id: int | None) -> bool:
-        return user_id is None or (user_id in self._users) is self._listed_ok
+        return user_id is None or (user_id in self.users) is self.listed_ok
 
     def _licence_bit(self, licence: str) -> int:
         bit = self._licence_bits.get(licence)
@@ -63,7 +63,7 @@ class RowPolicy:
 
     def model_mark(self, model_id: str | None) -> int:
         """RESTRICTED (or not) and the licence bit of an answer by `model_id`."""
-        mark = self._model_marks.get(model_id)
+        mark = self.model_marks.get(model_id)
         if mark is None:
             policy = self.models.get(model_id) if model_id is not None else None
             if policy is None:
@@ -73,18 +73,18 @@ class RowPolicy:
                 restricted = not policy.exportable
                 licence = policy.data_license or UNKNOWN_LICENSE
             mark = (RESTRICTED if restricted else 0) | self._licence_bit(licence)
-            self._model_marks[model_id] = mark
+            self.model_marks[model_id] = mark
         return mark
 
     def message_mark(self, role: str, origin: str, model_id: str | None,
                      author_id: int | None) -> int:
-        """A message's own mark (computed once per message and dump)."""
+        """A message's own mark, without images (`Forest._read` has this inlined)."""
         mark = 0
-        if role == "assistant" and origin not in _NOT_MODELS:
-            mark = self._model_marks.get(model_id) or self.model_mark(model_id)
+        if role == "assistant" and origin not in NOT_MODELS:
+            mark = self.model_marks.get(model_id) or self.model_mark(model_id)
         elif origin == "forgotten":
             mark = FORGOTTEN
-        if author_id is not None and (author_id in self._users) is not self._listed_ok:
+        if author_id is not None and (author_id in self.users) is not self.listed_ok:
             mark |= NO_CONSENT
         return mark
 
