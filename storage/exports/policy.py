@@ -110,10 +110,12 @@ class RowPolicy:
         return None
 
 
-def policy_from_spec(spec: Mapping[str, Any]) -> ModelPolicy:
-    """A model override's stored catalogue entry → its export policy."""
-    licence = spec.get("data_license")
-    return ModelPolicy(exportable=spec.get("exportable", True) is not False,
+def policy_from_spec(spec: Mapping[str, Any], file: ModelPolicy | None = None) -> ModelPolicy:
+    """A model override's stored catalogue entry → its export policy. A field the entry
+    lacks (stored before these fields existed) keeps the file's value."""
+    file = file or ModelPolicy()
+    licence = spec.get("data_license", file.data_license)
+    return ModelPolicy(exportable=spec.get("exportable", file.exportable) is not False,
                        data_license=str(licence) if licence else None)
 
 
@@ -126,7 +128,7 @@ async def load_policy(connection: AsyncConnection, options: ExportOptions) -> Ro
         sa.select(ModelOverride.model_id, ModelOverride.spec))
     for model_id, spec in overrides:
         if isinstance(spec, dict):
-            models[model_id] = policy_from_spec(spec)
+            models[model_id] = policy_from_spec(spec, models.get(model_id))
     users = sa.select(User.id)
     if options.data_consent == "opt_in":
         allowed = set((await connection.scalars(users.where(User.data_consent.is_(True)))).all())

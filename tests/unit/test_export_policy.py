@@ -51,6 +51,14 @@ def test_addmodel_takes_the_policy(args, expected):
     assert policy_from_spec(stored) == ModelPolicy(*expected)
 
 
+def test_an_entry_stored_before_the_policy_fields_keeps_the_files():
+    old = {"base_url": "http://h/v1", "model": "m"}
+    assert policy_from_spec(old, ModelPolicy(False, "tos")) == ModelPolicy(False, "tos")
+    assert policy_from_spec(old) == ModelPolicy()
+    assert policy_from_spec({**old, "exportable": True, "data_license": None},
+                            ModelPolicy(False, "tos")) == ModelPolicy(True, None)
+
+
 @pytest.mark.parametrize("args", ["x url=http://h/v1 model=m exportable=2",
                                   "x url=http://h/v1 model=m exportable=0 exportable=1",
                                   "x url=http://h/v1 model=m data_license=" + "x" * 201])
