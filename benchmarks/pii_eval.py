@@ -42,7 +42,7 @@ def evaluate(rows: Iterable[dict]) -> dict[str, dict[str, float]]:
             if not any(g.type == s.type and g.start < s.end and s.start < g.end for s in found):
                 fn[g.type] += 1
     report = {}
-    for kind in sorted(set(tp) | set(fp) | set(fn)) + ["overall"]:
+    for kind in [*sorted(set(tp) | set(fp) | set(fn)), "overall"]:
         t, p, n = ((sum(c.values()) for c in (tp, fp, fn)) if kind == "overall"
                    else (tp[kind], fp[kind], fn[kind]))
         report[kind] = {"tp": t, "fp": p, "fn": n,
@@ -138,6 +138,11 @@ def main() -> None:
     for kind, m in evaluate(rows).items():
         print(f"| {kind} | {m['tp']} | {m['fp']} | {m['fn']} | {m['precision']:.3f} "
               f"| {m['recall']:.3f} |")
+    heldout = [r for r in rows if r["split"] == "heldout"]
+    m = evaluate(heldout)["overall"]
+    print(f"\nheld-out part only ({sum(bool(r['entities']) for r in heldout)} positive, "
+          f"{sum(not r['entities'] for r in heldout)} negative): TP {m['tp']}, FP {m['fp']}, "
+          f"FN {m['fn']}, precision {m['precision']:.3f}, recall {m['recall']:.3f}")
     if args.errors:
         print()
         for line in errors(rows):

@@ -46,9 +46,9 @@ class Span(NamedTuple):
 # Anything a recogniser needs: a digit, "@", a t.me link, an "(at)" or " dot " obfuscation, a
 # key block. (API keys are long random strings: they have digits.)
 _TRIGGER = re.compile(r"[\d@]|\.(?:me|dog|ME)/|[aA][tT][)\]}]| dot | DOT | собака |PRIVATE KEY")
-# Seven digits in a row, give or take separators: phones, cards, accounts, IDs and IBANs
-# have them.
-_LONG_NUMBER = re.compile(r"\d(?:[ ().-]{0,2}\d){6}")
+# Seven digits in a row give or take separators, or six: phones, cards, accounts, IDs and
+# IBANs have them.
+_LONG_NUMBER = re.compile(r"\d{6}|\d(?:[ ().-]{0,2}\d){6}")
 _SECRET_CUE = re.compile(
     r"sk-|[srp]k_|gh[pousr]_|github_pat_|xox|AKIA|ASIA|AIza|hf_|glpat-|eyJ|Bearer |PRIVATE KEY"
     r"|:AA|://"
@@ -105,21 +105,25 @@ _TG_LINK = re.compile(
     re.IGNORECASE,
 )
 # Decorators and at-rules that look like handles.
-_CODE_AT = frozenset("""
-property staticmethod classmethod abstractmethod dataclass dataclasses override overload
-cached_property lru_cache cache wraps contextmanager asynccontextmanager total_ordering
-singledispatch pytest fixture mark parametrize app router bot task shared_task receiver
-login_required require_http_methods validator field_validator model_validator computed_field
-root_validator njit jit torch tf functools typing Override Deprecated SuppressWarnings
-FunctionalInterface Autowired Component Service Repository Controller RestController Bean
-Configuration Entity Table Column Test Before After BeforeEach AfterEach Input Output
-Injectable NgModule Module Get Post Put Delete Patch Param Body Query Inject media import
-keyframes font-face supports layer tailwind apply layer charset namespace page container
-everyone here channel all admin admins include extend mixin return content each else if while function use forward param returns
-throws author since deprecated example interface implementation synthesize selector
-objc_msgSend Published State Binding ObservedObject Environment MainActor escaping
-available discardableResult objc IBOutlet IBAction main
-""".split())
+_CODE_AT = frozenset((
+    "property", "staticmethod", "classmethod", "abstractmethod", "dataclass", "dataclasses",
+    "override", "overload", "cached_property", "lru_cache", "cache", "wraps", "contextmanager",
+    "asynccontextmanager", "total_ordering", "singledispatch", "pytest", "fixture", "mark",
+    "parametrize", "app", "router", "bot", "task", "shared_task", "receiver", "login_required",
+    "require_http_methods", "validator", "field_validator", "model_validator", "computed_field",
+    "root_validator", "njit", "jit", "torch", "tf", "functools", "typing", "Override",
+    "Deprecated", "SuppressWarnings", "FunctionalInterface", "Autowired", "Component", "Service",
+    "Repository", "Controller", "RestController", "Bean", "Configuration", "Entity", "Table",
+    "Column", "Test", "Before", "After", "BeforeEach", "AfterEach", "Input", "Output",
+    "Injectable", "NgModule", "Module", "Get", "Post", "Put", "Delete", "Patch", "Param", "Body",
+    "Query", "Inject", "media", "import", "keyframes", "font-face", "supports", "layer",
+    "tailwind", "apply", "layer", "charset", "namespace", "page", "container", "everyone", "here",
+    "channel", "all", "admin", "admins", "include", "extend", "mixin", "return", "content", "each",
+    "else", "if", "while", "function", "use", "forward", "param", "returns", "throws", "author",
+    "since", "deprecated", "example", "interface", "implementation", "synthesize", "selector",
+    "objc_msgSend", "Published", "State", "Binding", "ObservedObject", "Environment", "MainActor",
+    "escaping", "available", "discardableResult", "objc", "IBOutlet", "IBAction", "main",
+))
 
 
 def _users(text: str) -> Iterator[Span]:
@@ -248,7 +252,7 @@ def _cards(text: str) -> Iterator[Span]:
             continue
         groups = re.split(r"[ -]", raw)
         # Grouped numbers must look like card grouping (4-4-4-4, 4-6-5, …), not thousands.
-        if len(groups) > 1 and not all(3 <= len(g) <= 6 for g in groups) or (
+        if (len(groups) > 1 and not all(3 <= len(g) <= 6 for g in groups)) or (
                 len(groups) > 1 and all(len(g) == 3 for g in groups[1:])):
             continue
         yield Span(m.start(), m.end(), "CARD")
@@ -261,7 +265,9 @@ _SSN_CONTEXT = ("ssn", "social security")
 _SNILS_CONTEXT = ("снилс", "snils", "страхов")
 _NUMBER = re.compile(r"(?<![\w.,/+-])\d[\d -]{7,14}\d(?![\w]|[.,/-]\d)")
 _SNILS = re.compile(r"(?<![\w.,/+-])\d{3}-\d{3}-\d{3}[ -]\d{2}(?![\w]|[.,/-]\d)")
-_PASSPORT = re.compile(r"(?<![\w.,/+-])\d{2} ?\d{2} ?(?:№ ?)?\d{6}(?![\w]|[.,/-]\d)")
+_PASSPORT = re.compile(
+    r"(?<![\w.,/+-])\d{2} ?\d{2}(?: ?№ ?| номер | N )?\d{6}(?![\w]|[.,/-]\d)"
+)
 _SSN = re.compile(r"(?<![\w.,/+-])\d{3}-\d{2}-\d{4}(?![\w]|[.,/-]\d)")
 
 
@@ -273,6 +279,21 @@ def _snils_valid(digits: str) -> bool:
     return (0 if check == 100 or check == 101 else check) == int(digits[9:])
 
 
+def _id_number(digits: str, unbroken: bool, before: str) -> bool:
+    """A bare number that is an ID by its checksum and the words before it."""
+    def near(words: tuple[str, ...]) -> bool:
+        return any(w in before for w in words)
+
+    n = len(digits)
+    if n in (10, 12) and _inn.is_valid(digits):
+        return (n == 12 and unbroken) or near(_INN_CONTEXT)
+    if n == 11 and near(_SNILS_CONTEXT):
+        return _snils_valid(digits)
+    if n == 9 and near(_SSN_CONTEXT):
+        return _ssn.is_valid(digits)
+    return n in (9, 10) and near(_PASSPORT_CONTEXT)
+
+
 def _ids(text: str) -> Iterator[Span]:
     for m in _SNILS.finditer(text):
         if _snils_valid(_digits(m.group())):
@@ -282,25 +303,14 @@ def _ids(text: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "ID")
     for m in _PASSPORT.finditer(text):
         raw = m.group()
-        spaced = re.fullmatch(r"\d{2} \d{2} (?:№ ?)?\d{6}", raw)
+        spaced = re.fullmatch(r"\d{2} \d{2} \d{6}", raw)
         if spaced or any(w in _before(text, m.start(), 40) for w in _PASSPORT_CONTEXT):
             yield Span(m.start(), m.end(), "ID")
     for m in _NUMBER.finditer(text):
         raw = m.group()
         if " " in raw.strip() and "-" in raw:
             continue
-        digits = _digits(raw)
-        before = _before(text, m.start())
-        if len(digits) in (10, 12) and _inn.is_valid(digits) and (
-                len(digits) == 12 and raw.isdigit() or any(w in before for w in _INN_CONTEXT)):
-            yield Span(m.start(), m.end(), "ID")
-        elif len(digits) == 11 and any(w in before for w in _SNILS_CONTEXT) \
-                and _snils_valid(digits):
-            yield Span(m.start(), m.end(), "ID")
-        elif len(digits) == 9 and any(w in before for w in _SSN_CONTEXT) \
-                and _ssn.is_valid(digits):
-            yield Span(m.start(), m.end(), "ID")
-        elif len(digits) in (9, 10) and any(w in before for w in _PASSPORT_CONTEXT):
+        if _id_number(_digits(raw), raw.isdigit(), _before(text, m.start())):
             yield Span(m.start(), m.end(), "ID")
 
 
@@ -321,7 +331,9 @@ _PHONE_CONTEXT = ("тел", "phone", "call", "звон", "whatsapp", "viber", "m
                   "tel", "☎", "📞", "reach me", "number")
 # Numbers introduced by these words are references, not phones.
 _NOT_PHONE_CONTEXT = ("заказ", "order", "invoice", "артикул", "трек", "tracking", "лот", "lot ",
-                      "serial", "серийн", "ticket", "билет", "счёт №", "чек", "range", "isbn")
+                      "serial", "серийн", "ticket", "билет", "счёт №", "чек", "range", "isbn",
+                      # an ID that failed its checksum is not a phone either
+                      "инн", "inn", "снилс", "snils", "ssn", "паспорт", "passport")
 _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}"
                         r"|\d{1,2}[-./](?:0?[1-9]|1[0-2])[-./](?:19|20)\d\d")
 
@@ -338,7 +350,7 @@ def _phones(text: str) -> Iterator[Span]:
         if _DATE_LIKE.search(raw) or any(w in before[-16:] for w in _NOT_PHONE_CONTEXT):
             continue
         if raw.isdigit():  # an unbroken run: a mobile number or a phone by context
-            ok = plus or context and 7 <= n <= 12 or n == 11 and digits[:2] in ("79", "89")
+            ok = plus or (context and 7 <= n <= 12) or (n == 11 and digits[:2] in ("79", "89"))
         elif plus or trunk:
             ok = 8 <= n <= 15
         else:
@@ -348,7 +360,8 @@ def _phones(text: str) -> Iterator[Span]:
             # 1 1 2 3 5 8 13 21 34 (phones in pairs start with a trunk 0: 01 23 45 67 89)
             pairs = all(len(g) <= 2 for g in groups) and not raw.startswith("0")
             blocks = len(groups) >= 3 and all(len(g) == 4 for g in groups)  # 1234-5678-9012
-            ok = not (thousands or pairs or blocks) and (10 <= n <= 12 or context and 7 <= n <= 12)
+            ok = not (thousands or pairs or blocks) and (
+                10 <= n <= 12 or (context and 7 <= n <= 12))
         if ok:
             yield Span(m.start(), m.end(), "PHONE")
 
