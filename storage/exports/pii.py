@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from stdnum import iban as _iban
@@ -54,6 +54,25 @@ _SECRET_CUE = re.compile(
     r"|:AA|://"
 )
 _RU_STREET_CUE = re.compile(r"ул|пр|пер|наб|б-р|бульвар|пл|ш\.|шоссе|туп|аллея|мкр|микрорайон")
+
+
+_AT = re.compile("@")
+
+
+def _windows(cores: Iterable[re.Match[str]], lead: int, tail: int) -> list[tuple[int, int]]:
+    """Merged (pos, endpos) ranges `lead` characters before and `tail` after each core match.
+
+    Recognisers search only these with `finditer(text, pos, endpos)`; lookbehinds and the
+    context words still see the whole text.
+    """
+    merged: list[tuple[int, int]] = []
+    for core in cores:
+        start, end = max(0, core.start() - lead), core.end() + tail
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _digits(text: str) -> str:
@@ -84,15 +103,16 @@ _NOT_PEOPLE = frozenset({"git"})  # git@github.com:org/repo — an SSH remote, n
 
 
 def _emails(text: str) -> Iterator[Span]:
-    if "@" in text:
-        for m in _EMAIL.finditer(text):
+    for pos, endpos in _windows(_AT.finditer(text), 80, 260):
+        for m in _EMAIL.finditer(text, pos, endpos):
             if m.group().partition("@")[0].lower() not in _NOT_PEOPLE:
                 yield Span(m.start(), m.end(), "EMAIL")
-    lowered = text.lower()
-    if "at)" in lowered or "at]" in lowered or "at}" in lowered:
-        for m in _EMAIL_OBFUSCATED.finditer(text):
-            yield Span(m.start(), m.end(), "EMAIL")
-    if " dot " in lowered or " точка " in lowered:
+    if ")" in text or "]" in text or "}" in text:
+        lowered = text.lower()
+        if "at)" in lowered or "at]" in lowered or "at}" in lowered:
+            for m in _EMAIL_OBFUSCATED.finditer(text):
+                yield Span(m.start(), m.end(), "EMAIL")
+    if " dot " in text or " DOT " in text or " точка " in text:
         for m in _EMAIL_SPELT.finditer(text):
             yield Span(m.start(), m.end(), "EMAIL")
 
@@ -127,8 +147,8 @@ _CODE_AT = frozenset((
 
 
 def _users(text: str) -> Iterator[Span]:
-    if "@" in text:
-        for m in _HANDLE.finditer(text):
+    for pos, endpos in _windows(_AT.finditer(text), 0, 40):
+        for m in _HANDLE.finditer(text, pos, endpos):
             name = m.group(1)
             if name in _CODE_AT or name.lower() in _CODE_AT:
                 continue
@@ -157,22 +177,26 @@ _SECRET = re.compile(
     r"|\d{8,10}:AA[A-Za-z0-9_-]{33}"
     r")(?![\w-])"
     r"|(?<=Bearer )[A-Za-z0-9._~+/-]{20,}=*"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
+)
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
 )
 # scheme://user:password@host — the credentials are masked, the host is kept.
 _URL_CREDENTIALS = re.compile(r"://[^\s:/@]+:([^\s/@]+)@")
 
 
 def _secrets(text: str) -> Iterator[Span]:
-    if not _SECRET_CUE.search(text):
-        return
-    for m in _SECRET.finditer(text):
-        token = m.group()
-        # "sk-your-api-key-here-xxxxxx" is a placeholder: real keys mix letters and digits.
-        if token.startswith("sk-") and not (re.search(r"\d", token)
-                                            and re.search(r"[A-Za-z]{2}", token[3:])):
-            continue
-        yield Span(m.start(), m.end(), "SECRET")
+    for pos, endpos in _windows(_SECRET_CUE.finditer(text), 12, 400):
+        for m in _SECRET.finditer(text, pos, endpos):
+            token = m.group()
+            # "sk-your-api-key-here-xxxxxx" is a placeholder: real keys mix letters and digits.
+            if token.startswith("sk-") and not (re.search(r"\d", token)
+                                                and re.search(r"[A-Za-z]{2}", token[3:])):
+                continue
+            yield Span(m.start(), m.end(), "SECRET")
+    if "PRIVATE KEY" in text:
+        for m in _PRIVATE_KEY.finditer(text):
+            yield Span(m.start(), m.end(), "SECRET")
     if "://" in text:
         for m in _URL_CREDENTIALS.finditer(text):
             yield Span(m.start(1), m.end(1), "SECRET")
@@ -181,6 +205,7 @@ def _secrets(text: str) -> Iterator[Span]:
 # --- IP --------------------------------------------------------------------------------------
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?<![\w.\-]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d|\w|-\d)")
+_IPV4_CORE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")  # starts with \d: a fast scan
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|"
                    rf"{_OCTET}(?:\.{_OCTET}){{3}})?(?:%\w+)?(?![\w:])")
 _VERSION_WORDS = ("version", "версия", "версии", "ver.", "release", "build", "v.")
@@ -192,8 +217,8 @@ def _public_enough(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bo
 
 
 def _ips(text: str) -> Iterator[Span]:
-    if "." in text:
-        for m in _IPV4.finditer(text):
+    for pos, endpos in _windows(_IPV4_CORE.finditer(text), 0, 4):
+        for m in _IPV4.finditer(text, pos, endpos):
             if m.group().startswith("255.") or m.group().startswith("0."):
                 continue  # netmasks, 0.x
             before = _before(text, m.start(), 12)
@@ -215,6 +240,7 @@ def _ips(text: str) -> Iterator[Span]:
 
 
 # --- IBAN, ACCOUNT, CARD ---------------------------------------------------------------------
+_IBAN_CORE = re.compile(r"[A-Z]{2}\d\d")
 _IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?!\w)")
 _ACCOUNT = re.compile(r"(?<![\d.,-])(?:\d[ .-]?){19}\d(?![\d]|[.,-]\d)")
 _ACCOUNT_CURRENCIES = frozenset({"810", "643", "840", "978", "156", "826", "756", "398", "933"})
@@ -222,7 +248,8 @@ _CARD = re.compile(r"(?<![\d.,+/-])(?:\d[ -]?){12,18}\d(?![\d]|[.,/-]\d)")
 
 
 def _ibans(text: str) -> Iterator[Span]:
-    for m in _IBAN.finditer(text):
+    for m in (m for pos, endpos in _windows(_IBAN_CORE.finditer(text), 0, 48)
+              for m in _IBAN.finditer(text, pos, endpos)):
         value = m.group()
         # The greedy tail may have swallowed a following word: shorten until it checks out.
         while value:
@@ -235,8 +262,8 @@ def _ibans(text: str) -> Iterator[Span]:
             value = value[:cut]
 
 
-def _accounts(text: str) -> Iterator[Span]:
-    for m in _ACCOUNT.finditer(text):
+def _accounts(text: str, pos: int, endpos: int) -> Iterator[Span]:
+    for m in _ACCOUNT.finditer(text, pos, endpos):
         digits = _digits(m.group())
         # 30101…: a bank's correspondent account, printed on every invoice — public.
         if len(digits) == 20 and digits[5:8] in _ACCOUNT_CURRENCIES and digits[0] != "0" \
@@ -244,8 +271,8 @@ def _accounts(text: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "ACCOUNT")
 
 
-def _cards(text: str) -> Iterator[Span]:
-    for m in _CARD.finditer(text):
+def _cards(text: str, pos: int, endpos: int) -> Iterator[Span]:
+    for m in _CARD.finditer(text, pos, endpos):
         raw = m.group()
         digits = _digits(raw)
         if not (13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn.is_valid(digits)):
@@ -294,19 +321,19 @@ def _id_number(digits: str, unbroken: bool, before: str) -> bool:
     return n in (9, 10) and near(_PASSPORT_CONTEXT)
 
 
-def _ids(text: str) -> Iterator[Span]:
-    for m in _SNILS.finditer(text):
+def _ids(text: str, pos: int, endpos: int) -> Iterator[Span]:
+    for m in _SNILS.finditer(text, pos, endpos):
         if _snils_valid(_digits(m.group())):
             yield Span(m.start(), m.end(), "ID")
-    for m in _SSN.finditer(text):
+    for m in _SSN.finditer(text, pos, endpos):
         if _ssn.is_valid(m.group()):
             yield Span(m.start(), m.end(), "ID")
-    for m in _PASSPORT.finditer(text):
+    for m in _PASSPORT.finditer(text, pos, endpos):
         raw = m.group()
         spaced = re.fullmatch(r"\d{2} \d{2} \d{6}", raw)
         if spaced or any(w in _before(text, m.start(), 40) for w in _PASSPORT_CONTEXT):
             yield Span(m.start(), m.end(), "ID")
-    for m in _NUMBER.finditer(text):
+    for m in _NUMBER.finditer(text, pos, endpos):
         raw = m.group()
         if " " in raw.strip() and "-" in raw:
             continue
@@ -338,8 +365,8 @@ _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}"
                         r"|\d{1,2}[-./](?:0?[1-9]|1[0-2])[-./](?:19|20)\d\d")
 
 
-def _phones(text: str) -> Iterator[Span]:
-    for m in _PHONE.finditer(text):
+def _phones(text: str, pos: int, endpos: int) -> Iterator[Span]:
+    for m in _PHONE.finditer(text, pos, endpos):
         raw = m.group()
         digits = _digits(raw)
         n = len(digits)
@@ -382,6 +409,7 @@ _EN_ADDRESS = re.compile(
     r"(?:,?\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?|\s+[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})"
     r"|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})?"
 )
+_EN_HOUSE = re.compile(r"\d[A-Za-z]?,?\s+[A-Z\d]")  # "221B Baker", "1 5th Ave": where to look
 _PO_BOX = re.compile(r"\b(?:P\.\s?O\.|PO)\s+Box\s+\d{1,6}\b", re.IGNORECASE)
 _RU_STREET = (r"(?:ул\.|улица|пр-т|пр-кт|просп\.|проспект|пр\.|пер\.|переулок|наб\.|набережная"
               r"|б-р|бульвар|пл\.|площадь|ш\.|шоссе|проезд|туп\.|тупик|аллея|мкр\.?|микрорайон)")
@@ -400,21 +428,25 @@ _RU_ADDRESS = re.compile(
 
 
 def _addresses(text: str) -> Iterator[Span]:
-    for m in _EN_ADDRESS.finditer(text):
-        yield Span(m.start(), m.end(), "ADDRESS")
-    for m in _PO_BOX.finditer(text):
-        yield Span(m.start(), m.end(), "ADDRESS")
-    if not text.isascii() and _RU_STREET_CUE.search(text):
-        for m in _RU_ADDRESS.finditer(text):
+    for pos, endpos in _windows(_EN_HOUSE.finditer(text), 6, 200):
+        for m in _EN_ADDRESS.finditer(text, pos, endpos):
             yield Span(m.start(), m.end(), "ADDRESS")
+    if "Box" in text or "BOX" in text or "box" in text:
+        for m in _PO_BOX.finditer(text):
+            yield Span(m.start(), m.end(), "ADDRESS")
+    if not text.isascii():
+        for pos, endpos in _windows(_RU_STREET_CUE.finditer(text), 80, 120):
+            for m in _RU_ADDRESS.finditer(text, pos, endpos):
+                yield Span(m.start(), m.end(), "ADDRESS")
 
 
 # Earlier recognisers win overlaps: a checked number beats a phone-shaped one.
 _Recogniser = Callable[[str], Iterator[Span]]
-_RECOGNISERS: tuple[_Recogniser, ...] = (
-    _secrets, _emails, _ibans, _accounts, _cards, _ids, _ips, _addresses, _phones, _users,
-)
-_SHORT_NUMBERS: tuple[_Recogniser, ...] = (_secrets, _emails, _ips, _addresses, _users)
+_NumberRecogniser = Callable[[str, int, int], Iterator[Span]]
+_BEFORE_NUMBERS: tuple[_Recogniser, ...] = (_secrets, _emails)
+_NUMBERS: tuple[_NumberRecogniser, ...] = (_accounts, _cards, _ids)
+_AFTER_NUMBERS: tuple[_Recogniser, ...] = (_ips, _addresses)
+# … then _phones, then _users.
 
 
 def find_pii(text: str) -> list[Span]:
@@ -422,10 +454,27 @@ def find_pii(text: str) -> list[Span]:
     if not _TRIGGER.search(text):
         return []
     taken: list[Span] = []
-    for recognise in _RECOGNISERS if _LONG_NUMBER.search(text) else _SHORT_NUMBERS:
-        for span in recognise(text):
+
+    def take(spans: Iterator[Span]) -> None:
+        for span in spans:
             if all(span.end <= t.start or span.start >= t.end for t in taken):
                 taken.append(span)
+
+    for recognise in _BEFORE_NUMBERS:
+        take(recognise(text))
+    # Numbers are searched for only around runs of digits; the lead covers "+7 (" or "4506 номер"
+    # and the tail the lookaheads after the last run.
+    windows = _windows(_LONG_NUMBER.finditer(text), 12, 24)
+    if windows:
+        take(_ibans(text))
+    for recognise_number in _NUMBERS:
+        for pos, endpos in windows:
+            take(recognise_number(text, pos, endpos))
+    for recognise in _AFTER_NUMBERS:
+        take(recognise(text))
+    for pos, endpos in windows:
+        take(_phones(text, pos, endpos))
+    take(_users(text))
     return sorted(taken)
 
 
