@@ -290,7 +290,7 @@ _INN_CONTEXT = ("инн", "inn", "tin", "taxpayer", "налог")
 _PASSPORT_CONTEXT = ("паспорт", "passport", "серия", "серии", "series")
 _SSN_CONTEXT = ("ssn", "social security")
 _SNILS_CONTEXT = ("снилс", "snils", "страхов")
-_NUMBER = re.compile(r"(?<![\w.,/+-])\d[\d -]{7,14}\d(?![\w]|[.,/-]\d)")
+_NUMBER = re.compile(r"(?<![\w.,/+-])\d[\d -]{7,14}\d(?![\w]|[.,-]\d)")  # "ИНН/КПП 1…/2…"
 _SNILS = re.compile(r"(?<![\w.,/+-])\d{3}-\d{3}-\d{3}[ -]\d{2}(?![\w]|[.,/-]\d)")
 _PASSPORT = re.compile(
     r"(?<![\w.,/+-])\d{2} ?\d{2}(?: ?№ ?| номер | N )?\d{6}(?![\w]|[.,/-]\d)"
