@@ -26,6 +26,7 @@ Public bank codes (БИК, SWIFT) and dates, versions, prices, order numbers are
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -453,12 +454,14 @@ def find_pii(text: str) -> list[Span]:
     """Non-overlapping PII spans of `text`, in text order."""
     if not _TRIGGER.search(text):
         return []
-    taken: list[Span] = []
+    taken: list[Span] = []  # disjoint, sorted
 
     def take(spans: Iterator[Span]) -> None:
         for span in spans:
-            if all(span.end <= t.start or span.start >= t.end for t in taken):
-                taken.append(span)
+            i = bisect.bisect_left(taken, span)
+            if (i == 0 or taken[i - 1].end <= span.start) and (
+                    i == len(taken) or span.end <= taken[i].start):
+                taken.insert(i, span)
 
     for recognise in _BEFORE_NUMBERS:
         take(recognise(text))
@@ -475,7 +478,7 @@ def find_pii(text: str) -> list[Span]:
     for pos, endpos in windows:
         take(_phones(text, pos, endpos))
     take(_users(text))
-    return sorted(taken)
+    return taken
 
 
 def scrub_pii(text: str) -> str:

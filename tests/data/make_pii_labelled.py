@@ -19,7 +19,8 @@ from pathlib import Path
 from stdnum import iban as stdnum_iban
 
 OUT = Path(__file__).with_name("pii_labelled.jsonl")
-rng = random.Random(20261205)
+SEED = 20261205
+rng = random.Random(SEED)
 
 
 def digits(n: int) -> str:
@@ -994,7 +995,9 @@ def hand_rows(rows: tuple[tuple[str, str], ...], split: str = "dev") -> list[dic
     return out
 
 
-def main() -> None:
+def build() -> list[dict]:
+    """Every snippet, drawn afresh from the seed."""
+    rng.seed(SEED)
     rows = (
         positives()
         + hand_rows(HAND_POSITIVE)
@@ -1005,6 +1008,11 @@ def main() -> None:
     )
     for row in rows:
         row.setdefault("split", "dev")
+    return rows
+
+
+def main() -> None:
+    rows = build()
     with OUT.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -125,6 +127,14 @@ def test_labelled_set_is_big_and_balanced():
     for row in positive:
         for e in row["entities"]:
             assert 0 <= e["start"] < e["end"] <= len(row["text"])
+
+
+def test_labelled_set_is_what_its_generator_writes():
+    path = Path(__file__).resolve().parents[1] / "data" / "make_pii_labelled.py"
+    spec = importlib.util.spec_from_file_location("make_pii_labelled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.build() == load()
 
 
 def test_precision_and_recall_on_the_labelled_set():
