@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
+from bot.firstrun import pool_agents_counter
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
@@ -207,7 +208,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         stops=stops,
         metrics=metrics,
         redis=redis,
-        first_run=FirstRunCheck(registry),
+        first_run=FirstRunCheck(registry, pool_agents=pool_agents_counter(redis, settings)),
     )
 
 

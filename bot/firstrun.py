@@ -6,8 +6,12 @@ while no enabled model is reachable. It names key variables and hosts, never key
 
 from __future__ import annotations
 
-from aiogram.utils.formatting import Pre, Text
+from collections.abc import Awaitable, Callable
 
+from aiogram.utils.formatting import Pre, Text
+from redis.asyncio import Redis
+
+from bot.settings import Settings
 from bot.texts import t
 from inference.first_run import FirstRunReport
 from inference.local_servers import TITLES, catalogue_entries, catalogue_lines
@@ -16,6 +20,25 @@ from inference.reachability import Verdict
 MESSAGE_LIMIT = 4096  # Telegram's, in UTF-16 code units
 SHOWN_MODELS = 12  # models listed one per line; the rest are counted
 NAME_CHARS = 40  # a served name quoted in a reason or a server line is cut to this
+
+
+def pool_agents_counter(redis: Redis | None,
+                        settings: Settings) -> Callable[[], Awaitable[int]] | None:
+    """How many pool agents are alive (for models launched with `/addmodel … hf=`); None
+    when this bot has no GPU pool of its own agents (no Redis or POOL_SECRET, or POOL=ray)."""
+    if redis is None or settings.pool_secret is None or settings.pool == "ray":
+        return None
+    from bot.pool_launch import AGENT_FRESH
+    from inference.pool.client import PoolClient
+    from inference.pool.protocol import PoolAuth
+
+    client = PoolClient(redis, settings.redis_prefix,
+                        PoolAuth(settings.pool_secret.get_secret_value()))
+
+    async def count() -> int:
+        return len(await client.agents(max_age=AGENT_FRESH))
+
+    return count
 
 
 def _short(name: str) -> str:

@@ -24,7 +24,8 @@ CHECK_TIMEOUT = 2.0  # seconds for one server's answer
 SHOWN_SERVED = 3  # served names quoted when the model is not among them
 
 Reason = Literal["ok", "no_key", "key_not_allowed", "refused", "dns", "timeout",
-                 "key_rejected", "unknown_model", "http_error", "no_engine", "no_files"]
+                 "key_rejected", "unknown_model", "http_error", "no_engine", "no_files",
+                 "no_pool_agent"]
 
 
 @dataclass(frozen=True, slots=True)

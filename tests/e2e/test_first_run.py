@@ -130,3 +130,34 @@ async def test_admin_start_is_plain_when_a_model_answers(
         await asyncio.sleep(0.5)
         assert not any(m.text.startswith(TITLE) for m in telegram.bot_messages(ADMIN))
         assert len(messages) == 2
+
+
+async def test_pool_agents_are_counted_from_their_signed_heartbeats(redis_prefix) -> None:
+    """The counter behind "no pool agent is running": real Redis, the agents' own reporter."""
+    from redis.asyncio import Redis
+
+    from bot.firstrun import pool_agents_counter
+    from bot.settings import Settings
+    from inference.pool.gpus import GpuPool
+    from inference.pool.protocol import PoolAuth, PoolKeys
+    from inference.pool.reporting import Reporter
+    from tests.services import REDIS_URL
+
+    secret = "s" * 32
+    settings = Settings(redis_prefix=redis_prefix, pool_secret=secret)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        assert pool_agents_counter(None, settings) is None
+        assert pool_agents_counter(redis, Settings(redis_prefix=redis_prefix)) is None
+        count = pool_agents_counter(redis, settings)
+        assert count is not None and await count() == 0
+        reporter = Reporter(redis, PoolKeys(redis_prefix), PoolAuth(secret), "gpu1", "10.0.0.1")
+        await reporter.heartbeat(GpuPool([0, 1]), 0)
+        assert await count() == 1
+        forged = Reporter(redis, PoolKeys(redis_prefix), PoolAuth("x" * 32), "evil", "10.0.0.2")
+        await forged.heartbeat(GpuPool([0]), 0)
+        assert await count() == 1  # a heartbeat not signed with our secret does not count
+        await reporter.leave()
+        assert await count() == 0
+    finally:
+        await redis.aclose()

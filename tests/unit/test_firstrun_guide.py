@@ -111,3 +111,34 @@ async def test_nothing_reachable_when_every_model_fails() -> None:
     report = await check.report()
     assert not report.any_reachable and report.servers == ()
     assert report.taken_ids == ("b",)
+
+
+async def test_a_pool_model_without_a_live_agent_says_so() -> None:
+    from inference.registry import Override
+
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    registry = registry_of({"id": "file-vllm", "backend": "vllm", "base_url": down,
+                            "model": "x", "speculative": {"draft": "d"}})
+    launched = {"title": "Pool", "backend": "vllm", "base_url": down, "model": "org/target",
+                "speculative": {"method": "draft_model", "draft": "org/draft",
+                                "num_speculative_tokens": 4}}
+    added = {"title": "Added", "base_url": down, "model": "y"}  # /addmodel url=…
+    registry.apply([Override("pool", launched), Override("added", added)])
+    agents = [0]
+    asked: list[int] = []
+
+    async def alive() -> int:
+        asked.append(1)
+        return agents[0]
+
+    check = FirstRunCheck(registry, timeout=0.5, ports=[], pool_agents=alive)
+    report = await check.report()
+    assert [(v.model_id, v.reason) for v in report.verdicts] == [
+        ("file-vllm", "refused"), ("pool", "no_pool_agent"), ("added", "refused")]
+    text, _ = shown(report)
+    assert "• Pool (pool): launched on the GPU pool, but no pool agent is running" in text
+    agents[0] = 1
+    check = FirstRunCheck(registry, timeout=0.5, ports=[], pool_agents=alive)
+    assert [v.reason for v in (await check.report()).verdicts] == ["refused"] * 3
+    assert len(asked) == 2
+    await registry.aclose()

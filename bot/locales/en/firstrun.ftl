@@ -16,6 +16,7 @@ firstrun_reason_unknown_model_none = unknown model “{ $detail }”; the server
 firstrun_reason_http_error = the server at { $detail } does not answer GET /models like an OpenAI-compatible API
 firstrun_reason_no_engine = needs the local engine: pip install 'chatmux[local]'
 firstrun_reason_no_files = no model directory at { $detail }
+firstrun_reason_no_pool_agent = launched on the GPU pool, but no pool agent is running: start “chatmux pool-agent” with this bot's REDIS_URL and POOL_SECRET
 firstrun_how = How to connect one:
 firstrun_how_key = • an API: set the variable named above in the environment chatmux runs in, e.g. “export { $name }=…”, and restart chatmux;
 firstrun_how_found = • a model server on this machine: { $servers }. Paste these lines under “models:” in { $file } (and set default_model to one of their ids), then restart chatmux:

@@ -15,6 +15,7 @@ firstrun_reason_unknown_model_none = неизвестная модель «{ $de
 firstrun_reason_http_error = сервер { $detail } отвечает на GET /models не как OpenAI-совместимый API
 firstrun_reason_no_engine = нужен локальный движок: pip install 'chatmux[local]'
 firstrun_reason_no_files = нет каталога модели { $detail }
+firstrun_reason_no_pool_agent = запущена в пуле GPU, но ни один агент пула не работает: запустите «chatmux pool-agent» с REDIS_URL и POOL_SECRET этого бота
 firstrun_how = Как подключить модель:
 firstrun_how_key = • API: задайте названную выше переменную в окружении, где запускается chatmux, например «export { $name }=…», и перезапустите chatmux;
 firstrun_how_found = • сервер моделей на этой машине: { $servers }. Вставьте эти строки под «models:» в { $file } (и укажите одну из их id в default_model), затем перезапустите chatmux:
