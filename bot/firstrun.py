@@ -80,8 +80,11 @@ def _guide(report: FirstRunReport, lang: str, file: str, seconds: float, shown: 
                       if v.reason in ("no_key", "key_rejected") and v.detail), "OPENAI_API_KEY")
     lines += ["", t("firstrun_how", lang), t("firstrun_how_key", lang, name=needs_key)]
     entries = catalogue_entries(report.servers, report.taken_ids, per_server)
-    if not entries:
+    if not report.servers:
         lines.append(t("firstrun_how_none", lang))
+    if not entries:
+        if report.servers:  # running, but nothing loaded (or too long to show)
+            lines.append(t("firstrun_how_found_empty", lang, servers=_servers(report, lang)))
         return Text("\n".join(lines))
     lines.append(t("firstrun_how_found", lang, servers=_servers(report, lang), file=file))
     return Text("\n".join(lines) + "\n", Pre(catalogue_lines(entries).rstrip("\n"),

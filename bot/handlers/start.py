@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandStart
-from aiogram.types import Message
+from aiogram.types import LinkPreviewOptions, Message
 
 from bot.firstrun import first_run_guide
 from bot.settings import Settings
@@ -33,7 +33,8 @@ async def guide_admin(message: Message, lang: str, settings: Settings,
     report = await first_run.report()
     if not report.any_reachable:
         guide = first_run_guide(report, lang, settings.models_file, first_run.timeout)
-        await message.answer(**guide.as_kwargs())
+        await message.answer(**guide.as_kwargs(),
+                             link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 async def help_(message: Message, lang: str) -> None:

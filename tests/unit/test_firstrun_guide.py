@@ -142,3 +142,11 @@ async def test_a_pool_model_without_a_live_agent_says_so() -> None:
     assert [v.reason for v in (await check.report()).verdicts] == ["refused"] * 3
     assert len(asked) == 2
     await registry.aclose()
+
+
+def test_a_server_with_no_model_loaded_is_named_with_what_to_do() -> None:
+    empty = LocalServer("ollama", "http://127.0.0.1:11434/v1", ())
+    text, entities = shown(FirstRunReport(VERDICTS, (empty,), ()))
+    assert ("• a model server on this machine: Ollama at http://127.0.0.1:11434/v1 (no models "
+            "loaded). Load a model into it") in text
+    assert "none answers on the usual ports" not in text and entities == []

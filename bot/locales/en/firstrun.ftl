@@ -21,5 +21,6 @@ firstrun_how = How to connect one:
 firstrun_how_key = • an API: set the variable named above in the environment chatmux runs in, e.g. “export { $name }=…”, and restart chatmux;
 firstrun_how_found = • a model server on this machine: { $servers }. Paste these lines under “models:” in { $file } (and set default_model to one of their ids), then restart chatmux:
 firstrun_how_none = • a model server on this machine: none answers on the usual ports (Ollama 11434, llama.cpp 8080, vLLM 8000). Start one, e.g. “ollama serve” and “ollama pull llama3.2”, then restart chatmux.
+firstrun_how_found_empty = • a model server on this machine: { $servers }. Load a model into it (for Ollama: “ollama pull llama3.2”), then restart chatmux.
 firstrun_server = { $kind } at { $url } ({ $models })
 firstrun_server_empty = { $kind } at { $url } (no models loaded)

@@ -20,5 +20,6 @@ firstrun_how = Как подключить модель:
 firstrun_how_key = • API: задайте названную выше переменную в окружении, где запускается chatmux, например «export { $name }=…», и перезапустите chatmux;
 firstrun_how_found = • сервер моделей на этой машине: { $servers }. Вставьте эти строки под «models:» в { $file } (и укажите одну из их id в default_model), затем перезапустите chatmux:
 firstrun_how_none = • сервер моделей на этой машине: на обычных портах никто не отвечает (Ollama 11434, llama.cpp 8080, vLLM 8000). Запустите его, например «ollama serve» и «ollama pull llama3.2», затем перезапустите chatmux.
+firstrun_how_found_empty = • сервер моделей на этой машине: { $servers }. Загрузите в него модель (для Ollama: «ollama pull llama3.2»), затем перезапустите chatmux.
 firstrun_server = { $kind } на { $url } ({ $models })
 firstrun_server_empty = { $kind } на { $url } (модели не загружены)
