@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from storage.exports.card import Stats, check_folder, write_card
 from storage.exports.options import ExportOptions, suffix_of
+from storage.exports.pii import scrub_pii
 from storage.exports.policy import RowPolicy, load_policy
 from storage.exports.sources import QUERIES, RowBuilder, excluded_votes_query
-from storage.exports.text import scrub_pii
 from storage.exports.tree import Forest, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
