@@ -95,8 +95,12 @@ def test_fresh_clone_runs_and_tests_with_the_two_make_targets(tmp_path):
     if (reason := isolation_works()) is not None:
         pytest.skip(reason)
     clone = tmp_path / "chatmux"
-    subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True,
-                   timeout=120)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPOSITORY), str(clone)],
+                   check=True, timeout=120)
+    # The commit itself, whether HEAD is a branch or detached (as in some CI checkouts).
+    subprocess.run(["git", "checkout", "--quiet", head], cwd=clone, check=True, timeout=120)
     assert not (clone / ".venv").exists() and not (clone / "models.yaml").exists()
 
     # With the network: the first `make run` sets up and starts the console, `make install`
