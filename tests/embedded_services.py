@@ -12,7 +12,7 @@ Called once, first thing in tests/conftest.py. Each service is decided on its ow
 
 A started server is exported through the same variables (so the fixtures and the processes the
 tests start find it) and is stopped, its directory removed, when the session's process exits
-(atexit: also after Ctrl-C or an error; not after SIGKILL).
+(atexit: also after Ctrl-C, SIGTERM or an error; not after SIGKILL).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import asyncio
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -95,4 +96,12 @@ def use_services() -> dict[str, str]:
                                   ("TEST_REDIS_URL", 6379, _start_redis)):
         if forced or (variable not in os.environ and not answers(port)):
             started[variable] = os.environ[variable] = start()
+    if started and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # A plain SIGTERM would end the process without atexit; as an interrupt, pytest
+        # stops the session and the servers are stopped and removed.
+        signal.signal(signal.SIGTERM, _interrupt)
     return started
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
