@@ -118,6 +118,7 @@ def test_fresh_clone_runs_and_tests_with_the_two_make_targets(tmp_path):
     # Without: nothing is installed again, no service answers, no server program is found.
     output, second_run = make(clone, "run", typed=SCRIPT, isolated=True)
     console_checks(output)
+    assert "No model can answer yet" in output  # the first-run guide: nothing is reachable
     assert "pip install" not in output
     with sqlite3.connect(clone / "chatmux.db") as db:  # migrated on start
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
