@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from storage.models.feedback import STRENGTHS
 
@@ -31,6 +33,18 @@ UNKNOWN_STRENGTH_MARGIN = 1.0  # the asker voted but did not say by how much
 EDIT_MARGIN = 2.0  # a user rewrote the answer: clearly better
 
 
+CONSENT_MODES = ("opt_out", "opt_in")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPolicy:
+    """What a model's terms allow for its answers: whether they may go into dumps at all, and
+    the licence (SPDX id or free text) the dump's `licenses` column names for them."""
+
+    exportable: bool = True
+    data_license: str | None = None
+
+
 class ExportOptionsError(ValueError):
     """A combination of options that cannot produce a meaningful dump; one line to show."""
 
@@ -50,6 +64,15 @@ class ExportOptions:
     scrub_pii: bool = False
     # Rows whose dialog has images: left out unless asked for, then with "[image]" markers.
     include_images: bool = False
+    # Export policy per model id (the catalogue file's entries; the runner lays the model
+    # overrides stored in the database over them). Given: a model id in neither is treated as
+    # restricted. None: no policy source at all, every model is exportable (library callers).
+    model_policies: Mapping[str, ModelPolicy] | None = None
+    # Keep rows with answers from models marked `exportable: false` (or unknown).
+    include_restricted: bool = False
+    # DATA_CONSENT: opt_out leaves out users with data_consent false; opt_in keeps only users
+    # with data_consent true. Judges and every author in a row's dialog must pass.
+    data_consent: Literal["opt_out", "opt_in"] = "opt_out"
     # Secret for the salted hashes of ids; a random one makes ids unlinkable across dumps.
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -74,6 +97,8 @@ class ExportOptions:
                 "a tie says neither answer is preferred, so it makes no "
                 f"{self.format} row; --include-ties applies to arena and kto"
             )
+        if self.data_consent not in CONSENT_MODES:
+            raise ExportOptionsError(f"data_consent must be one of {', '.join(CONSENT_MODES)}")
         if self.since and self.until and self.since >= self.until:
             raise ExportOptionsError("--since must be before --until")
 
