@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
+from bot.forgetting import Forgetting
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
@@ -56,6 +57,7 @@ from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.repositories.limits import LimitsRepository
+from storage.repositories.privacy import PrivacyRepository
 from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
@@ -75,7 +77,7 @@ REDIS_CONNECT_TIMEOUT = 5.0
 UPDATE_GRACE = 5.0
 CONNECTIONS_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel", "system", "persona", "settings", "usage")
+                 "cancel", "system", "persona", "settings", "usage", "privacy")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),
@@ -108,6 +110,8 @@ class App:
     queue: QuestionQueue
     questions: QuestionRepository
     limits: Limits
+    privacy: PrivacyRepository
+    forgetting: Forgetting
     stops: StopSignals = field(default_factory=StopSignals)
     metrics: Metrics = field(default_factory=Metrics)
     redis: Redis | None = None  # the shared state's client (readiness pings it)
@@ -129,6 +133,8 @@ class App:
             "questions": self.questions,
             "metrics": self.metrics,
             "limits": self.limits,
+            "privacy": self.privacy,
+            "forgetting": self.forgetting,
         }
 
     async def aclose(self) -> None:
@@ -183,6 +189,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     answerer = Answerer(settings, registry, conversations, feedback, state, stops,
                         metrics=metrics)
     questions = QuestionRepository(sessionmaker)
+    privacy = PrivacyRepository(sessionmaker)
     return App(
         settings=settings,
         engine=engine,
@@ -199,6 +206,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
+        privacy=privacy,
+        forgetting=Forgetting(privacy, stops, queues, buckets, state, fsm_storage),
         stops=stops,
         metrics=metrics,
         redis=redis,
