@@ -38,14 +38,10 @@ class Forgetting:
 
     async def forget(self, bot_id: int, telegram_id: int) -> Forgotten | None:
         """Forget the person; None if nothing of theirs was stored (already forgotten)."""
-        known = await self.privacy.person(telegram_id)
-        if known is None:
-            return None
-        # Their answers being written stop first; one that ends after the rows are gone finds
-        # its question gone and stores nothing (`QuestionGone`).
-        await self.stops.stop_asker(known.user_id)
-        forgotten = await self.privacy.forget(telegram_id)
-        if forgotten is None:  # a second press got there first
+        # Their answers being written are stopped once their messages are locked: ending,
+        # they find their question gone and store nothing (`QuestionGone`).
+        forgotten = await self.privacy.forget(telegram_id, locked=self.stops.stop_asker)
+        if forgotten is None:  # not stored (already forgotten, or a second press was first)
             return None
         await self.clear_shared(bot_id, telegram_id, forgotten)
         return forgotten

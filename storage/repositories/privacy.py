@@ -12,6 +12,7 @@ out every row whose dialog holds one). Nothing in the returned `Forgotten` holds
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -105,14 +106,22 @@ class PrivacyRepository:
                 .where(User.telegram_id == telegram_id))).first()
             return None if row is None else Person(*row)
 
-    async def forget(self, telegram_id: int) -> Forgotten | None:
+    async def forget(self, telegram_id: int,
+                     locked: Callable[[int], Awaitable[None]] | None = None,
+                     ) -> Forgotten | None:
         """Delete everything of the person with this Telegram id (see the module's doc), and
-        log it (action `forget`, counts only). None if nothing of theirs is stored."""
+        log it (action `forget`, counts only). None if nothing of theirs is stored.
+
+        `locked(user_id)` is awaited once their row and messages are locked, before anything
+        is deleted: answers being written to them that it stops then find their question gone
+        when they end (`QuestionGone`), whichever process writes them."""
         async with self._sessionmaker.begin() as session:
-            return await forget_in(session, telegram_id)
+            return await forget_in(session, telegram_id, locked)
 
 
-async def forget_in(session: AsyncSession, telegram_id: int) -> Forgotten | None:
+async def forget_in(session: AsyncSession, telegram_id: int,
+                    locked: Callable[[int], Awaitable[None]] | None = None,
+                    ) -> Forgotten | None:
     user_id = await session.scalar(
         sa.select(User.id).where(User.telegram_id == telegram_id).with_for_update())
     if user_id is None:
@@ -125,6 +134,8 @@ async def forget_in(session: AsyncSession, telegram_id: int) -> Forgotten | None
         sa.select(Message.id, Message.conversation_id)
         .where(Message.author_id == user_id).order_by(Message.id).with_for_update())).all())
     done.message_ids = [row.id for row in own]
+    if locked is not None:
+        await locked(user_id)
     conversations = {row.conversation_id for row in own}
     place_rows = (await session.execute(
         sa.select(Chat.telegram_id, Conversation.thread_id)
