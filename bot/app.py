@@ -21,10 +21,12 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeChat
+from aiogram.utils.formatting import Text
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
+from bot.firstrun import pool_agents_counter
 from bot.forgetting import Forgetting
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
@@ -45,9 +47,10 @@ from bot.response_types import KeepResponseTypes
 from bot.settings import ConfigError, Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
-from bot.texts import LANGUAGES, t
+from bot.texts import LANGUAGES, lang_of, t
 from bot.webhook import CANCEL_GRACE, build_webhook_app, serving, webhook_path
 from inference.catalogue import load_catalogue
+from inference.first_run import FirstRunCheck
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
 from inference.registry import ModelRegistry
@@ -112,6 +115,7 @@ class App:
     limits: Limits
     privacy: PrivacyRepository
     forgetting: Forgetting
+    first_run: FirstRunCheck  # why no model answers (the console's start, an admin's /start)
     stops: StopSignals = field(default_factory=StopSignals)
     metrics: Metrics = field(default_factory=Metrics)
     redis: Redis | None = None  # the shared state's client (readiness pings it)
@@ -135,9 +139,11 @@ class App:
             "limits": self.limits,
             "privacy": self.privacy,
             "forgetting": self.forgetting,
+            "first_run": self.first_run,
         }
 
     async def aclose(self) -> None:
+        await self.first_run.aclose()
         await self.stops.aclose()
         await self.limits.aclose()
         await self.model_sync.aclose()
@@ -211,6 +217,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         stops=stops,
         metrics=metrics,
         redis=redis,
+        first_run=FirstRunCheck(registry, pool_agents=pool_agents_counter(redis, settings)),
     )
 
 
@@ -383,11 +390,19 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
 async def run_console_mode(settings: Settings) -> None:
     """`chatmux console`, or `chatmux run` without a token: the same bot, in the terminal."""
     from bot.console import run_console
+    from bot.firstrun import first_run_guide
 
     app = await build_app(settings)
     dp = build_dispatcher(app)
+
+    async def guide(lang: str) -> Text | None:
+        report = await app.first_run.report()
+        if report.any_reachable:
+            return None
+        return first_run_guide(report, lang_of(lang), settings.models_file, app.first_run.timeout)
+
     try:
-        await run_console(dp)
+        await run_console(dp, notice=guide)
     finally:
         await app.aclose()
 
