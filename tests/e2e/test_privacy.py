@@ -254,3 +254,21 @@ async def test_forgetting_drops_queued_questions(bot, telegram, models, db, data
     await asyncio.sleep(1.0)  # a queued question would be answered by now
     assert [r["model"] for r in models.chat_requests()] == ["alpha-served"]
     assert await rows(db, "SELECT id FROM message") == []
+
+
+async def test_yes_pressed_twice_at_once_forgets_once(bot, telegram, db, database_url,
+                                                       redis_prefix):
+    await answer_to(telegram, f"a {WORD} to forget")
+    menu = await say(telegram, "/privacy")
+    await press(telegram, ALICE, menu, "🗑")
+    confirm = await telegram.wait_for(
+        lambda: (m := current(telegram, ALICE, menu.message_id)).text.startswith("🗑 Delete")
+        and m)
+    yes = button(confirm, "Yes")
+    presses = [telegram.user_presses(ALICE, confirm.message_id, yes) for _ in range(2)]
+    toasts = sorted([await toast(telegram, q) for q in presses])
+    assert toasts == ["Already deleted: nothing of yours is stored.",
+                      "✅ Everything I stored about you has been deleted. If you write again, "
+                      "you start afresh."]
+    assert len(await rows(db, "SELECT id FROM audit_log WHERE action = 'forget'")) == 1
+    await no_trace_left(database_url, redis_prefix)
