@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from storage.exports.options import ExportOptions, suffix_of
+from storage.exports.pii import scrub_pii
 from storage.exports.sources import QUERIES, RowBuilder
-from storage.exports.text import scrub_pii
 from storage.exports.tree import Forest, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
