@@ -8,12 +8,15 @@ import asyncio
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from tests.postgres_server import server_binary
+
 
 async def pg_dump_text(database_url: str) -> str:
-    """`pg_dump` of the database (data and schema, plain SQL)."""
+    """`pg_dump` of the database (data and schema, plain SQL), by the PostgreSQL the tests run
+    (the machine's newest, or the `pgserver` wheel's: tests/postgres_server.py)."""
     url = make_url(database_url).set(drivername="postgresql")
     process = await asyncio.create_subprocess_exec(
-        "pg_dump", "--no-owner", url.render_as_string(hide_password=False),
+        server_binary("pg_dump"), "--no-owner", url.render_as_string(hide_password=False),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
