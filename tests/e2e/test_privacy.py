@@ -272,3 +272,38 @@ async def test_yes_pressed_twice_at_once_forgets_once(bot, telegram, db, databas
                       "you start afresh."]
     assert len(await rows(db, "SELECT id FROM audit_log WHERE action = 'forget'")) == 1
     await no_trace_left(database_url, redis_prefix)
+
+
+async def test_forgetting_in_a_group_keeps_the_others_conversation(bot, telegram, models, db,
+                                                                    database_url,
+                                                                    redis_prefix):
+    """Alice asks in a group, Bob asks below her turn, Alice asks once more at the end. After
+    she is forgotten, her first turn is a tombstone (Bob's hangs below it), her last one is
+    gone, and Bob's next question follows his answer, with nothing of hers in its history."""
+    def in_group(text: str, user_id: int, **who) -> None:
+        telegram.user_sends(f"@chatmux_test_bot {text}", chat_id=GROUP, user_id=user_id,
+                            chat_type="supergroup", **who)
+
+    async def answers(count: int) -> None:
+        await rows(db, "SELECT id FROM message m WHERE role = 'assistant' AND EXISTS ("
+                       "SELECT 1 FROM message_delivery d WHERE d.message_id = m.id)", count)
+
+    in_group(f"first {WORD}", ALICE, **alice())
+    await answers(1)
+    in_group("tea please", BOB, first_name="Bob")
+    await answers(2)
+    in_group(f"last {WORD}", ALICE, **alice())
+    await answers(3)
+    menu = await say(telegram, "/privacy")  # in her private chat
+    await forget(telegram, menu)
+    await no_trace_left(database_url, redis_prefix)
+    left = await rows(db, "SELECT role, origin, content, author_id FROM message ORDER BY id")
+    assert [(r["role"], r["origin"], r["content"]) for r in left] == [
+        ("user", "forgotten", ""), ("assistant", "forgotten", ""),
+        ("user", "original", "tea please"), ("assistant", "original", "[alpha-served] tea please")]
+    in_group("and milk?", BOB, first_name="Bob")
+    await answers(2)  # Bob's two (the tombstone was delivered nowhere any more)
+    assert len(models.chat_requests()) == 4
+    history = [m["content"] for m in models.chat_requests()[-1]["messages"]
+               if m["role"] != "system"]
+    assert history == ["tea please", "[alpha-served] tea please", "and milk?"]
