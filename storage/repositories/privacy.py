@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import (
@@ -31,6 +32,7 @@ from storage.models import (
 )
 
 FORGOTTEN = "forgotten"  # Message.origin of a tombstone
+FORGET_TRIES = 3
 AUDIT_ACTION = "forget"
 
 
@@ -115,8 +117,18 @@ class PrivacyRepository:
         `locked(user_id)` is awaited once their row and messages are locked, before anything
         is deleted: answers being written to them that it stops then find their question gone
         when they end (`QuestionGone`), whichever process writes them."""
-        async with self._sessionmaker.begin() as session:
-            return await forget_in(session, telegram_id, locked)
+        for attempt in range(1, FORGET_TRIES + 1):
+            try:
+                async with self._sessionmaker.begin() as session:
+                    return await forget_in(session, telegram_id, locked)
+            except DBAPIError as exc:
+                # A deadlock with an answer being settled at that moment (it holds its
+                # conversation, we hold the person's messages): the database aborted one of
+                # the two; forgetting again is safe (all or nothing).
+                if attempt == FORGET_TRIES or getattr(exc.orig, "sqlstate", None) not in (
+                        "40P01", "40001"):
+                    raise
+        raise AssertionError("unreachable")
 
 
 async def forget_in(session: AsyncSession, telegram_id: int,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -221,3 +222,47 @@ async def test_nothing_of_a_forgotten_person_is_in_the_database_dump(database_ur
                 assert WORD not in out.read_text()
     finally:
         await engine.dispose()
+
+
+async def test_a_deadlock_with_an_answer_being_settled_is_retried(database_url):
+    """An answer settling at the moment of forgetting holds its conversation and waits for the
+    person's questions, which forgetting holds while it waits for the conversation: Postgres
+    aborts one of the two. When it is the forgetting, it is tried again and succeeds."""
+    engine = create_engine(database_url)
+    w = World(create_sessionmaker(engine))
+    asked, _ = await w.turn(ALICE, (ALICE.telegram_id, "private", None), f"{WORD}?", "hi")
+    settling = await engine.connect()
+    tries = 0
+    blocked: asyncio.Task | None = None
+    started = asyncio.Event()
+
+    async def locked(user_id: int) -> None:
+        nonlocal tries, blocked
+        tries += 1
+        if tries > 1:
+            return
+        # Like `conclude`: the conversation's row first, then the questions below the answer
+        # (which wait for this forgetting). It detects the deadlock last.
+        await settling.execute(sa.text("SET LOCAL deadlock_timeout = '20s'"))
+        await settling.execute(sa.text("SELECT 1 FROM conversation WHERE id = :c FOR UPDATE"),
+                               {"c": asked.question.conversation_id})
+        blocked = asyncio.create_task(settling.execute(
+            sa.text("UPDATE message SET parent_id = parent_id WHERE id = :q"),
+            {"q": asked.question.id}))
+        await asyncio.sleep(0.2)  # it is waiting for our lock now
+        assert not blocked.done()
+        started.set()
+
+    try:
+        forgetting = asyncio.create_task(w.privacy.forget(ALICE.telegram_id, locked))
+        # The first try is aborted as the deadlock's victim; the settling goes on and ends.
+        await asyncio.wait_for(started.wait(), 10)
+        assert blocked is not None
+        await asyncio.wait_for(blocked, 10)
+        await settling.commit()
+        forgotten = await asyncio.wait_for(forgetting, 10)
+    finally:
+        await settling.close()
+        await engine.dispose()
+    assert tries == 2 and forgotten is not None and forgotten.counts["conversations"] == 1
+
