@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
 from bot.firstrun import pool_agents_counter
+from bot.forgetting import Forgetting
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
@@ -59,6 +60,7 @@ from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.repositories.limits import LimitsRepository
+from storage.repositories.privacy import PrivacyRepository
 from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
@@ -78,7 +80,7 @@ REDIS_CONNECT_TIMEOUT = 5.0
 UPDATE_GRACE = 5.0
 CONNECTIONS_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel", "system", "persona", "settings", "usage")
+                 "cancel", "system", "persona", "settings", "usage", "privacy")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),
@@ -111,6 +113,8 @@ class App:
     queue: QuestionQueue
     questions: QuestionRepository
     limits: Limits
+    privacy: PrivacyRepository
+    forgetting: Forgetting
     first_run: FirstRunCheck  # why no model answers (the console's start, an admin's /start)
     stops: StopSignals = field(default_factory=StopSignals)
     metrics: Metrics = field(default_factory=Metrics)
@@ -133,6 +137,8 @@ class App:
             "questions": self.questions,
             "metrics": self.metrics,
             "limits": self.limits,
+            "privacy": self.privacy,
+            "forgetting": self.forgetting,
             "first_run": self.first_run,
         }
 
@@ -189,6 +195,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     answerer = Answerer(settings, registry, conversations, feedback, state, stops,
                         metrics=metrics)
     questions = QuestionRepository(sessionmaker)
+    privacy = PrivacyRepository(sessionmaker)
     return App(
         settings=settings,
         engine=engine,
@@ -205,6 +212,8 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
+        privacy=privacy,
+        forgetting=Forgetting(privacy, stops, queues, buckets, state, fsm_storage),
         stops=stops,
         metrics=metrics,
         redis=redis,

@@ -19,7 +19,8 @@ async def start(message: Message, db_user: User, lang: str, registry: ModelRegis
                 settings: Settings, first_run: FirstRunCheck) -> None:
     name = db_user.first_name or "there"
     model = registry.spec(db_user.model_id).title
-    await message.answer(t("start", lang, name=name, model=model), parse_mode=None)
+    text = t("start", lang, name=name, model=model) + "\n\n" + t("start_privacy", lang)
+    await message.answer(text, parse_mode=None)
     await guide_admin(message, lang, settings, first_run)
 
 
