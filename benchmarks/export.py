@@ -105,8 +105,11 @@ def run_export(url: str, fmt: str, variant: str, out: Path
     env = {**os.environ, "DATABASE_URL": url, "EXPORT_SALT": "benchmark", **extra_env}
     started = time.perf_counter()
     child = subprocess.Popen(
+        # The demo models are in no catalogue: without --include-restricted every row of
+        # theirs would count as restricted (the policy filter runs all the same).
         [sys.executable, "-m", "bot", "export", "--format", fmt, "--out", str(out),
-         *(["--include-ties"] if fmt in ("arena", "kto") else []), *extra_args],
+         "--include-restricted", *(["--include-ties"] if fmt in ("arena", "kto") else []),
+         *extra_args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(child.pid, 0)

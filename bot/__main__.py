@@ -130,9 +130,15 @@ async def _leaderboard(settings: Settings, rounds: int, anchor: str | None,
 async def _export(settings: Settings, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from bot.export_policy import policy_options
     from storage.db import create_engine, create_sessionmaker
     from storage.exports import ExportOptions, ExportOptionsError, export, suffix_of
 
+    try:
+        policy = policy_options(settings, include_restricted=args.include_restricted)
+    except CatalogueError as exc:
+        raise ConfigError(f"{exc} (the export needs each model's export policy; "
+                          "--include-restricted exports without it)") from None
     try:
         options = ExportOptions(
             format=args.format,
@@ -140,7 +146,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
             since=args.since, until=args.until,
             models=frozenset(args.models) if args.models else None,
             min_strength=args.min_strength, include_ties=args.include_ties,
-            scrub_pii=args.scrub_pii, include_images=args.include_images,
+            scrub_pii=args.scrub_pii, include_images=args.include_images, **policy,
             languages=settings.export_languages, near_duplicates=args.near_duplicates,
             **_salt(settings),
         )
@@ -172,17 +178,33 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         bar.close()
         await engine.dispose()
-    dropped = f", {result.duplicates} exact duplicates dropped" if result.duplicates else ""
-    dropped += "".join(f", {n} {name.replace('_', '-')} rows dropped"
-                       for name, n in result.removed.items() if n)
-    if result.image_rows_left_out:
-        dropped += (f", {result.image_rows_left_out} rows with images left out "
-                    "(--include-images keeps them, with [image] markers)")
+    dropped = removed_summary(result.removed)
     if result.rows == 0:
         print(f"no {options.format} rows match these options; nothing written{dropped}")
         return
     print(f"wrote {result.rows} {options.format} rows from {result.judgements} judgements "
-          f"to {result.path}{dropped}")
+          f"to {result.path} (dataset card: {result.card}){dropped}")
+
+
+# How each ExportResult.removed key reads, and the option that keeps such rows if any.
+REMOVED = {
+    "forgotten": ("rows with a forgotten message", None),
+    "no_consent": ("rows or votes of users who have not consented (DATA_CONSENT)", None),
+    "restricted_model": ("rows with answers of restricted or unknown models",
+                         "--include-restricted"),
+    "images": ("rows with images", "--include-images"),
+    "duplicate": ("exact duplicates", None),
+    "near_duplicate": ("rows whose prompt nearly repeats an earlier row's", None),
+}
+
+
+def removed_summary(removed: dict[str, int]) -> str:
+    """`; left out: 3 rows with images (--include-images keeps them), …` or ""."""
+    parts = []
+    for key, n in removed.items():
+        what, keep = REMOVED.get(key, (key.replace("_", " "), None))
+        parts.append(f"{n} {what}" + (f" ({keep} keeps them)" if keep else ""))
+    return "; left out: " + ", ".join(parts) if parts else ""
 
 
 async def _demo_data(settings: Settings, battles: int, seed: int, users: int | None) -> None:
@@ -321,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="drop rows whose prompt nearly repeats an earlier row's (MinHash "
                       "estimate of word 3-gram Jaccard similarity at or above SIMILARITY, "
                       f"default {NEAR_DUPLICATE_THRESHOLD}); the first row of each group stays")
+    dump.add_argument("--include-restricted", action="store_true",
+                      help="keep rows with answers of models marked exportable: false in the "
+                      "catalogue, or not in it at all (left out by default)")
     dump.add_argument("--include-images", action="store_true",
                       help="keep rows whose dialog has photos, each image an \"[image]\" "
                       "marker in the text (left out by default: the formats are text only)")

@@ -54,9 +54,32 @@ def one(options: dict[str, list[str]], key: str, default: str | None = None) -> 
     return values[0] if values else default
 
 
+EXPORT_OPTIONS = ("exportable", "data_license")
+
+
+def export_policy(options: dict[str, list[str]]) -> dict[str, object]:
+    """`exportable=0|1` and `data_license=<spdx or text>` as catalogue fields (taken out of
+    `options`): stored with the model, so dumps honour them after restarts and removal."""
+    fields: dict[str, object] = {}
+    exportable = one(options, "exportable")
+    if exportable is not None:
+        if exportable.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            raise UsageError(f"exportable= must be 0 or 1, got {shown(exportable)}")
+        fields["exportable"] = exportable.lower() in ("1", "true", "yes")
+    licence = one(options, "data_license")
+    if licence is not None:
+        if len(licence) > 200 or not licence.isprintable():
+            raise UsageError("data_license= must be an SPDX id or a short text (up to 200)")
+        fields["data_license"] = licence
+    for key in EXPORT_OPTIONS:
+        options.pop(key, None)
+    return fields
+
+
 def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     """The catalogue entry for `/addmodel id url=… model=…`."""
-    allowed = {"url", "model", "title", "key_env", "vision", "context", "quota"}
+    allowed = {"url", "model", "title", "key_env", "vision", "context", "quota",
+               *EXPORT_OPTIONS}
     unknown = set(options) - allowed
     if unknown:
         raise UsageError(f"unknown option {sorted(unknown)[0]}=")
@@ -85,6 +108,7 @@ def endpoint_spec(model_id: str, options: dict[str, list[str]]) -> ModelSpec:
     quota = one(options, "quota")
     if quota is not None:
         data["quota"] = quota_option(quota)
+    data |= export_policy(dict(options))
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:

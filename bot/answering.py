@@ -41,6 +41,7 @@ from storage.models import UNSHOWN_STATUSES, Battle, Message
 from storage.outage import describe, ride_out, unavailable
 from storage.repositories.conversations import AnswerRecord, ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
+from storage.repositories.privacy import QuestionGone
 from storage.shared_state import SharedState, held_lock
 
 log = logging.getLogger(__name__)
@@ -240,14 +241,16 @@ class Answerer:
                 self._idle.set()
 
     @contextlib.contextmanager
-    def _stop_event(self, turn: Turn, view: AnswerView) -> Iterator[asyncio.Event]:
-        """The event that ends a stream early: a draft's stop button, or a shutdown (set at
-        once if one is already interrupting answers)."""
+    def _stop_event(self, turn: Turn, view: AnswerView,
+                    asker_id: int | None = None) -> Iterator[asyncio.Event]:
+        """The event that ends a stream early: a draft's stop button, the asker's "forget me",
+        or a shutdown (set at once if one is already interrupting answers)."""
         with contextlib.ExitStack() as stack:
             if isinstance(view, DraftView):
                 stop = stack.enter_context(self.stops.watch(turn.chat_id, view.draft_id))
             else:
                 stop = asyncio.Event()
+            stack.enter_context(self.stops.watch_asker(asker_id, stop))
             self._streams.add(stop)
             stack.callback(self._streams.discard, stop)
             if self.interrupting:
@@ -302,7 +305,7 @@ class Answerer:
         set_chat(turn.chat_id)  # log context (a queued turn may run outside its update)
         set_model(spec.id)
         view = self._view(bot, turn, header)
-        with self._stop_event(turn, view) as stop:
+        with self._stop_event(turn, view, user_message.author_id) as stop:
             if path is None:
                 path = await self.conversations.path_to(user_message.id)
             try:
@@ -372,17 +375,37 @@ class Answerer:
             spec, view, outcome = await self._stream(
                 bot, turn, self.registry.spec(model_id), user_message, path
             )
-            if not outcome.text.strip():
-                return await self._unanswered(bot, turn, spec, user_message, outcome, origin,
-                                              head)
-            record = self._record(spec, outcome, turn.prefs)
-            stored = await self._store(user_message, record, origin)
+            try:
+                if not outcome.text.strip():
+                    return await self._unanswered(bot, turn, spec, user_message, outcome,
+                                                  origin, head)
+                record = self._record(spec, outcome, turn.prefs)
+                stored = await self._store(user_message, record, origin)
+            except QuestionGone:
+                await self._forgotten(turn, view, outcome)
+                return None
             if stored is None:
                 await self._show_unsaved(bot, turn, view, user_message, record, head)
                 return None
             await self._deliver(bot, turn, view, stored, answer_keyboard(stored.id), head,
                                 context_note=outcome.context_note, stream=outcome)
             return stored
+
+    async def _forgotten(self, turn: Turn, view: AnswerView, outcome: StreamOutcome) -> None:
+        """The asker was forgotten ("forget me") while the answer was written: it ends as
+        stopped, shown without buttons (there is nothing stored to judge), and is not stored."""
+        log.info("an answer in chat %s was not stored: its question was forgotten meanwhile",
+                 turn.chat_id)
+        if not outcome.text.strip():
+            return
+        try:
+            async with self._final_sends(patient=False):
+                await view.finish(display_text(outcome.text, "stopped", None, turn.lang),
+                                  reply_markup=None,
+                                  file_caption=file_caption("stopped", None, turn.lang))
+        except (DeliveryFailed, TimeoutError) as exc:
+            log.warning("the end of a forgotten answer in chat %s was not shown: %s",
+                        turn.chat_id, exc)
 
     async def _store(self, user_message: Message, record: AnswerRecord,
                      origin: str) -> Message | None:
@@ -554,58 +577,70 @@ class Answerer:
         no text makes it no battle: the other side answers as a normal turn. A side Telegram
         would not take ends it too."""
         async with self._tracked(), self._settled(user_message, "follow"):
-            spec_a, spec_b = pair
-            view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
-                                                        arena_header("A", turn.lang), path)
-            if outcome_a.interrupted:  # B is not asked: it ends at once, visibly too
-                await self._interrupted_side(bot, turn, user_message, spec_a, view_a,
-                                             outcome_a, "A", "follow")
-                await self._interrupted_side(bot, turn, user_message, spec_b, None,
-                                             StreamOutcome(stopped=True, interrupted=True),
-                                             "B", "keep")
-                return None
-            if not outcome_a.text.strip():
-                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
-                await self.answer(bot, turn, user_message, spec_b.id, path=path)
-                return None
-            record_a = self._record(spec_a, outcome_a, turn.prefs)
-            answer_a = await self._store(user_message, record_a, "arena")
-            if answer_a is None:
-                await self._show_unsaved(bot, turn, view_a, user_message, record_a, "follow")
-                return None
-            if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
-                                       context_note=outcome_a.context_note, stream=outcome_a):
+            try:
+                return await self._battle(bot, turn, user_message, asker_id=asker_id,
+                                          chat_row_id=chat_row_id, pair=pair, path=path)
+            except QuestionGone:  # the asker was forgotten meanwhile: nothing more is stored
+                log.info("a battle in chat %s ended: its question was forgotten meanwhile",
+                         turn.chat_id)
                 return None
 
-            view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
-                                                        arena_header("B", turn.lang), path)
-            if outcome_b.interrupted:
-                await self._interrupted_side(bot, turn, user_message, spec_b, view_b,
-                                             outcome_b, "B", "keep")
-                await self._no_battle(bot, turn, answer_a)
-                return None
-            if not outcome_b.text.strip():
-                await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
-                await self._no_battle(bot, turn, answer_a)
-                return None
-            record_b = self._record(spec_b, outcome_b, turn.prefs)
-            answer_b = await self._store(user_message, record_b, "arena")
-            if answer_b is None:  # A stays without buttons: its deliveries are not readable
-                await self._show_unsaved(bot, turn, view_b, user_message, record_b, "keep")
-                return None
-            battle = await ride_out(
-                lambda: self.feedback.create_battle(
-                    chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
-                    answer_a=answer_a, answer_b=answer_b),
-                what=f"storing the battle over message {user_message.id}",
-                patience=STORE_PATIENCE)
-            if not await self._deliver(bot, turn, view_b, answer_b,  # noted under A already
-                                       battle_keyboard(battle.id, turn.lang), "keep",
-                                       stream=outcome_b):
-                await self.feedback.delete_battle(battle.id)
-                await self._no_battle(bot, turn, answer_a)
-                return None
-            return battle
+    async def _battle(self, bot: Bot, turn: Turn, user_message: Message, *, asker_id: int,
+                      chat_row_id: int, pair: tuple[ModelSpec, ModelSpec],
+                      path: list[Message] | None = None) -> Battle | None:
+        """`battle`'s turn."""
+        spec_a, spec_b = pair
+        view_a, outcome_a = await self._stream_once(bot, turn, spec_a, user_message,
+                                                    arena_header("A", turn.lang), path)
+        if outcome_a.interrupted:  # B is not asked: it ends at once, visibly too
+            await self._interrupted_side(bot, turn, user_message, spec_a, view_a,
+                                         outcome_a, "A", "follow")
+            await self._interrupted_side(bot, turn, user_message, spec_b, None,
+                                         StreamOutcome(stopped=True, interrupted=True),
+                                         "B", "keep")
+            return None
+        if not outcome_a.text.strip():
+            await self._say(bot, turn, t("arena_side_failed", turn.lang, side="A"))
+            await self.answer(bot, turn, user_message, spec_b.id, path=path)
+            return None
+        record_a = self._record(spec_a, outcome_a, turn.prefs)
+        answer_a = await self._store(user_message, record_a, "arena")
+        if answer_a is None:
+            await self._show_unsaved(bot, turn, view_a, user_message, record_a, "follow")
+            return None
+        if not await self._deliver(bot, turn, view_a, answer_a, None, "follow",
+                                   context_note=outcome_a.context_note, stream=outcome_a):
+            return None
+
+        view_b, outcome_b = await self._stream_once(bot, turn, spec_b, user_message,
+                                                    arena_header("B", turn.lang), path)
+        if outcome_b.interrupted:
+            await self._interrupted_side(bot, turn, user_message, spec_b, view_b,
+                                         outcome_b, "B", "keep")
+            await self._no_battle(bot, turn, answer_a)
+            return None
+        if not outcome_b.text.strip():
+            await self._say(bot, turn, t("arena_side_failed", turn.lang, side="B"))
+            await self._no_battle(bot, turn, answer_a)
+            return None
+        record_b = self._record(spec_b, outcome_b, turn.prefs)
+        answer_b = await self._store(user_message, record_b, "arena")
+        if answer_b is None:  # A stays without buttons: its deliveries are not readable
+            await self._show_unsaved(bot, turn, view_b, user_message, record_b, "keep")
+            return None
+        battle = await ride_out(
+            lambda: self.feedback.create_battle(
+                chat_row_id=chat_row_id, user_id=asker_id, prompt=user_message,
+                answer_a=answer_a, answer_b=answer_b),
+            what=f"storing the battle over message {user_message.id}",
+            patience=STORE_PATIENCE)
+        if not await self._deliver(bot, turn, view_b, answer_b,  # noted under A already
+                                   battle_keyboard(battle.id, turn.lang), "keep",
+                                   stream=outcome_b):
+            await self.feedback.delete_battle(battle.id)
+            await self._no_battle(bot, turn, answer_a)
+            return None
+        return battle
 
     async def _interrupted_side(self, bot: Bot, turn: Turn, question: Message, spec: ModelSpec,
                                 view: AnswerView | None, outcome: StreamOutcome, side: str,

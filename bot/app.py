@@ -21,10 +21,13 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeChat
+from aiogram.utils.formatting import Text
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.answering import FINAL_MARGIN, FINAL_SENDS, Answerer
+from bot.firstrun import pool_agents_counter
+from bot.forgetting import Forgetting
 from bot.fsm_storage import ResilientStorage
 from bot.handlers import feature_routers
 from bot.handlers.rating import EDIT_TTL
@@ -44,9 +47,10 @@ from bot.response_types import KeepResponseTypes
 from bot.settings import ConfigError, Settings
 from bot.streaming.delivery import RetryAfterMiddleware
 from bot.streaming.stops import StopSignals
-from bot.texts import LANGUAGES, t
+from bot.texts import LANGUAGES, lang_of, t
 from bot.webhook import CANCEL_GRACE, build_webhook_app, serving, webhook_path
 from inference.catalogue import load_catalogue
+from inference.first_run import FirstRunCheck
 from inference.keys import KeyRing
 from inference.redaction import install_redaction
 from inference.registry import ModelRegistry
@@ -56,6 +60,7 @@ from storage.repositories.admin import AdminRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.feedback import FeedbackRepository
 from storage.repositories.limits import LimitsRepository
+from storage.repositories.privacy import PrivacyRepository
 from storage.repositories.questions import QuestionRepository
 from storage.repositories.users import UserRepository
 from storage.shared_state import MemoryState, RedisState, SharedState
@@ -75,7 +80,7 @@ REDIS_CONNECT_TIMEOUT = 5.0
 UPDATE_GRACE = 5.0
 CONNECTIONS_GRACE = 5.0
 USER_COMMANDS = ("start", "help", "model", "new", "arena", "leaderboard", "stats", "lang",
-                 "cancel", "system", "persona", "settings", "usage")
+                 "cancel", "system", "persona", "settings", "usage", "privacy")
 ADMIN_COMMANDS = (
     ("addmodel", "Add a model: /addmodel id url=… model=… or hf=… draft=…"),
     ("rmmodel", "Remove a model"),
@@ -108,6 +113,9 @@ class App:
     queue: QuestionQueue
     questions: QuestionRepository
     limits: Limits
+    privacy: PrivacyRepository
+    forgetting: Forgetting
+    first_run: FirstRunCheck  # why no model answers (the console's start, an admin's /start)
     stops: StopSignals = field(default_factory=StopSignals)
     metrics: Metrics = field(default_factory=Metrics)
     redis: Redis | None = None  # the shared state's client (readiness pings it)
@@ -129,9 +137,13 @@ class App:
             "questions": self.questions,
             "metrics": self.metrics,
             "limits": self.limits,
+            "privacy": self.privacy,
+            "forgetting": self.forgetting,
+            "first_run": self.first_run,
         }
 
     async def aclose(self) -> None:
+        await self.first_run.aclose()
         await self.stops.aclose()
         await self.limits.aclose()
         await self.model_sync.aclose()
@@ -183,6 +195,7 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
     answerer = Answerer(settings, registry, conversations, feedback, state, stops,
                         metrics=metrics)
     questions = QuestionRepository(sessionmaker)
+    privacy = PrivacyRepository(sessionmaker)
     return App(
         settings=settings,
         engine=engine,
@@ -199,9 +212,12 @@ async def build_app(settings: Settings, secrets: Mapping[str, str] | None = None
         queue=QuestionQueue(answerer, queues, questions, registry),
         questions=questions,
         limits=Limits(settings, registry, LimitsRepository(sessionmaker), buckets, state),
+        privacy=privacy,
+        forgetting=Forgetting(privacy, stops, queues, buckets, state, fsm_storage),
         stops=stops,
         metrics=metrics,
         redis=redis,
+        first_run=FirstRunCheck(registry, pool_agents=pool_agents_counter(redis, settings)),
     )
 
 
@@ -374,11 +390,19 @@ async def run_webhook(settings: Settings, *, handle_signals: bool = True) -> Non
 async def run_console_mode(settings: Settings) -> None:
     """`chatmux console`, or `chatmux run` without a token: the same bot, in the terminal."""
     from bot.console import run_console
+    from bot.firstrun import first_run_guide
 
     app = await build_app(settings)
     dp = build_dispatcher(app)
+
+    async def guide(lang: str) -> Text | None:
+        report = await app.first_run.report()
+        if report.any_reachable:
+            return None
+        return first_run_guide(report, lang_of(lang), settings.models_file, app.first_run.timeout)
+
     try:
-        await run_console(dp)
+        await run_console(dp, notice=guide)
     finally:
         await app.aclose()
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TextIO, cast
 
 from aiogram import Bot, Dispatcher
@@ -37,6 +37,7 @@ from aiogram.types import (
     MessageEntity,
     Update,
 )
+from aiogram.utils.formatting import Text
 
 logger = logging.getLogger(__name__)
 
@@ -326,17 +327,31 @@ async def _stdin_lines() -> AsyncIterator[str]:
         yield line
 
 
+async def _show_notice(session: ConsoleSession,
+                       notice: Callable[[str], Awaitable[Text | None]], lang: str) -> None:
+    try:
+        text = await notice(lang)
+    except Exception:  # a failed check must not keep the console from starting
+        logger.exception("the start-up notice failed")
+        return
+    if text is not None:
+        shown = text.as_kwargs()
+        session.write(render_text(shown["text"], shown["entities"], color=session.color))
+
+
 async def run_console(
     dispatcher: Dispatcher,
     *,
     lines: AsyncIterator[str] | None = None,
     out: TextIO | None = None,
     language_code: str | None = None,
+    notice: Callable[[str], Awaitable[Text | None]] | None = None,
     **workflow_kwargs: Any,
 ) -> None:
     """Run ``dispatcher`` against a terminal chat until EOF or ``/quit``.
 
     ``lines`` defaults to stdin; ``out`` to stdout; ``language_code`` to ``$LANG`` (else "en").
+    ``notice(language_code)`` may give a text shown after the banner (the first-run guide).
     ``workflow_kwargs`` reach startup/shutdown hooks, middlewares and handlers by name, as with
     ``start_polling``.
     """
@@ -358,6 +373,8 @@ async def run_console(
     await dispatcher.emit_startup(bot=bot, **workflow_data)
     try:
         session.write(BANNER)
+        if notice is not None:
+            await _show_notice(session, notice, lang)
         source = aiter(lines if lines is not None else _stdin_lines())
         while True:
             if interactive:

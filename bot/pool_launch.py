@@ -64,7 +64,8 @@ def ready_address_problem(base_url: object, agent: dict[str, Any] | None) -> str
 
 async def launch_in_pool(message: Message, bot: Bot, request: LaunchRequest, title: str,
                          db_user: User, admin: AdminRepository, model_sync: ModelSync,
-                         settings: Settings) -> None:
+                         settings: Settings, export_policy: dict[str, Any] | None = None
+                         ) -> None:
     model_id = request.model_id
     client = pool_client(model_sync, settings)
     if client is None:
@@ -114,6 +115,7 @@ async def launch_in_pool(message: Message, bot: Bot, request: LaunchRequest, tit
                 "speculative": {"method": "draft_model", "draft": request.draft,
                                 "num_speculative_tokens": request.k},
             }
+            spec |= export_policy or {}  # exportable=, data_license= (see admin_args)
             await admin.save_override(model_id, actor_id=db_user.id, action="addmodel",
                                       spec=spec)
             await model_sync.changed()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiogram import Bot
 from aiogram.types import Message
@@ -45,7 +46,8 @@ def admin_lang(user: User) -> str:
 
 async def launch_on_ray(message: Message, bot: Bot, request: LaunchRequest, replicas: Replicas,
                         title: str, db_user: User, admin: AdminRepository,
-                        model_sync: ModelSync, settings: Settings) -> None:
+                        model_sync: ModelSync, settings: Settings,
+                        export_policy: dict[str, Any] | None = None) -> None:
     lang = admin_lang(db_user)
     model_id = request.model_id
     dashboard = ray_dashboard(model_sync, settings)
@@ -109,6 +111,7 @@ async def launch_on_ray(message: Message, bot: Bot, request: LaunchRequest, repl
                                 "num_speculative_tokens": request.k},
                 "ray_serve": {"app": model_id, "metrics_url": settings.ray_metrics_url},
             }
+            spec |= export_policy or {}  # exportable=, data_license= (see admin_args)
             await admin.save_override(model_id, actor_id=db_user.id, action="addmodel",
                                       spec=spec)
             await model_sync.changed()

@@ -197,6 +197,10 @@ class ModelSpec(BaseModel):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     # Answers per user and calendar window, for every tier or per tier (see README).
     quota: Annotated[dict[str, Quota] | None, BeforeValidator(_tiered_quota)] = None
+    # Whether this model's answers may go into dumps (false: e.g. an API whose terms forbid
+    # training other models on its outputs), and the licence dumps name for them.
+    exportable: bool = True
+    data_license: str | None = Field(default=None, min_length=1, max_length=200)
 
     def quota_for(self, tier: str | None) -> Quota | None:
         """The quota of a user in `tier` (None: no limit)."""
@@ -242,6 +246,17 @@ class ModelSpec(BaseModel):
         return list(dict.fromkeys([self.base_url, *self.replicas]))
 
 
+class RetiredModel(BaseModel):
+    """A model gone from `models:` whose answers are still in the database: the export
+    policy dumps keep applying to them (an id in neither list counts as restricted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+    exportable: bool = True
+    data_license: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class Catalogue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -258,6 +273,8 @@ class Catalogue(BaseModel):
     # `standard`, which is always one of them.
     tiers: list[Annotated[str, Field(pattern=TIER_NAME)]] = Field(
         default_factory=lambda: [DEFAULT_TIER, "premium"])
+    # Export policies of models no longer served (see RetiredModel).
+    retired_models: list[RetiredModel] = Field(default_factory=list)
 
     @field_validator("tiers")
     @classmethod
@@ -302,6 +319,9 @@ class Catalogue(BaseModel):
             if unknown:
                 raise ValueError(f"model {spec.id!r}: quota tier {unknown[0]!r} is not one of "
                                  f"tiers {self.tiers}")
+        both = next((r.id for r in self.retired_models if r.id in seen), None)
+        if both is not None:
+            raise ValueError(f"retired_models: {both!r} is also one of the models")
         personas = [p.id for p in self.personas]
         twice = next((p for p in personas if personas.count(p) > 1), None)
         if twice is not None:

@@ -173,6 +173,10 @@ class ModelRegistry:
     def get(self, model_id: str) -> ModelSpec | None:
         return self._models.get(model_id)
 
+    def in_file(self, model_id: str) -> bool:
+        """Whether the catalogue file has this id (else an admin added it from the chat)."""
+        return self._catalogue.get(model_id) is not None
+
     def arena_models(self) -> list[ModelSpec]:
         return [m for m in self.enabled() if m.arena_weight > 0]
 

@@ -47,6 +47,15 @@ class QueueStore(Protocol):
     async def clear(self, name: str) -> list[str]:
         """Drop the waiting entries of `name` (not the current one); returns them."""
 
+    async def remove(self, name: str, entries: list[str]) -> int:
+        """Drop these waiting entries of `name` ("forget me"); returns how many were there."""
+
+    async def drop(self, name: str) -> None:
+        """Drop the queue `name` whole: what waits, its current entry, its index entry."""
+
+    async def drop_stashes(self, keys: list[str]) -> None:
+        """Drop these stashes (never raises)."""
+
     async def names(self) -> list[str]:
         """Queues that may have something pending."""
 
@@ -93,6 +102,20 @@ class MemoryQueues:
 
     async def clear(self, name: str) -> list[str]:
         return [entry for _, entry in self._queues.pop(name, ())]
+
+    async def remove(self, name: str, entries: list[str]) -> int:
+        queue = self._queues.get(name, [])
+        kept = [item for item in queue if item[1] not in entries]
+        self._queues[name] = kept
+        return len(queue) - len(kept)
+
+    async def drop(self, name: str) -> None:
+        self._queues.pop(name, None)
+        self._current.pop(name, None)
+
+    async def drop_stashes(self, keys: list[str]) -> None:
+        for key in keys:
+            self._stash.pop(key, None)
 
     async def names(self) -> list[str]:
         return sorted({*self._queues, *self._current})
@@ -209,6 +232,37 @@ class RedisQueues:
         local = await self._local.clear(name)
         return local + await self._either(f"clearing {name}", remote,
                                           lambda: self._local.clear(name))
+
+    async def remove(self, name: str, entries: list[str]) -> int:
+        if not entries:
+            return 0
+        local = await self._local.remove(name, entries)
+        return local + int(await self._either(
+            f"removing from {name}", lambda: self._redis.zrem(self._keys(name)[0], *entries),
+            lambda: self._local.remove(name, entries)))
+
+    async def drop(self, name: str) -> None:
+        await self._local.drop(name)
+        queue, current, index = self._keys(name)
+
+        async def remote() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(queue, current)
+                pipe.srem(index, name)
+                await pipe.execute()
+
+        await self._either(f"dropping {name}", remote, lambda: self._local.drop(name))
+
+    async def drop_stashes(self, keys: list[str]) -> None:
+        await self._local.drop_stashes(keys)
+        for start in range(0, len(keys), 500):
+            chunk = [f"{self._prefix}:stash:{key}" for key in keys[start:start + 500]]
+            try:
+                await self._redis.delete(*chunk)
+            except _UNREACHABLE as exc:  # they expire (EDIT_TTL)
+                log.warning("Redis unreachable (%s); %d stashes left to expire", exc,
+                            len(chunk))
+                return
 
     async def names(self) -> list[str]:
         async def remote() -> list[str]:

@@ -43,6 +43,9 @@ class TokenBuckets(Protocol):
     async def peek(self, key: str, capacity: int, rate: float) -> BucketState:
         """The bucket as it is now (nothing taken); `wait`: seconds until it is full."""
 
+    async def drop(self, key: str) -> None:
+        """Forget `key`'s bucket (it starts full again); never raises."""
+
 
 def refill(tokens: float, elapsed: float, capacity: int, rate: float) -> float:
     return min(float(capacity), tokens + max(0.0, elapsed) * rate)
@@ -73,6 +76,9 @@ class MemoryBuckets:
     async def peek(self, key: str, capacity: int, rate: float) -> BucketState:
         tokens, _ = self._now(key, capacity, rate)
         return BucketState(tokens, (capacity - tokens) / rate)
+
+    async def drop(self, key: str) -> None:
+        self._buckets.pop(key, None)
 
     def _forget_full(self, capacity: int, rate: float, now: float) -> None:
         for key, (tokens, when) in list(self._buckets.items()):
@@ -110,6 +116,7 @@ return {tostring(tokens), tostring(wait)}
 
 class RedisBuckets:
     def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
         self._script = redis.register_script(_TAKE)
         self._prefix = prefix
         self._local = MemoryBuckets()
@@ -130,6 +137,13 @@ class RedisBuckets:
 
     async def peek(self, key: str, capacity: int, rate: float) -> BucketState:
         return await self._run(key, capacity, rate, 0)
+
+    async def drop(self, key: str) -> None:
+        await self._local.drop(key)
+        try:
+            await self._redis.delete(f"{self._prefix}:bucket:{key}")
+        except _UNREACHABLE as exc:  # it expires once the bucket would be full
+            log.warning("Redis unreachable (%s); bucket %s left to expire", exc, key)
 
 
 __all__ = ["BucketState", "MemoryBuckets", "RedisBuckets", "TokenBuckets"]

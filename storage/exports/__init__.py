@@ -12,6 +12,7 @@ from storage.exports.options import (
     SOURCES,
     ExportOptions,
     ExportOptionsError,
+    ModelPolicy,
     suffix_of,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "ExportOptions",
     "ExportOptionsError",
     "ExportResult",
+    "ModelPolicy",
     "count_judgements",
     "export",
     "export_in_thread",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from storage.models.feedback import STRENGTHS
 
@@ -37,6 +39,18 @@ UNKNOWN_STRENGTH_MARGIN = 1.0  # the asker voted but did not say by how much
 EDIT_MARGIN = 2.0  # a user rewrote the answer: clearly better
 
 
+CONSENT_MODES = ("opt_out", "opt_in")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPolicy:
+    """What a model's terms allow for its answers: whether they may go into dumps at all, and
+    the licence (SPDX id or free text) the dump's `licenses` column names for them."""
+
+    exportable: bool = True
+    data_license: str | None = None
+
+
 class ExportOptionsError(ValueError):
     """A combination of options that cannot produce a meaningful dump; one line to show."""
 
@@ -61,6 +75,15 @@ class ExportOptions:
     # Drop rows whose prompt is a near duplicate (MinHash Jaccard estimate at or above this)
     # of an earlier row's; None: only exact duplicates are dropped.
     near_duplicates: float | None = None
+    # Export policy per model id (the catalogue file's entries; the runner lays the model
+    # overrides stored in the database over them). Given: a model id in neither is treated as
+    # restricted. None: no policy source at all, every model is exportable (library callers).
+    model_policies: Mapping[str, ModelPolicy] | None = None
+    # Keep rows with answers from models marked `exportable: false` (or unknown).
+    include_restricted: bool = False
+    # DATA_CONSENT: opt_out leaves out users with data_consent false; opt_in keeps only users
+    # with data_consent true. Judges and every author in a row's dialog must pass.
+    data_consent: Literal["opt_out", "opt_in"] = "opt_out"
     # Secret for the salted hashes of ids; a random one makes ids unlinkable across dumps.
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -90,6 +113,8 @@ class ExportOptions:
         from storage.exports.language import check_languages
 
         object.__setattr__(self, "languages", check_languages(self.languages))
+        if self.data_consent not in CONSENT_MODES:
+            raise ExportOptionsError(f"data_consent must be one of {', '.join(CONSENT_MODES)}")
         if self.since and self.until and self.since >= self.until:
             raise ExportOptionsError("--since must be before --until")
 

@@ -17,10 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
+from storage.exports.card import Stats, check_folder, write_card
 from storage.exports.language import LanguageTagger
 from storage.exports.options import ExportOptions, suffix_of
-from storage.exports.sources import QUERIES, RowBuilder
-from storage.exports.text import scrub_pii
+from storage.exports.pii import scrub_pii
+from storage.exports.policy import RowPolicy, load_policy
+from storage.exports.sources import QUERIES, RowBuilder, excluded_votes_query
 from storage.exports.tree import Forest, Tagger, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
@@ -38,9 +40,11 @@ class ExportResult:
     duplicates: int
     judgements: int
     image_rows_left_out: int = 0  # rows with images (without include_images)
-    # Rows each filter removed, by filter ("near_duplicate", …); filters that removed
-    # nothing may be absent.
+    # Rows left out, by filter: forgotten, no_consent (for likes and regenerate: votes),
+    # restricted_model, images, duplicate, near_duplicate. Only filters that removed
+    # something are keys.
     removed: dict[str, int] = field(default_factory=dict)
+    card: Path | None = None  # the dataset card written next to the dump
 
 
 async def _rows(connection: AsyncConnection, query: sa.Select) -> AsyncIterator[Sequence[Any]]:
@@ -84,8 +88,9 @@ async def _conversation_batches(connection: AsyncConnection, query: sa.Select
 
 
 async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: sa.Select,
-                        clean: Callable[[str], str] | None, tag: Tagger,
-                        prepare: Callable[[list[Any], Forest], Awaitable[None]]
+                        clean: Callable[[str], str] | None, policy: RowPolicy | None = None,
+                        tag: Tagger | None = None,
+                        prepare: Callable[[list[Any], Forest], Awaitable[None]] | None = None
                         ) -> AsyncIterator[tuple[list[Any], Forest]]:
     """Batches with their conversations, the next batch's conversations already loading
     (and `prepare`d: its questions tagged) while the caller builds rows (the database and
@@ -93,8 +98,9 @@ async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: 
     batches = _conversation_batches(cursor, query)
 
     async def load_one(batch: list[Any]) -> Forest:
-        forest = await load_forest(trees, {r[0] for r in batch}, clean, tag)
-        await prepare(batch, forest)
+        forest = await load_forest(trees, {r[0] for r in batch}, clean, policy, tag)
+        if prepare is not None:
+            await prepare(batch, forest)
         return forest
 
     def load(batch: list[Any]) -> asyncio.Task[Forest]:
@@ -136,8 +142,10 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     """Write the dump `options` describe to `out` (.jsonl, .jsonl.gz or .parquet)."""
     out = Path(out)
     suffix_of(out)  # a wrong file name fails before any query
+    check_folder(out)  # and so does a README.md the card would overwrite
     total = await count_judgements(sessionmaker, options) if progress else 0
-    builder = RowBuilder(options)
+    stats = Stats(options.format)
+    votes_left_out = 0
     clean = scrub_pii if options.scrub_pii else None
     # Built once: loading its models takes a while.
     tag = LanguageTagger(options.languages, background=True)
@@ -156,6 +164,7 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         nonlocal writer, pending, rows
         if writer is None:
             writer = open_writer(out, options.format)
+        stats.add(pending)
         writer.write(pending)
         rows += len(pending)
         pending = []
@@ -165,6 +174,10 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         async with sessionmaker() as cursor_session, sessionmaker() as tree_session:
             cursor = await cursor_session.connection()
             trees = await tree_session.connection()
+            policy = await load_policy(trees, options)  # once: consent sets, model policies
+            builder = RowBuilder(options, policy)
+            if {"likes", "regenerate"} & set(options.sources):
+                votes_left_out = await trees.scalar(excluded_votes_query(options)) or 0
             if trees.dialect.name == "postgresql":
                 # Hundreds of short indexed lookups: compiling each with JIT costs more than
                 # it saves (about 5 ms a query).
@@ -175,8 +188,8 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
                                   ) -> None:
                     await tag.prefetch(forest, builder.questions(source, batch, forest))
 
-                async for batch, forest in _with_forests(cursor, trees, query, clean, tag,
-                                                         prepare):
+                async for batch, forest in _with_forests(cursor, trees, query, clean, policy,
+                                                         tag, prepare):
                     for key, row in builder.rows(source, batch, forest):
                         if key in seen:
                             duplicates += 1
@@ -199,11 +212,20 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
             writer.close()
             out.unlink(missing_ok=True)
         raise
+    removed = dict(builder.removed)
+    if votes_left_out:
+        removed["no_consent"] = removed.get("no_consent", 0) + votes_left_out
     tag.close()
+    removed["duplicate"] = duplicates
+    removed["near_duplicate"] = near_duplicates
+    removed = {k: v for k, v in removed.items() if v}
+    card = None
     if writer is not None:
         writer.close()
-    removed = {"near_duplicate": near_duplicates} if near is not None else {}
-    return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out, removed)
+        card = write_card(out, options, rows, done, stats, builder.policy.used_licences(),
+                          removed)
+    return ExportResult(out, rows, duplicates, done, builder.image_rows_left_out, removed,
+                        card)
 
 
 def export_in_thread(database_url: str, options: ExportOptions, out: str | Path,

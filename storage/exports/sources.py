@@ -18,8 +18,9 @@ from storage.exports.options import (
     UNKNOWN_STRENGTH_MARGIN,
     ExportOptions,
 )
+from storage.exports.policy import FLAGS, NO_CONSENT, RowPolicy, consent_filter
 from storage.exports.tree import HUMAN, PARENT, Forest, utc
-from storage.models import AnswerEdit, Battle, Message, Vote
+from storage.models import AnswerEdit, Battle, Message, User, Vote
 
 Row = dict[str, Any]
 Keyed = tuple[int, Row]
@@ -57,7 +58,7 @@ def battle_query(options: ExportOptions) -> sa.Select:
 def edit_query(options: ExportOptions) -> sa.Select:
     query = (
         sa.select(Message.conversation_id, AnswerEdit.id, AnswerEdit.original_id,
-                  AnswerEdit.edited_id, AnswerEdit.created_at)
+                  AnswerEdit.edited_id, AnswerEdit.created_at, AnswerEdit.user_id)
         .join(Message, Message.id == AnswerEdit.original_id)
         .where(*_in_window(AnswerEdit.created_at, options))
         .order_by(Message.conversation_id, AnswerEdit.id)
@@ -68,18 +69,27 @@ def edit_query(options: ExportOptions) -> sa.Select:
 
 
 def vote_query(options: ExportOptions) -> sa.Select:
-    """Each voted answer once, with the sum of its votes (groups can vote several times)."""
+    """Each voted answer once, with the sum of its votes (groups can vote several times).
+    Votes of users who have not consented are not counted (see `excluded_votes_query`)."""
     query = (
         sa.select(Message.conversation_id, Vote.message_id, sa.func.sum(Vote.value),
                   sa.func.max(Vote.updated_at))
         .join(Message, Message.id == Vote.message_id)
-        .where(*_in_window(Vote.updated_at, options))
+        .where(*_in_window(Vote.updated_at, options),
+               Vote.user_id.in_(sa.select(User.id).where(consent_filter(options.data_consent))))
         .group_by(Message.conversation_id, Vote.message_id)
         .order_by(Message.conversation_id, Vote.message_id)
     )
     if options.models is not None:
         query = query.where(Message.model_id.in_(options.models))
     return query
+
+
+def excluded_votes_query(options: ExportOptions) -> sa.Select:
+    """How many votes in the window the consent setting leaves out."""
+    return sa.select(sa.func.count()).select_from(Vote).where(
+        *_in_window(Vote.updated_at, options),
+        Vote.user_id.not_in(sa.select(User.id).where(consent_filter(options.data_consent))))
 
 
 QUERIES = {"arena": battle_query, "edit": edit_query, "likes": vote_query,
@@ -89,10 +99,12 @@ QUERIES = {"arena": battle_query, "edit": edit_query, "likes": vote_query,
 class RowBuilder:
     """Turns one batch of judgements (whole conversations) into rows of one format."""
 
-    def __init__(self, options: ExportOptions) -> None:
+    def __init__(self, options: ExportOptions, policy: RowPolicy | None = None) -> None:
         self.o = options
+        self.policy = policy or RowPolicy({}, unknown_restricted=False)
         self._hashes: dict[tuple[str, int], str] = {}
-        self.image_rows_left_out = 0  # rows with images, without --include-images
+        # Rows left out, by reason (see storage/exports/policy.py REASONS).
+        self.removed: dict[str, int] = {}
 
     def _hash(self, kind: str, row_id: int) -> str:
         """Salted hash of a user or conversation id, memoised (they repeat across rows);
@@ -128,24 +140,41 @@ class RowBuilder:
     def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         """(identity, row) pairs: rows with equal identities are exact duplicates. Rows whose
         dialog has an image are left out (counted) unless `include_images`: the formats are
-        text, and there an image is only an "[image]" marker."""
-        forest.images_seen = False
+        text, and there an image is only an "[image]" marker. So are rows with a forgotten
+        message, a user who has not consented, or (unless `include_restricted`) an answer of
+        a restricted model; each row gets its `licenses`."""
+        policy, removed = self.policy, self.removed
+        include_restricted, include_images = self.o.include_restricted, self.o.include_images
+        licence_lists = policy.licence_lists
+        forest.marks = forest.judge = 0
         for keyed in self._rows(source, batch, forest):
-            if forest.images_seen and not self.o.include_images:
-                self.image_rows_left_out += 1
-            else:
-                yield keyed
-            forest.images_seen = False
+            mark = forest.marks | forest.judge
+            forest.marks = 0
+            if mark & FLAGS:
+                reason = policy.reason(mark, include_restricted, include_images)
+                if reason is not None:
+                    removed[reason] = removed.get(reason, 0) + 1
+                    continue
+            licences = licence_lists.get(mark)
+            keyed[1]["licenses"] = policy.licences(mark) if licences is None else licences
+            yield keyed
+
+    @property
+    def image_rows_left_out(self) -> int:
+        return self.removed.get("images", 0)
 
     def _rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         fmt = self.o.format
+        consented = self.policy.consented
         if source == "arena":
             build = getattr(self, f"_battle_{fmt}")
             for b in batch:
+                forest.judge = 0 if consented(b[2]) else NO_CONSENT  # battle.user_id
                 yield from build(b, forest)
         elif source == "edit":
             build = getattr(self, f"_edit_{fmt}")
             for e in batch:
+                forest.judge = 0 if consented(e[5]) else NO_CONSENT  # answer_edit.user_id
                 yield from build(e, forest)
         elif source == "likes":
             yield from getattr(self, f"_likes_{fmt}")(batch, forest)
@@ -253,7 +282,7 @@ class RowBuilder:
         return bool(text) and text != forest.content(original).strip()
 
     def _edit_dpo(self, e: Any, forest: Forest) -> Iterator[Row]:
-        conv, _id, original, edited, created_at = e
+        conv, _id, original, edited, created_at, _user = e
         if not self._edited_pair_ok(forest, original, edited):
             return
         yield self._pair(forest, conv, forest.parent(original), edited, original,
@@ -261,7 +290,7 @@ class RowBuilder:
                          source="edit", strength=None, margin=EDIT_MARGIN, at=created_at)
 
     def _edit_kto(self, e: Any, forest: Forest) -> Iterator[Row]:
-        conv, _id, original, edited, created_at = e
+        conv, _id, original, edited, created_at, _user = e
         if not self._edited_pair_ok(forest, original, edited):
             return
         yield self._single(forest, conv, edited, True, HUMAN, "edit", created_at)
@@ -269,7 +298,7 @@ class RowBuilder:
                            created_at)
 
     def _edit_sft(self, e: Any, forest: Forest) -> Iterator[Row]:
-        conv, _id, original, edited, created_at = e
+        conv, _id, original, edited, created_at, _user = e
         if not self._edited_pair_ok(forest, original, edited):
             return
         yield self._sft_row(forest, conv, edited, HUMAN, "edit", created_at)

@@ -9,6 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.exports.policy import (
+    FORGOTTEN,
+    IMAGE,
+    NO_CONSENT,
+    NOT_MODELS,
+    RowPolicy,
+)
 from storage.models import Message
 
 Turn = dict[str, str]
@@ -17,10 +24,10 @@ HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "conte
 
 
 # A message is a row of (id, parent_id, role, content, status, model_id, system_prompt,
-# origin, has_images), read by index: asyncpg records and SQLAlchemy rows both are such
-# sequences.
+# origin, images, author_id), read by index: asyncpg records and SQLAlchemy rows both are
+# such sequences.
 Node = Sequence[Any]
-PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN, IMAGES = range(1, 9)
+PARENT, ROLE, CONTENT, STATUS, MODEL, SYSTEM, ORIGIN, IMAGES, AUTHOR = range(1, 10)
 IMAGE_MARKER = "[image]"
 _COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Message.status,
             Message.model_id, Message.system_prompt, Message.origin)
@@ -28,8 +35,8 @@ _COLUMNS = (Message.id, Message.parent_id, Message.role, Message.content, Messag
 _PG_QUERY = (
     "SELECT id, parent_id, role, content, status, model_id, system_prompt, origin, "
     "(SELECT count(*) FROM jsonb_array_elements(CASE jsonb_typeof(attachments) "
-    "WHEN 'array' THEN attachments ELSE '[]'::jsonb END) a WHERE a->>'kind' = 'image') "
-    "FROM message WHERE conversation_id = ANY($1::bigint[])"
+    "WHEN 'array' THEN attachments ELSE '[]'::jsonb END) a WHERE a->>'kind' = 'image'), "
+    "author_id FROM message WHERE conversation_id = ANY($1::bigint[])"
 )
 
 
@@ -43,29 +50,47 @@ class Forest:
     """Messages of some conversations by id, with (optionally PII-scrubbed) text."""
 
     def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None,
-                 tag: Tagger) -> None:
+                 policy: RowPolicy | None = None, tag: Tagger | None = None) -> None:
         self.nodes = nodes
         self._clean = clean
-        self._tag = tag
-        # Set when a turn with images is read: the row being built has images (see
-        # `RowBuilder.rows`); such turns read as "[image]" markers before their text.
-        self.images_seen = False
-        self._turns: dict[int, Turn] = {}
+        self._tag = tag or _untagged
+        self._policy = policy or RowPolicy({}, unknown_restricted=False)
+        # The marks (storage/exports/policy.py: images, forgotten, consent, restricted model,
+        # licences) of the turns read since the builder last reset it: what the row being
+        # built contains. Turns with images read as "[image]" markers before their text.
+        # `judge`: the mark of the judgement the row comes from.
+        self.marks = 0
+        self.judge = 0
+        self._turns: dict[int, tuple[Turn, int]] = {}
         self._languages: dict[int, str] = {}
         self._chains: dict[int, int] = {}
 
     def turn(self, message_id: int) -> Turn:
         cached = self._turns.get(message_id)
+        if cached is None:
+            cached = self._turns[message_id] = self._read(message_id)
+        self.marks |= cached[1]
+        return cached[0]
+
+    def _read(self, message_id: int) -> tuple[Turn, int]:
         node = self.nodes[message_id]
         images = node[IMAGES] if len(node) > IMAGES else 0
+        text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
         if images:
-            self.images_seen = True
-        if cached is None:
-            text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
-            if images:
-                text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
-            cached = self._turns[message_id] = {"role": node[ROLE], "content": text}
-        return cached
+            text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
+        role, origin = node[ROLE], node[ORIGIN]
+        # policy.message_mark, inlined: this runs for every message a dump reads.
+        policy = self._policy
+        if role == "assistant" and origin not in NOT_MODELS:
+            mark = policy.model_marks.get(node[MODEL]) or policy.model_mark(node[MODEL])
+        else:
+            mark = FORGOTTEN if origin == "forgotten" else 0
+        author = node[AUTHOR] if len(node) > AUTHOR else None
+        if author is not None and (author in policy.users) is not policy.listed_ok:
+            mark |= NO_CONSENT
+        if images:
+            mark |= IMAGE
+        return {"role": role, "content": text}, mark
 
     def parent(self, message_id: int) -> int:
         parent = self.nodes[message_id][PARENT]
@@ -147,7 +172,8 @@ class Forest:
 
 
 async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
-                      clean: Callable[[str], str] | None, tag: Tagger) -> Forest:
+                      clean: Callable[[str], str] | None,
+                      policy: RowPolicy | None = None, tag: Tagger | None = None) -> Forest:
     ids = list(conversation_ids)
     if connection.dialect.name == "postgresql":
         # The driver directly: this query carries most of a dump's bytes, and asyncpg's
@@ -155,10 +181,16 @@ async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[in
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
-        return Forest({r[0]: r for r in records}, clean, tag)
-    result = await connection.execute(sa.select(*_COLUMNS, Message.attachments).where(
+        return Forest({r[0]: r for r in records}, clean, policy, tag)
+    result = await connection.execute(sa.select(
+        *_COLUMNS, Message.attachments, Message.author_id).where(
         Message.conversation_id.in_(ids)))
-    return Forest({r[0]: (*r[:-1], _image_count(r[-1])) for r in result}, clean, tag)
+    return Forest({r[0]: (*r[:IMAGES], _image_count(r[IMAGES]), r[AUTHOR]) for r in result},
+                  clean, policy, tag)
+
+
+def _untagged(text: str) -> str:
+    return "und"
 
 
 def utc(moment: datetime) -> datetime:

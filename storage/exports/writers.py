@@ -17,6 +17,8 @@ from storage.exports.options import suffix_of
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+# The distinct data licences of the models whose answers are in a row (storage/exports/policy).
+LICENSES = ("licenses", pa.list_(pa.string()))
 
 SCHEMAS: dict[str, pa.Schema] = {
     # TRL conversational preference with an explicit prompt (+ OpenRLHF's `margin`).
@@ -25,13 +27,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("chosen_model", pa.string()), ("rejected_model", pa.string()),
         ("source", pa.string()), ("strength", pa.string()), ("margin", pa.float64()),
         ("language", pa.string()), ("conversation_id", pa.string()),
-        ("created_at", TIMESTAMP),
+        ("created_at", TIMESTAMP), LICENSES,
     ]),
     # TRL unpaired preference.
     "kto": pa.schema([
         ("prompt", MESSAGES), ("completion", MESSAGES), ("label", pa.bool_()),
         ("model", pa.string()), ("source", pa.string()), ("language", pa.string()),
-        ("conversation_id", pa.string()), ("created_at", TIMESTAMP),
+        ("conversation_id", pa.string()), ("created_at", TIMESTAMP), LICENSES,
     ]),
     # LMSYS Chatbot Arena battles (FastChat's rating code reads these columns).
     "arena": pa.schema([
@@ -39,13 +41,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("winner", pa.string()), ("judge", pa.string()),
         ("conversation_a", MESSAGES), ("conversation_b", MESSAGES),
         ("turn", pa.int32()), ("anony", pa.bool_()), ("language", pa.string()),
-        ("tstamp", pa.float64()),
+        ("tstamp", pa.float64()), LICENSES,
     ]),
     # TRL conversational language modelling.
     "sft": pa.schema([
         ("messages", MESSAGES), ("model", pa.string()), ("source", pa.string()),
         ("language", pa.string()), ("conversation_id", pa.string()),
-        ("created_at", TIMESTAMP),
+        ("created_at", TIMESTAMP), LICENSES,
     ]),
 }
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import dialect_insert
 from storage.models import UNSHOWN_STATUSES, Conversation, Message, MessageDelivery, User
+from storage.repositories.privacy import FORGOTTEN, QuestionGone
 from storage.repositories.users import ChatPrefs, TelegramUser, touch_with_prefs_in
 
 _MESSAGE = Message.__table__
@@ -34,6 +35,10 @@ _MOVE_QUESTIONS = sa.update(_MESSAGE).where(
 ).values(parent_id=sa.bindparam("to"))
 _INSERT_MESSAGE = sa.insert(_MESSAGE).returning(_MESSAGE.c.id, _MESSAGE.c.created_at)
 _INSERT_DELIVERY = sa.insert(_DELIVERY)
+_QUESTION_ORIGIN = sa.select(Message.origin).where(
+    Message.id == sa.bindparam("question")).with_for_update(read=True)
+_ANSWER_ORIGIN = sa.select(Message.origin).where(
+    Message.id == sa.bindparam("answer")).with_for_update()
 _LAST_PART = sa.select(sa.func.max(MessageDelivery.part)).where(
     MessageDelivery.message_id == sa.bindparam("message"))
 
@@ -318,6 +323,12 @@ class ConversationRepository:
             "reasoning": answer.reasoning or None,
         }
         async with self._sessionmaker.begin() as session:
+            # The question, share-locked: a "forget me" running meanwhile either finishes first
+            # (then the question is gone or a tombstone, and nothing is stored) or waits for
+            # this answer and forgets it with the question.
+            origin_now = await session.scalar(_QUESTION_ORIGIN, {"question": parent.id})
+            if origin_now is None or origin_now == FORGOTTEN:
+                raise QuestionGone(parent.id)
             message_id, created_at = (await session.execute(_INSERT_MESSAGE, values)).one()
         return Message(id=message_id, created_at=created_at, **values)
 
@@ -351,6 +362,9 @@ class ConversationRepository:
             if row is None:  # deleted meanwhile
                 return
             current = row.head_message_id
+            # Forgotten since it was stored ("forget me"): nothing more is recorded of it.
+            if await session.scalar(_ANSWER_ORIGIN, {"answer": answer.id}) in (None, FORGOTTEN):
+                return
             if delivered is not None:
                 await _add_deliveries(session, answer.id, *delivered)
             if status is not None and status != answer.status:
@@ -393,6 +407,8 @@ class ConversationRepository:
         if not tg_message_ids:
             return
         async with self._sessionmaker.begin() as session:
+            if await session.scalar(_ANSWER_ORIGIN, {"answer": message_id}) in (None, FORGOTTEN):
+                return  # forgotten meanwhile ("forget me")
             await _add_deliveries(session, message_id, tg_chat_id, tg_message_ids)
 
     async def set_content(self, message: Message, content: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 from storage.db import dialect_insert
 from storage.models import AnswerEdit, Battle, Conversation, Message, MessageDelivery, Vote
 from storage.repositories.conversations import move_head_if_latest
+from storage.repositories.privacy import FORGOTTEN, QuestionGone
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,11 @@ class FeedbackRepository:
     async def create_battle(self, *, chat_row_id: int, user_id: int, prompt: Message,
                             answer_a: Message, answer_b: Message) -> Battle:
         async with self._sessionmaker.begin() as session:
+            # The prompt, share-locked: forgotten meanwhile ("forget me"), there is no battle.
+            origin = await session.scalar(sa.select(Message.origin).where(
+                Message.id == prompt.id).with_for_update(read=True))
+            if origin is None or origin == FORGOTTEN:
+                raise QuestionGone(prompt.id)
             battle = Battle(
                 chat_id=chat_row_id, user_id=user_id, prompt_id=prompt.id,
                 answer_a_id=answer_a.id, answer_b_id=answer_b.id,

@@ -14,6 +14,7 @@ from storage.repositories.conversations import (
     _path,
     _set_head,
 )
+from storage.repositories.privacy import FORGOTTEN
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class QuestionRepository:
         conversation was closed."""
         async with self._sessionmaker.begin() as session:
             question = await session.get(Message, question_id)
-            if question is None:
+            if question is None or question.origin == FORGOTTEN:
                 return None
             closed = await session.scalar(
                 sa.select(Conversation.closed_at).where(

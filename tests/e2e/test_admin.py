@@ -177,3 +177,36 @@ async def test_adding_a_model_while_20_users_stream_breaks_no_stream(admin_bot, 
     for user in users:
         [answer] = await telegram.wait_for_bot_messages(user, 1, timeout=30)
         assert answer.text.endswith("w59"), answer.text
+
+
+async def test_addmodel_export_policy_is_stored_and_outlives_removal(admin_bot, telegram, gamma,
+                                                                     db, database_url):
+    from storage.db import create_engine, create_sessionmaker
+    from storage.exports import ExportOptions, ModelPolicy
+    from storage.exports.policy import RESTRICTED, load_policy
+
+    reply = await say(telegram, f"/addmodel gamma url={gamma.base_url} model=gamma-served "
+                                "exportable=maybe")
+    assert reply.startswith("⚠️ exportable= must be 0 or 1")
+    reply = await say(telegram, f"/addmodel gamma url={gamma.base_url} model=gamma-served "
+                                'exportable=0 data_license="Gamma API terms"')
+    assert reply.startswith("✅ gamma (gamma) added"), reply
+    [override] = await rows(db, "SELECT * FROM model_override")
+    assert (override["spec"]["exportable"], override["spec"]["data_license"]) == (
+        False, "Gamma API terms")
+    reply = await say(telegram, "/rmmodel gamma")
+    assert reply.startswith("✅ gamma (gamma) removed"), reply
+    [override] = await rows(db, "SELECT * FROM model_override")
+    assert override["removed"] and override["spec"]["exportable"] is False
+
+    # What a dump reads: the stored entry wins over the file (which says nothing of gamma).
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            policy = await load_policy(await session.connection(), ExportOptions(
+                format="arena", model_policies={"alpha": ModelPolicy()}))
+    finally:
+        await engine.dispose()
+    assert policy.model_mark("gamma") & RESTRICTED
+    assert policy.licences(policy.model_mark("gamma")) == ["Gamma API terms"]
+    assert not policy.model_mark("alpha") & RESTRICTED

@@ -215,11 +215,13 @@ async def test_start_help_and_command_menu(bot, telegram):
     telegram.user_sends("/help", chat_id=PRIVATE)
     messages = await telegram.wait_for_bot_messages(PRIVATE, 2)
     assert "/new" in messages[-1].text
-    assert all(c in messages[-1].text for c in ("/system", "/persona", "/settings", "/usage"))
+    assert all(c in messages[-1].text
+               for c in ("/system", "/persona", "/settings", "/usage", "/privacy"))
     menus = telegram.commands()
     assert any({c["command"] for c in cmds} == {"start", "help", "model", "new", "arena",
                                                 "leaderboard", "stats", "lang", "cancel",
-                                                "system", "persona", "settings", "usage"}
+                                                "system", "persona", "settings", "usage",
+                                                "privacy"}
                for cmds in menus.values())
 
 

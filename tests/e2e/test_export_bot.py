@@ -8,13 +8,18 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from trl.data_utils import is_conversational
 
+from storage.db import create_engine, create_sessionmaker
+from storage.models import ModelOverride
 from tests.harness import running_bot
 from tests.integration.export_scenario import store_scenario
 
 ADMIN = 777
 USER = 888
+# The scenario's third model: gone from the catalogue, its export policy kept.
+RETIRED = {"retired_models": [{"id": "gamma", "data_license": "mit"}]}
 
 
 @pytest.fixture
@@ -40,14 +45,21 @@ async def test_export_sends_parquet_and_jsonl_documents(
     stored, monkeypatch, tmp_path, telegram, models, database_url, redis_prefix
 ):
     async with running_bot(monkeypatch, tmp_path, telegram, models, database_url, redis_prefix,
-                           ADMIN_IDS=str(ADMIN), EXPORT_SALT="pepper"):
+                           catalogue_top=RETIRED, ADMIN_IDS=str(ADMIN), EXPORT_SALT="pepper"):
         await exchange(telegram, "/export dpo")
         doc = await final(telegram, ADMIN, lambda m: m.document is not None)
         assert doc.document["file_name"].endswith(".parquet")
         assert doc.caption.startswith("dpo: 5 rows from")
+        assert doc.caption.endswith("; left out: 1 duplicates")
         table = pq.read_table(io.BytesIO(doc.document["content"]))
         rows = table.to_pylist()
         assert len(rows) == 5 and all(is_conversational(r) for r in rows)
+        assert ["mit", "unknown"] in [r["licenses"] for r in rows]  # beta has no licence
+        # The dataset card follows the dump.
+        card = await final(telegram, ADMIN, lambda m: m.document is not None
+                           and m.document["file_name"] == "README.md")
+        text = card.document["content"].decode()
+        assert text.startswith("---\n") and "num_examples: 5" in text
         # The progress message goes once the file is there.
         await telegram.wait_for(lambda: not [
             m for m in telegram.bot_messages(ADMIN) if (m.text or "").startswith("⏳")],
@@ -69,9 +81,20 @@ async def test_export_sends_parquet_and_jsonl_documents(
                           and m.document["file_name"].startswith("chatmux-dpo")
                           and m.document["file_name"].endswith(".jsonl.gz"))
         assert doc.caption.startswith("dpo: 4 rows from")
-        assert "1 near-duplicate rows dropped" in doc.caption
+        assert "1 near-duplicate prompts" in doc.caption
         lines = gzip.decompress(doc.document["content"]).decode().splitlines()
         assert len(lines) == 4
+        # A model whose terms keep its answers out (here: gamma, Bob's battles).
+        engine = create_engine(database_url)
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(sa.insert(ModelOverride).values(
+                model_id="gamma", spec={"exportable": False}, enabled=False, removed=True))
+        await engine.dispose()
+        await exchange(telegram, "/export arena jsonl")
+        doc = await final(telegram, ADMIN, lambda m: m.document is not None
+                          and "restricted" in (m.caption or ""))
+        assert doc.caption.startswith("arena: 1 rows from 4 judgements; left out: 3 "
+                                      "restricted models")
 
         # Anyone else: the command does not exist.
         (reply,) = await exchange(telegram, "/export dpo", USER)

@@ -13,6 +13,7 @@ from bot.keyboards.arena import BattleStrength, BattleVote
 from bot.keyboards.media import VisionSwitch
 from bot.keyboards.models import ModelChoice
 from bot.keyboards.personas import PersonaChoice
+from bot.keyboards.privacy import PrivacyAction
 from bot.keyboards.questions import AskEdited
 from bot.keyboards.settings import GenSetting
 from tests.fuzz.conftest import fuzz_settings
@@ -31,7 +32,8 @@ async def scene(fuzz) -> Scene:
 # Every kind of button the bot makes.
 BUTTONS: tuple[type[CallbackData], ...] = (AnswerAction, RegenWith, AskEdited, BattleVote,
                                            BattleStrength, GenSetting, ModelChoice,
-                                           PersonaChoice, VisionSwitch, LangChoice)
+                                           PersonaChoice, VisionSwitch, LangChoice,
+                                           PrivacyAction)
 
 
 def _canonical(payload: str) -> str:
@@ -47,10 +49,11 @@ def _canonical(payload: str) -> str:
 
 def _writes_by_right(data: str, presser: int) -> bool:
     """Choices one may make by hand: a value for one's own settings (range-checked, like the
-    menu's steps), and a switch to a vision model (one's own model, as with /model; the
-    photo question it names is answered only if it is really the presser's)."""
+    menu's steps), one's own consent or "forget me" (/privacy), and a switch to a vision
+    model (one's own model, as with /model; the photo question it names is answered only if
+    it is really the presser's)."""
     parts = data.split(":")
-    return ((parts[0] == "gen" and len(parts) > 1 and parts[1] == str(presser))
+    return ((parts[0] in ("gen", "priv") and len(parts) > 1 and parts[1] == str(presser))
             or (parts[0] == "vis" and len(parts) > 1 and parts[1] == "beta"))
 
 

@@ -205,21 +205,52 @@ async def test_no_identities_in_any_dump_and_pii_scrubbed_on_request(stored, tmp
     assert "Mail me at [EMAIL] or call [PHONE], card [CARD]." in clean
 
 
+CLI_CATALOGUE = """
+models:
+  - {id: beta, base_url: "http://127.0.0.1:1/v1", model: b, data_license: cc-by-4.0}
+default_model: beta
+retired_models:
+  - {id: gamma, exportable: false, data_license: "Gamma API terms"}
+"""
+
+
 def test_cli_export_writes_a_loadable_file(database_url, tmp_path):
     asyncio.run(store_scenario(database_url))
+    (tmp_path / "models.yaml").write_text(CLI_CATALOGUE, encoding="utf-8")
     out = tmp_path / "battles.jsonl.gz"
-    env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url, "EXPORT_SALT": "s3cret"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "export", "--format", "arena", "--out", str(out),
-         "--include-ties", "--models", "beta,gamma"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
-    )
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url, "EXPORT_SALT": "s3cret",
+           # the code under test, also from a checkout other than the installed one
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    command = [sys.executable, "-m", "bot", "export", "--format", "arena", "--out", str(out),
+               "--include-ties", "--models", "beta,gamma"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=env)
+    # gamma is retired and restricted: its battles stay out unless asked for.
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no arena rows match these options; nothing written; "
+                                    "left out: 3 rows with answers of restricted or unknown "
+                                    "models (--include-restricted keeps them)")
+    result = subprocess.run([*command, "--include-restricted"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "wrote 3 arena rows" in result.stdout
+    assert f"dataset card: {tmp_path / 'README.md'}" in result.stdout
     with gzip.open(out, "rt", encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines]
     assert {(r["model_a"], r["model_b"]) for r in rows} == {("beta", "gamma")}
+    assert {tuple(r["licenses"]) for r in rows} == {("Gamma API terms", "cc-by-4.0")}
     assert "s3cret" not in result.stdout + result.stderr
+
+    # Without the catalogue no model's policy is known: say so, unless told to go on.
+    (tmp_path / "models.yaml").unlink()
+    missing = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env=env)
+    assert missing.returncode == 2 and "--include-restricted exports without it" in (
+        missing.stderr)
+    result = subprocess.run([*command, "--include-restricted"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0 and "wrote 3 arena rows" in result.stdout
+    (tmp_path / "models.yaml").write_text(CLI_CATALOGUE, encoding="utf-8")
 
     bad = subprocess.run(
         [sys.executable, "-m", "bot", "export", "--format", "dpo",
@@ -250,7 +281,7 @@ async def test_exports_from_sqlite_too(tmp_path):
 
 async def test_near_duplicate_prompts_are_dropped_on_request(stored, tmp_path):
     rows, result = await run(stored, tmp_path, "all.jsonl", format="dpo")
-    assert result.removed == {}  # not asked for: not counted
+    assert "near_duplicate" not in result.removed  # not asked for: nothing removed
     languages = {r["prompt"][-1]["content"]: r["language"] for r in rows}
     assert languages["Как сварить борщ?"] == "ru"
     assert languages["And how long does it cook?"] == "en"
@@ -258,7 +289,7 @@ async def test_near_duplicate_prompts_are_dropped_on_request(stored, tmp_path):
     rows, result = await run(stored, tmp_path, "near.jsonl", format="dpo",
                              near_duplicates=0.85)
     # The edit pair's prompt is the dialog the earlier regenerate pair was judged on.
-    assert result.removed == {"near_duplicate": 1}
+    assert result.removed["near_duplicate"] == 1
     assert sorted(r["source"] for r in rows) == ["arena", "arena", "regenerate", "regenerate"]
     assert result.duplicates == 1  # the exact duplicate is counted as before, not twice
 

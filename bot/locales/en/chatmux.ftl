@@ -16,6 +16,7 @@ help =
     /settings — temperature and answer length
     /lang — the language I speak
     /usage — what you have left (messages per model)
+    /privacy — what I store about you, datasets, "forget me"
     /help — this message
 
     Under each answer: 👍/👎 rate it, 🔄 asks again, 🔀 asks another model, ✏️ lets you write a better answer.
