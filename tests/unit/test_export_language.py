@@ -124,7 +124,7 @@ def forest_of(texts: list[str]):
     nodes = {i: (i, None, "user", text, "complete", None, None, None, 0)
              for i, text in enumerate(texts)}
     tagger = LanguageTagger(DEFAULT_LANGUAGES, background=True)
-    return Forest(nodes, None, tagger), tagger
+    return Forest(nodes, None, tag=tagger), tagger
 
 
 async def test_a_big_batch_is_tagged_in_a_child_process():
