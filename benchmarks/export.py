@@ -118,8 +118,8 @@ def run_export(url: str, fmt: str, variant: str, out: Path
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export {fmt} ({variant}) failed: {output}")
     rows = pq.ParquetFile(out).metadata.num_rows
-    dropped = "; ".join(f"{n} {what}" for n, what in
-                        re.findall(r"(\d+) ([\w -]+?) (?:rows )?dropped", output))
+    left_out = output.strip().partition("; left out: ")[2]  # "3139 exact duplicates, …"
+    dropped = "; ".join(re.findall(r"(\d[\d,]* [^,(]*?)(?: \([^)]*\))?(?:, |$)", left_out))
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, rows, dropped
 
 

@@ -194,7 +194,7 @@ REMOVED = {
                          "--include-restricted"),
     "images": ("rows with images", "--include-images"),
     "duplicate": ("exact duplicates", None),
-    "near_duplicate": ("rows whose prompt nearly repeats an earlier row's", None),
+    "near_duplicate": ("rows with a near-duplicate prompt", None),
 }
 
 
