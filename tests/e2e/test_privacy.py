@@ -307,3 +307,45 @@ async def test_forgetting_in_a_group_keeps_the_others_conversation(bot, telegram
     history = [m["content"] for m in models.chat_requests()[-1]["messages"]
                if m["role"] != "system"]
     assert history == ["tea please", "[alpha-served] tea please", "and milk?"]
+
+
+async def kto_dump(database_url: str, tmp_path, name: str) -> str:
+    """A `kto` dump of the likes (every model's answers exportable: the fakes' models are in
+    no catalogue), as one text to search."""
+    from storage.exports import ExportOptions, export
+
+    (tmp_path / name).mkdir()
+    engine = create_engine(database_url)
+    try:
+        result = await export(create_sessionmaker(engine),
+                              ExportOptions(format="kto", include_restricted=True),
+                              tmp_path / name / "likes.jsonl")
+    finally:
+        await engine.dispose()
+    return result.path.read_text() if result.rows else ""
+
+
+async def test_opting_out_in_privacy_takes_her_rows_out_of_dumps_and_opting_in_back(
+        bot, telegram, db, database_url, tmp_path):
+    """The menu's buttons decide what the exporter writes, for what she wrote before too."""
+    bob_answer = await answer_to(telegram, "which tea is best?", chat_id=BOB, user_id=BOB,
+                                 first_name="Bob")
+    await press(telegram, BOB, bob_answer, "👍", user_id=BOB)
+    answer = await answer_to(telegram, f"what is a {WORD}?")
+    await press(telegram, ALICE, answer, "👍")
+    await rows(db, "SELECT id FROM vote", 2)
+    first = await kto_dump(database_url, tmp_path, "before")
+    assert WORD in first and "which tea is best?" in first
+
+    menu = await say(telegram, "/privacy")
+    await press(telegram, ALICE, menu, "🚫")
+    assert await consent_of(db, ALICE) == [False]
+    out = await kto_dump(database_url, tmp_path, "out")
+    assert WORD not in out and "which tea is best?" in out
+
+    menu = await telegram.wait_for(
+        lambda: (m := current(telegram, ALICE, menu.message_id)).text.endswith(
+            "datasets: excluded") and m)
+    await press(telegram, ALICE, menu, "✅")
+    assert await consent_of(db, ALICE) == [True]
+    assert WORD in await kto_dump(database_url, tmp_path, "back")
