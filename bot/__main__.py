@@ -19,7 +19,7 @@ from bot.observability.logs import configure_logging
 from bot.settings import ConfigError, Settings, load_settings
 from inference.catalogue import Catalogue, CatalogueError, load_catalogue
 from inference.redaction import install_redaction, redact_url
-from storage.exports.options import FORMATS, SOURCES
+from storage.exports.options import FORMATS, NEAR_DUPLICATE_THRESHOLD, SOURCES
 from storage.migrate import upgrade
 from storage.models.feedback import STRENGTHS
 from storage.outage import unavailable
@@ -147,6 +147,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
             models=frozenset(args.models) if args.models else None,
             min_strength=args.min_strength, include_ties=args.include_ties,
             scrub_pii=args.scrub_pii, include_images=args.include_images, **policy,
+            languages=settings.export_languages, near_duplicates=args.near_duplicates,
             **_salt(settings),
         )
         suffix_of(args.out)
@@ -193,6 +194,7 @@ REMOVED = {
                          "--include-restricted"),
     "images": ("rows with images", "--include-images"),
     "duplicate": ("exact duplicates", None),
+    "near_duplicate": ("rows with a near-duplicate prompt", None),
 }
 
 
@@ -336,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
                       "(default per format)")
     dump.add_argument("--scrub-pii", action="store_true",
                       help="mask e-mails, phone and card numbers and @handles in texts")
+    dump.add_argument("--near-duplicates", type=float, nargs="?", metavar="SIMILARITY",
+                      const=NEAR_DUPLICATE_THRESHOLD,
+                      help="drop rows whose prompt nearly repeats an earlier row's (MinHash "
+                      "estimate of word 3-gram Jaccard similarity at or above SIMILARITY, "
+                      f"default {NEAR_DUPLICATE_THRESHOLD}); the first row of each group stays")
     dump.add_argument("--include-restricted", action="store_true",
                       help="keep rows with answers of models marked exportable: false in the "
                       "catalogue, or not in it at all (left out by default)")

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from storage.exports.options import DEFAULT_LANGUAGES
+
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
@@ -55,6 +57,9 @@ class Settings(BaseSettings):
     # Secret for the salted hashes of ids in preference dumps (judge, conversation ids).
     # Unset: a random salt per dump, so ids cannot be linked across dumps.
     export_salt: SecretStr | None = None
+    # Languages a dump's `language` column can name (ISO 639-1, comma-separated); anything
+    # else is "und". Empty: no detection at all.
+    export_languages: Annotated[tuple[str, ...], NoDecode] = DEFAULT_LANGUAGES
     # Whose conversations and judgements may go into dumps: "opt_out" (everyone's, unless
     # they opted out in /privacy) or "opt_in" (only theirs who opted in there).
     data_consent: Literal["opt_out", "opt_in"] = "opt_out"
@@ -243,6 +248,15 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET must be set when WEBHOOK_URL is (1-256 characters "
                              "of A-Z, a-z, 0-9, _ and -, e.g. from `openssl rand -hex 32`)")
         return self
+
+    @field_validator("export_languages", mode="before")
+    @classmethod
+    def _languages(cls, value: object) -> object:
+        from storage.exports.language import check_languages
+
+        if isinstance(value, str):
+            value = value.split(",")
+        return check_languages(value) if isinstance(value, list | tuple) else value
 
     @field_validator("pool_trust_remote_code", mode="before")
     @classmethod

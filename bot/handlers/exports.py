@@ -22,7 +22,7 @@ from bot.export_policy import policy_options
 from bot.handlers.admin import IsAdmin
 from bot.settings import Settings
 from inference.catalogue import CatalogueError
-from storage.exports.options import FORMATS, ExportOptions
+from storage.exports.options import FORMATS, NEAR_DUPLICATE_THRESHOLD, ExportOptions
 
 if TYPE_CHECKING:
     from storage.exports.runner import ExportResult
@@ -30,21 +30,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 USAGE = (
-    "Usage: /export <dpo|kto|arena|sft> [days] [jsonl] [images] — Parquet by default, gzipped "
-    "JSONL with `jsonl`; `images` keeps rows with photos, as [image] markers\n"
+    "Usage: /export <dpo|kto|arena|sft> [days] [jsonl] [images] [near] — Parquet by default, "
+    "gzipped JSONL with `jsonl`; `images` keeps rows with photos, as [image] markers; `near` "
+    "drops rows whose prompt nearly repeats an earlier row's\n"
     "Example: /export dpo 30"
 )
 PROGRESS_EVERY = 3.0  # seconds between progress edits
 _running = asyncio.Lock()  # one dump at a time per process: each holds a CPU core
 
 
-def _parse(args: str | None) -> tuple[str, int | None, str, bool]:
+def _parse(args: str | None) -> tuple[str, int | None, str, bool, bool]:
     words = (args or "").split()
-    if not words or words[0] not in FORMATS or len(words) > 4:
+    if not words or words[0] not in FORMATS or len(words) > 5:
         raise ValueError
     days: int | None = None
     suffix = "parquet"
-    images = False
+    images = near = False
     for word in words[1:]:
         number = whole_number(word)
         if number is not None and days is None and 0 < number <= 36500:
@@ -53,21 +54,26 @@ def _parse(args: str | None) -> tuple[str, int | None, str, bool]:
             suffix = "jsonl.gz"
         elif word.lower() == "images" and not images:
             images = True
+        elif word.lower() == "near" and not near:
+            near = True
         else:
             raise ValueError
-    return words[0], days, suffix, images
+    return words[0], days, suffix, images, near
 
 
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-def cli_hint(fmt: str, since: datetime | None, suffix: str, images: bool = False) -> str:
+def cli_hint(fmt: str, since: datetime | None, suffix: str, images: bool = False,
+             near: bool = False) -> str:
     parts = ["chatmux", "export", "--format", fmt]
     if since is not None:
         parts += ["--since", since.strftime("%Y-%m-%d")]
     if images:
         parts += ["--include-images"]
+    if near:
+        parts += ["--near-duplicates"]
     parts += ["--out", f"{fmt}.{suffix}"]
     return shlex.join(parts)
 
@@ -75,7 +81,7 @@ def cli_hint(fmt: str, since: datetime | None, suffix: str, images: bool = False
 async def export_command(message: Message, command: CommandObject, bot: Bot,
                          settings: Settings) -> None:
     try:
-        fmt, days, suffix, images = _parse(command.args)
+        fmt, days, suffix, images, near = _parse(command.args)
     except ValueError:
         await message.answer(f"⚠️ {USAGE}", parse_mode=None)
         return
@@ -93,6 +99,8 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
                                  "policy is known; the log has the details", parse_mode=None)
             return
         options = ExportOptions(format=fmt, since=since, include_images=images, **policy,
+                                languages=settings.export_languages,
+                                near_duplicates=NEAR_DUPLICATE_THRESHOLD if near else None,
                                 **settings.export_salt_option())
         status = await message.answer(f"⏳ building the {fmt} dump…", parse_mode=None)
         with tempfile.TemporaryDirectory(prefix="chatmux-export-") as tmp:
@@ -101,7 +109,8 @@ async def export_command(message: Message, command: CommandObject, bot: Bot,
             result = await _build(status, settings.database_url, options, path)
             if result is None:
                 return
-            await _deliver(message, status, bot, settings, result, fmt, since, suffix, images)
+            await _deliver(message, status, bot, settings, result, fmt, since, suffix, images,
+                           near)
 
 
 def _export_in_thread(*args: Any) -> ExportResult:
@@ -141,7 +150,7 @@ async def _build(status: Message, database_url: str, options: ExportOptions,
 
 async def _deliver(message: Message, status: Message, bot: Bot, settings: Settings,
                    result: ExportResult, fmt: str, since: datetime | None,
-                   suffix: str, images: bool = False) -> None:
+                   suffix: str, images: bool = False, near: bool = False) -> None:
     left_out = removed_text(result.removed)
     if result.rows == 0:
         await _say(status, f"ℹ️ nothing to export: no {fmt} rows"
@@ -152,7 +161,7 @@ async def _deliver(message: Message, status: Message, bot: Bot, settings: Settin
         await _say(status, (
             f"⚠️ the dump is {_size(size)}, over the {_size(settings.telegram_upload_limit)} "
             "Telegram lets a bot upload. On the server run:\n"
-            f"{cli_hint(fmt, since, suffix, images)}"))
+            f"{cli_hint(fmt, since, suffix, images, near)}"))
         return
     caption = (f"{fmt}: {result.rows:,} rows from {result.judgements:,} judgements"
                + (f" since {since:%Y-%m-%d}" if since else "")
@@ -164,7 +173,7 @@ async def _deliver(message: Message, status: Message, bot: Bot, settings: Settin
     except TelegramAPIError as exc:
         log.warning("could not send the %s dump (%s): %s", fmt, _size(size), exc)
         await _say(status, "⚠️ Telegram did not take the file; on the server run:\n"
-                   f"{cli_hint(fmt, since, suffix, images)}")
+                   f"{cli_hint(fmt, since, suffix, images, near)}")
         return
     log.info("sent a %s dump: %d rows, %s in %.1fs", fmt, result.rows, _size(size),
              time.monotonic() - started)
@@ -186,6 +195,7 @@ REMOVED = {
     "restricted_model": "restricted models (the CLI's --include-restricted keeps them)",
     "images": "with images (add `images` to keep them)",
     "duplicate": "duplicates",
+    "near_duplicate": "near-duplicate prompts",
 }
 
 

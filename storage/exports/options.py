@@ -29,6 +29,12 @@ DEFAULT_SOURCES = {
 }
 # Strength scale (strongest first) and the `margin` each level gives a pair.
 MARGINS = {"much_better": 3.0, "better": 2.0, "slightly_better": 1.0, "about_same": 0.5}
+# Languages the `language` column can name (ISO 639-1; EXPORT_LANGUAGES replaces them);
+# anything else, or too little text to tell, is "und".
+DEFAULT_LANGUAGES = ("en", "ru", "uk", "de", "fr", "es", "it", "pt", "pl", "tr", "zh", "ja",
+                     "ko", "ar")
+# --near-duplicates without a value: MinHash Jaccard estimate of the prompts' word 3-grams.
+NEAR_DUPLICATE_THRESHOLD = 0.85
 UNKNOWN_STRENGTH_MARGIN = 1.0  # the asker voted but did not say by how much
 EDIT_MARGIN = 2.0  # a user rewrote the answer: clearly better
 
@@ -64,6 +70,11 @@ class ExportOptions:
     scrub_pii: bool = False
     # Rows whose dialog has images: left out unless asked for, then with "[image]" markers.
     include_images: bool = False
+    # Candidate languages for the `language` column; empty: no detection, every row "und".
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    # Drop rows whose prompt is a near duplicate (MinHash Jaccard estimate at or above this)
+    # of an earlier row's; None: only exact duplicates are dropped.
+    near_duplicates: float | None = None
     # Export policy per model id (the catalogue file's entries; the runner lays the model
     # overrides stored in the database over them). Given: a model id in neither is treated as
     # restricted. None: no policy source at all, every model is exportable (library callers).
@@ -97,6 +108,11 @@ class ExportOptions:
                 "a tie says neither answer is preferred, so it makes no "
                 f"{self.format} row; --include-ties applies to arena and kto"
             )
+        if self.near_duplicates is not None and not 0 < self.near_duplicates <= 1:
+            raise ExportOptionsError("--near-duplicates takes a similarity in (0, 1], e.g. 0.85")
+        from storage.exports.language import check_languages
+
+        object.__setattr__(self, "languages", check_languages(self.languages))
         if self.data_consent not in CONSENT_MODES:
             raise ExportOptionsError(f"data_consent must be one of {', '.join(CONSENT_MODES)}")
         if self.since and self.until and self.since >= self.until:

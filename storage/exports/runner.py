@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from storage.exports.card import Stats, check_folder, write_card
+from storage.exports.language import LanguageTagger
 from storage.exports.options import ExportOptions, suffix_of
 from storage.exports.pii import scrub_pii
 from storage.exports.policy import RowPolicy, load_policy
 from storage.exports.sources import QUERIES, RowBuilder, excluded_votes_query
-from storage.exports.tree import Forest, load_forest
+from storage.exports.tree import Forest, Tagger, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
 FETCH_ROWS = 5000  # judgements per cursor round trip
@@ -40,7 +41,8 @@ class ExportResult:
     judgements: int
     image_rows_left_out: int = 0  # rows with images (without include_images)
     # Rows left out, by filter: forgotten, no_consent (for likes and regenerate: votes),
-    # restricted_model, images, duplicate. Only filters that removed something are keys.
+    # restricted_model, images, duplicate, near_duplicate. Only filters that removed
+    # something are keys.
     removed: dict[str, int] = field(default_factory=dict)
     card: Path | None = None  # the dataset card written next to the dump
 
@@ -86,14 +88,23 @@ async def _conversation_batches(connection: AsyncConnection, query: sa.Select
 
 
 async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: sa.Select,
-                        clean: Callable[[str], str] | None, policy: RowPolicy | None = None
+                        clean: Callable[[str], str] | None, policy: RowPolicy | None = None,
+                        tag: Tagger | None = None,
+                        prepare: Callable[[list[Any], Forest], Awaitable[None]] | None = None
                         ) -> AsyncIterator[tuple[list[Any], Forest]]:
     """Batches with their conversations, the next batch's conversations already loading
-    while the caller builds rows (the database works while Python does)."""
+    (and `prepare`d: its questions tagged) while the caller builds rows (the database and
+    the tagging process work while Python does)."""
     batches = _conversation_batches(cursor, query)
 
+    async def load_one(batch: list[Any]) -> Forest:
+        forest = await load_forest(trees, {r[0] for r in batch}, clean, policy, tag)
+        if prepare is not None:
+            await prepare(batch, forest)
+        return forest
+
     def load(batch: list[Any]) -> asyncio.Task[Forest]:
-        return asyncio.ensure_future(load_forest(trees, {r[0] for r in batch}, clean, policy))
+        return asyncio.ensure_future(load_one(batch))
 
     batch = await anext(batches, None)
     loading = load(batch) if batch is not None else None
@@ -102,6 +113,10 @@ async def _with_forests(cursor: AsyncConnection, trees: AsyncConnection, query: 
             forest = await loading
             following = await anext(batches, None)
             loading = load(following) if following is not None else None
+            # Let the task send its query before the caller builds rows without awaiting
+            # anything: otherwise it starts only when awaited, and nothing overlaps.
+            for _ in range(3):
+                await asyncio.sleep(0)
             yield batch, forest
             batch = following
     finally:
@@ -132,6 +147,14 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     stats = Stats(options.format)
     votes_left_out = 0
     clean = scrub_pii if options.scrub_pii else None
+    # Built once: loading its models takes a while.
+    tag = LanguageTagger(options.languages, background=True)
+    near = None
+    if options.near_duplicates is not None:
+        from storage.exports.near_duplicates import NearDuplicates, prompt_text
+
+        near = NearDuplicates(options.near_duplicates)
+    near_duplicates = 0
     seen: set[int] = set()
     pending: list[dict[str, Any]] = []
     writer: RowWriter | None = None  # opened with the first rows: no rows, no file
@@ -161,12 +184,20 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
                 await trees.execute(sa.text("SET LOCAL jit = off"))
             for source in options.sources:
                 query = QUERIES[source](options)
-                async for batch, forest in _with_forests(cursor, trees, query, clean, policy):
+                async def prepare(batch: list[Any], forest: Forest, source: str = source
+                                  ) -> None:
+                    await tag.prefetch(forest, builder.questions(source, batch, forest))
+
+                async for batch, forest in _with_forests(cursor, trees, query, clean, policy,
+                                                         tag, prepare):
                     for key, row in builder.rows(source, batch, forest):
                         if key in seen:
                             duplicates += 1
                             continue
                         seen.add(key)
+                        if near is not None and near.seen(prompt_text(options.format, row)):
+                            near_duplicates += 1
+                            continue
                         pending.append(row)
                     if len(pending) >= WRITE_ROWS:
                         flush()
@@ -176,6 +207,7 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         if pending:
             flush()
     except BaseException:
+        tag.close()
         if writer is not None:
             writer.close()
             out.unlink(missing_ok=True)
@@ -183,7 +215,9 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
     removed = dict(builder.removed)
     if votes_left_out:
         removed["no_consent"] = removed.get("no_consent", 0) + votes_left_out
+    tag.close()
     removed["duplicate"] = duplicates
+    removed["near_duplicate"] = near_duplicates
     removed = {k: v for k, v in removed.items() if v}
     card = None
     if writer is not None:

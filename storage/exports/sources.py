@@ -19,7 +19,7 @@ from storage.exports.options import (
     ExportOptions,
 )
 from storage.exports.policy import FLAGS, NO_CONSENT, RowPolicy, consent_filter
-from storage.exports.tree import HUMAN, Forest, utc
+from storage.exports.tree import HUMAN, PARENT, Forest, utc
 from storage.models import AnswerEdit, Battle, Message, User, Vote
 
 Row = dict[str, Any]
@@ -116,6 +116,26 @@ class RowBuilder:
                 self._hashes.clear()
             value = self._hashes[key] = self.o.anonymize(kind, row_id)
         return value
+
+    def questions(self, source: str, batch: list[Any], forest: Forest) -> set[int]:
+        """The ids of the questions whose language this batch's rows will report."""
+        nodes = forest.nodes
+        if source == "arena":
+            return {b[3] for b in batch if b[3] in nodes}
+        if source == "regenerate":  # only questions with a liked and a disliked answer
+            signs: dict[int, set[bool]] = {}
+            for _conv, message_id, net, _at in batch:
+                node = nodes.get(message_id)
+                if net and node is not None and node[PARENT] is not None:
+                    signs.setdefault(node[PARENT], set()).add(net > 0)
+            return {parent for parent, seen in signs.items() if len(seen) == 2}
+        column = 2 if source == "edit" else 1  # the original answer; the voted answer
+        ids = set()
+        for judgement in batch:
+            node = nodes.get(judgement[column])
+            if node is not None and node[PARENT] is not None:
+                ids.add(node[PARENT])
+        return ids
 
     def rows(self, source: str, batch: list[Any], forest: Forest) -> Iterator[Keyed]:
         """(identity, row) pairs: rows with equal identities are exact duplicates. Rows whose

@@ -16,10 +16,10 @@ from storage.exports.policy import (
     NOT_MODELS,
     RowPolicy,
 )
-from storage.exports.text import guess_language
 from storage.models import Message
 
 Turn = dict[str, str]
+Tagger = Callable[[str], str]  # a text's language tag (storage.exports.language)
 HUMAN = "human"  # the "model" of an answer a user wrote  # {"role": ..., "content": ...}
 
 
@@ -50,9 +50,10 @@ class Forest:
     """Messages of some conversations by id, with (optionally PII-scrubbed) text."""
 
     def __init__(self, nodes: dict[int, Node], clean: Callable[[str], str] | None,
-                 policy: RowPolicy | None = None) -> None:
+                 policy: RowPolicy | None = None, tag: Tagger | None = None) -> None:
         self.nodes = nodes
         self._clean = clean
+        self._tag = tag or _untagged
         self._policy = policy or RowPolicy({}, unknown_restricted=False)
         # The marks (storage/exports/policy.py: images, forgotten, consent, restricted model,
         # licences) of the turns read since the builder last reset it: what the row being
@@ -146,9 +147,15 @@ class Forest:
         """The language of a question (what a row's `language` reports)."""
         cached = self._languages.get(user_message_id)
         if cached is None:
-            cached = guess_language(self.nodes[user_message_id][CONTENT])
+            cached = self._tag(self.nodes[user_message_id][CONTENT])
             self._languages[user_message_id] = cached
         return cached
+
+    def has_language(self, user_message_id: int) -> bool:
+        return user_message_id in self._languages
+
+    def set_language(self, user_message_id: int, language: str) -> None:
+        self._languages[user_message_id] = language
 
     def model(self, message_id: int) -> str | None:
         """Who wrote an answer: its model, or "human" for a user's edit."""
@@ -166,7 +173,7 @@ class Forest:
 
 async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[int],
                       clean: Callable[[str], str] | None,
-                      policy: RowPolicy | None = None) -> Forest:
+                      policy: RowPolicy | None = None, tag: Tagger | None = None) -> Forest:
     ids = list(conversation_ids)
     if connection.dialect.name == "postgresql":
         # The driver directly: this query carries most of a dump's bytes, and asyncpg's
@@ -174,12 +181,16 @@ async def load_forest(connection: AsyncConnection, conversation_ids: Iterable[in
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         records = await raw.fetch(_PG_QUERY, ids)  # jit is off for this session: see export
-        return Forest({r[0]: r for r in records}, clean, policy)
+        return Forest({r[0]: r for r in records}, clean, policy, tag)
     result = await connection.execute(sa.select(
         *_COLUMNS, Message.attachments, Message.author_id).where(
         Message.conversation_id.in_(ids)))
     return Forest({r[0]: (*r[:IMAGES], _image_count(r[IMAGES]), r[AUTHOR]) for r in result},
-                  clean, policy)
+                  clean, policy, tag)
+
+
+def _untagged(text: str) -> str:
+    return "und"
 
 
 def utc(moment: datetime) -> datetime:

@@ -75,6 +75,15 @@ async def test_export_sends_parquet_and_jsonl_documents(
                                                         "tie (bothbad)"]
         assert "since" in doc.caption
 
+        # `near`: rows whose prompt nearly repeats an earlier row's go, and are counted.
+        await exchange(telegram, "/export dpo near jsonl")
+        doc = await final(telegram, ADMIN, lambda m: m.document is not None
+                          and m.document["file_name"].startswith("chatmux-dpo")
+                          and m.document["file_name"].endswith(".jsonl.gz"))
+        assert doc.caption.startswith("dpo: 4 rows from")
+        assert "1 near-duplicate prompts" in doc.caption
+        lines = gzip.decompress(doc.document["content"]).decode().splitlines()
+        assert len(lines) == 4
         # A model whose terms keep its answers out (here: gamma, Bob's battles).
         engine = create_engine(database_url)
         async with create_sessionmaker(engine).begin() as session:

@@ -242,8 +242,11 @@ async def test_the_card_counts_and_licence(stored, tmp_path):
     text = result.card.read_text(encoding="utf-8")
     assert "| alpha | 1 |" in text and "| beta | 1 |" in text and "| arena | 1 |" in text
 
+    # Two candidate languages: lingua's trigram mode reads a three-word question such as
+    # "And a fruit?" as Portuguese when offered the default dozen.
     _, result = await dump(stored, tmp_path / "all.parquet", format="arena",
-                           model_policies=OPEN, include_restricted=True)
+                           model_policies=OPEN, include_restricted=True,
+                           languages=("en", "ru"))
     meta = front_matter(result.card)  # rewritten: chatmux wrote the last one
     assert meta["license"] == "other" and "cc-by-4.0" in meta["license_details"]
     assert sorted(meta["language"]) == ["en", "ru"]

@@ -84,7 +84,7 @@ async def test_dpo_pairs_from_battles_regenerations_and_edits(stored, tmp_path, 
     assert borscht["rejected"] == [bot("Не знаю.")]
     assert (borscht["rejected_model"], borscht["strength"], borscht["margin"]) == (
         "alpha", "much_better", 3.0)
-    assert borscht["language"] == "Russian"
+    assert borscht["language"] == "ru"
 
     regen = next(r for r in by_source["regenerate"] if r["chosen_model"] == "alpha")
     assert regen["prompt"][0] == {"role": "system", "content": SYSTEM}
@@ -277,3 +277,27 @@ async def test_exports_from_sqlite_too(tmp_path):
             assert pq.read_table(result.path).num_rows == expected
     finally:
         await engine.dispose()
+
+
+async def test_near_duplicate_prompts_are_dropped_on_request(stored, tmp_path):
+    rows, result = await run(stored, tmp_path, "all.jsonl", format="dpo")
+    assert "near_duplicate" not in result.removed  # not asked for: nothing removed
+    languages = {r["prompt"][-1]["content"]: r["language"] for r in rows}
+    assert languages["Как сварить борщ?"] == "ru"
+    assert languages["And how long does it cook?"] == "en"
+    assert languages["2+2?"] == "und"  # no letters
+    rows, result = await run(stored, tmp_path, "near.jsonl", format="dpo",
+                             near_duplicates=0.85)
+    # The edit pair's prompt is the dialog the earlier regenerate pair was judged on.
+    assert result.removed["near_duplicate"] == 1
+    assert sorted(r["source"] for r in rows) == ["arena", "arena", "regenerate", "regenerate"]
+    assert result.duplicates == 1  # the exact duplicate is counted as before, not twice
+
+
+async def test_languages_come_from_the_options(stored, tmp_path):
+    rows, _ = await run(stored, tmp_path, "none.jsonl", format="arena", languages=())
+    assert {r["language"] for r in rows} == {"und"}
+    rows, _ = await run(stored, tmp_path, "ru.jsonl", format="arena", languages=("de", "ru"))
+    by_winner = {r["winner"]: r["language"] for r in rows}
+    assert by_winner["model_b"] == "ru"  # "Как сварить борщ?"
+    assert by_winner["tie"] in ("de", "und")  # English is not a candidate
