@@ -27,7 +27,7 @@ from storage.exports.tree import Forest, Tagger, load_forest
 from storage.exports.writers import RowWriter, open_writer
 
 FETCH_ROWS = 5000  # judgements per cursor round trip
-CONVERSATIONS_PER_BATCH = 2000
+CONVERSATIONS_PER_BATCH = 1500
 WRITE_ROWS = 10_000  # rows per Parquet row group / JSONL write
 
 Progress = Callable[[int, int], None]  # (judgements done, judgements in all)
