@@ -150,6 +150,8 @@ def _options(options: ExportOptions) -> dict[str, Any]:
         "scrub_pii": options.scrub_pii, "include_images": options.include_images,
         "include_restricted": options.include_restricted,
         "data_consent": options.data_consent,
+        "languages": list(options.languages) or None,  # the detector's candidates
+        "near_duplicates": options.near_duplicates,  # the MinHash threshold, if used
     }
     return {k: v for k, v in shown.items() if v is not None}
 

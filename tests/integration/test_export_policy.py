@@ -250,6 +250,12 @@ async def test_the_card_counts_and_licence(stored, tmp_path):
     meta = front_matter(result.card)  # rewritten: chatmux wrote the last one
     assert meta["license"] == "other" and "cc-by-4.0" in meta["license_details"]
     assert sorted(meta["language"]) == ["en", "ru"]
+    text = result.card.read_text(encoding="utf-8")
+    assert "languages:\n- en\n- ru\n" in text and "near_duplicates" not in text
+
+    _, result = await dump(stored, tmp_path / "near.parquet", format="arena",
+                           model_policies=OPEN, include_restricted=True, near_duplicates=0.9)
+    assert "near_duplicates: 0.9\n" in result.card.read_text(encoding="utf-8")
 
 
 async def test_a_readme_chatmux_did_not_write_is_kept(stored, tmp_path):
