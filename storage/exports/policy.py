@@ -53,6 +53,7 @@ class RowPolicy:
         self.licence_lists: dict[int, list[str]] = {}  # by row mark, see `licences`
 
     def consented(self, user_id: int | None) -> bool:
+        """Whether a user's messages and judgements may be in rows (None: nobody's)."""
         return user_id is None or (user_id in self.users) is self.listed_ok
 
     def _licence_bit(self, licence: str) -> int:
@@ -78,15 +79,13 @@ class RowPolicy:
 
     def message_mark(self, role: str, origin: str, model_id: str | None,
                      author_id: int | None) -> int:
-        """A message's own mark, without images (`Forest._read` has this inlined)."""
+        """A message's own mark, without images (computed once per message and batch)."""
         mark = 0
         if role == "assistant" and origin not in NOT_MODELS:
             mark = self.model_marks.get(model_id) or self.model_mark(model_id)
         elif origin == "forgotten":
             mark = FORGOTTEN
-        if author_id is not None and (author_id in self.users) is not self.listed_ok:
-            mark |= NO_CONSENT
-        return mark
+        return mark if self.consented(author_id) else mark | NO_CONSENT
 
     def licences(self, mark: int) -> list[str]:
         """The sorted distinct licences in a row's mark (one shared list per mark: callers

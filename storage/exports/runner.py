@@ -207,15 +207,15 @@ async def export(sessionmaker: async_sessionmaker, options: ExportOptions, out: 
         if pending:
             flush()
     except BaseException:
-        tag.close()
         if writer is not None:
             writer.close()
             out.unlink(missing_ok=True)
         raise
+    finally:
+        tag.close()
     removed = dict(builder.removed)
     if votes_left_out:
         removed["no_consent"] = removed.get("no_consent", 0) + votes_left_out
-    tag.close()
     removed["duplicate"] = duplicates
     removed["near_duplicate"] = near_duplicates
     removed = {k: v for k, v in removed.items() if v}

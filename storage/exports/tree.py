@@ -9,13 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.exports.policy import (
-    FORGOTTEN,
-    IMAGE,
-    NO_CONSENT,
-    NOT_MODELS,
-    RowPolicy,
-)
+from storage.exports.policy import IMAGE, RowPolicy
 from storage.models import Message
 
 Turn = dict[str, str]
@@ -78,16 +72,9 @@ class Forest:
         text = self._clean(node[CONTENT]) if self._clean else node[CONTENT]
         if images:
             text = "\n".join(p for p in (" ".join([IMAGE_MARKER] * images), text) if p)
-        role, origin = node[ROLE], node[ORIGIN]
-        # policy.message_mark, inlined: this runs for every message a dump reads.
-        policy = self._policy
-        if role == "assistant" and origin not in NOT_MODELS:
-            mark = policy.model_marks.get(node[MODEL]) or policy.model_mark(node[MODEL])
-        else:
-            mark = FORGOTTEN if origin == "forgotten" else 0
-        author = node[AUTHOR] if len(node) > AUTHOR else None
-        if author is not None and (author in policy.users) is not policy.listed_ok:
-            mark |= NO_CONSENT
+        role = node[ROLE]
+        mark = self._policy.message_mark(role, node[ORIGIN], node[MODEL],
+                                         node[AUTHOR] if len(node) > AUTHOR else None)
         if images:
             mark |= IMAGE
         return {"role": role, "content": text}, mark
