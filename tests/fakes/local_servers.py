@@ -5,7 +5,9 @@ detection reads, shaped like the real ones (Ollama's openai/openai.go `ListCompl
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Self
 
 from aiohttp import web
@@ -81,3 +83,21 @@ class FakeLocalServer:
     async def _props(self, request: web.Request) -> web.Response:
         return web.json_response({"default_generation_settings": {"n_ctx": self.n_ctx},
                                   "total_slots": 1, "model_path": self.models[0]})
+
+
+@contextlib.asynccontextmanager
+async def html_page(text: str = "<html>hello</html>") -> AsyncIterator[int]:
+    """Something that is not a model server (a router's login page, say) on a free port,
+    answering HTML to every path: yields the port."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=text, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
 from inference.catalogue import load_catalogue, parse_catalogue
 from inference.keys import KeyRing
 from inference.local_servers import catalogue_entries, catalogue_lines, detect_local_servers
 from inference.reachability import diagnose
-from tests.fakes.local_servers import FakeLocalServer
+from tests.fakes.local_servers import FakeLocalServer, html_page
 from tests.fakes.openai_api import FakeModelServer
 from tests.unit.test_reachability import closed_port
 
@@ -43,16 +42,8 @@ async def vllm() -> AsyncIterator[FakeModelServer]:
 @pytest.fixture
 async def web_page() -> AsyncIterator[int]:
     """Something else on a usual port: a web server answering HTML to everything."""
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<html>hello</html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield int(runner.addresses[0][1])
-    await runner.cleanup()
+    async with html_page() as port:
+        yield port
 
 
 def port_of(server: FakeModelServer) -> int:

@@ -14,6 +14,7 @@ from aiohttp import web
 from inference.catalogue import Catalogue, parse_catalogue
 from inference.keys import KeyRing
 from inference.reachability import check_model, diagnose, serves
+from tests.fakes.local_servers import html_page
 from tests.fakes.openai_api import FakeModelServer
 
 pytestmark = pytest.mark.timeout(20)
@@ -155,18 +156,7 @@ def test_ollama_answers_to_a_name_without_its_tag() -> None:
 
 
 async def test_a_web_page_is_not_an_openai_compatible_server() -> None:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<html>router login</html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    try:
+    async with html_page("<html>router login</html>") as port:
         cat = catalogue(entry("q", f"http://127.0.0.1:{port}/v1"))
         [verdict] = await diagnose(cat.models, keys_for(cat))
         assert (verdict.reason, verdict.detail) == ("http_error", f"127.0.0.1:{port}")
-    finally:
-        await runner.cleanup()
